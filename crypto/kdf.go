@@ -1,0 +1,161 @@
+package crypto
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"math/bits"
+	"time"
+
+	"golang.org/x/crypto/scrypt"
+)
+
+// KDFParams are scrypt's cost parameters.
+type KDFParams struct {
+	N, R, P int
+}
+
+var DefaultKDFParams = KDFParams{N: 1 << 15, R: 8, P: 1}
+
+const (
+	minN = 1 << 15
+	// maxKDFMemory bounds 128*N*r. Key files are read from untrusted
+	// storage; without a bound a forged file could demand terabytes.
+	maxKDFMemory = 4 << 30
+	// maxKDFWork bounds N*r*p for the same reason (minutes of CPU).
+	maxKDFWork = 1 << 30
+)
+
+// validate rejects parameters scrypt cannot use or that are absurdly costly.
+func (p KDFParams) validate() error {
+	switch {
+	case p.N <= 1 || bits.OnesCount(uint(p.N)) != 1:
+		return fmt.Errorf("crypto: scrypt N=%d is not a power of two > 1", p.N)
+	case p.R <= 0 || p.P <= 0:
+		return fmt.Errorf("crypto: scrypt r=%d, p=%d must be positive", p.R, p.P)
+	case uint64(p.N) > maxKDFMemory/128/uint64(p.R):
+		return fmt.Errorf("crypto: scrypt N=%d, r=%d needs more than %d MiB", p.N, p.R, maxKDFMemory>>20)
+	case uint64(p.N)*uint64(p.R) > maxKDFWork/uint64(p.P):
+		return fmt.Errorf("crypto: scrypt N=%d, r=%d, p=%d is too expensive", p.N, p.R, p.P)
+	}
+	return nil
+}
+
+// Calibrate picks the largest power-of-two N >= 2^15 (r=8, p=1) whose
+// estimated run time is at most target and whose memory (128*N*r bytes)
+// is at most maxMemMiB (<= 0 means no memory limit). scrypt time is linear
+// in N, so one small timed run is enough to extrapolate.
+func Calibrate(target time.Duration, maxMemMiB int) KDFParams {
+	p := DefaultKDFParams
+	const probeN = 1 << 13 // 8 MiB: big enough to leave the CPU caches
+	start := time.Now()
+	if _, err := scrypt.Key([]byte("calibrate"), make([]byte, 64), probeN, p.R, p.P, 64); err != nil {
+		return p
+	}
+	perN := float64(time.Since(start)) / probeN
+	memMiB := func(n int) int { return n * p.R / 8192 } // 128*n*r bytes
+	for n := p.N * 2; n <= maxKDFMemory/128/p.R; n *= 2 {
+		if float64(n)*perN > float64(target) || (maxMemMiB > 0 && memMiB(n) > maxMemMiB) {
+			break
+		}
+		p.N = n
+	}
+	return p
+}
+
+// KDF derives a key from password with scrypt. The 64 output bytes are
+// laid out as restic does: encryption key, MAC K, MAC R.
+func KDF(p KDFParams, salt []byte, password string) (*Key, error) {
+	if err := p.validate(); err != nil {
+		return nil, err
+	}
+	if len(salt) == 0 {
+		return nil, errors.New("crypto: empty scrypt salt")
+	}
+	out, err := scrypt.Key([]byte(password), salt, p.N, p.R, p.P, 64)
+	if err != nil {
+		return nil, fmt.Errorf("crypto: scrypt: %w", err)
+	}
+	k := &Key{}
+	copy(k.EncryptionKey[:], out[:32])
+	copy(k.MACKey.K[:], out[32:48])
+	copy(k.MACKey.R[:], out[48:64])
+	maskR(&k.MACKey.R)
+	clear(out)
+	return k.init(), nil
+}
+
+// NewSalt returns 64 random bytes, the salt size restic uses.
+func NewSalt() []byte {
+	s := make([]byte, 64)
+	rand.Read(s)
+	return s
+}
+
+// KeyFile is the JSON stored (unencrypted) at keys/<id>. Data holds the
+// master key JSON sealed with the key derived from the password.
+type KeyFile struct {
+	Created  time.Time `json:"created"`
+	Username string    `json:"username"`
+	Hostname string    `json:"hostname"`
+	KDF      string    `json:"kdf"`
+	N        int       `json:"N"`
+	R        int       `json:"r"`
+	P        int       `json:"p"`
+	Salt     []byte    `json:"salt"`
+	Data     []byte    `json:"data"`
+}
+
+// NewKeyFile wraps master under password with fresh salt and params p.
+func NewKeyFile(password string, master *Key, p KDFParams, username, hostname string) (*KeyFile, error) {
+	if !master.Valid() {
+		return nil, errors.New("crypto: invalid master key")
+	}
+	kf := &KeyFile{
+		Created:  time.Now(),
+		Username: username,
+		Hostname: hostname,
+		KDF:      "scrypt",
+		N:        p.N,
+		R:        p.R,
+		P:        p.P,
+		Salt:     NewSalt(),
+	}
+	user, err := KDF(p, kf.Salt, password)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := master.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	kf.Data = user.Seal(nil, plain)
+	clear(plain)
+	return kf, nil
+}
+
+// Open derives the key-file key from password and unwraps the master key.
+func (kf *KeyFile) Open(password string) (*Key, error) {
+	if kf.KDF != "scrypt" {
+		return nil, fmt.Errorf("crypto: unsupported key derivation function %q", kf.KDF)
+	}
+	user, err := KDF(KDFParams{N: kf.N, R: kf.R, P: kf.P}, kf.Salt, password)
+	if err != nil {
+		return nil, err
+	}
+	plain, err := user.Open(nil, kf.Data)
+	if errors.Is(err, ErrUnauthenticated) {
+		return nil, ErrWrongPassword
+	} else if err != nil {
+		return nil, fmt.Errorf("crypto: key file data: %w", err)
+	}
+	defer clear(plain)
+	master := &Key{}
+	if err := master.UnmarshalJSON(plain); err != nil {
+		return nil, fmt.Errorf("crypto: decoding master key: %w", err)
+	}
+	if !master.Valid() {
+		return nil, errors.New("crypto: key file holds an invalid master key")
+	}
+	return master, nil
+}

@@ -1,0 +1,278 @@
+package repo
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// indexEntry is one blob location. 52 bytes; with the sorted-slice layout
+// below the index costs about that per blob (plus 32 bytes per pack).
+type indexEntry struct {
+	id     ID
+	pack   uint32 // position in Index.packs
+	offset uint32
+	length uint32
+	ulen   uint32
+	typ    BlobType
+}
+
+func cmpEntry(a, b *indexEntry) int {
+	if c := bytes.Compare(a.id[:], b.id[:]); c != 0 {
+		return c
+	}
+	return int(a.typ) - int(b.typ)
+}
+
+// Index maps blobs to their pack locations. Loaded entries live in one
+// sorted slice (binary search, no per-entry pointers); entries added during
+// this run sit in a small map until Merge.
+type Index struct {
+	mu      sync.RWMutex
+	packs   []ID
+	packNum map[ID]uint32
+	sorted  []indexEntry
+	added   map[BlobHandle][]indexEntry
+	dirty   bool // sorted has unsorted tail
+}
+
+// NewIndex returns an empty index.
+func NewIndex() *Index {
+	return &Index{packNum: map[ID]uint32{}, added: map[BlobHandle][]indexEntry{}}
+}
+
+func (idx *Index) packNumber(pack ID) uint32 {
+	n, ok := idx.packNum[pack]
+	if !ok {
+		n = uint32(len(idx.packs))
+		idx.packs = append(idx.packs, pack)
+		idx.packNum[pack] = n
+	}
+	return n
+}
+
+func (idx *Index) entry(pb PackedBlob) indexEntry {
+	return indexEntry{id: pb.ID, typ: pb.Type, pack: idx.packNumber(pb.Pack),
+		offset: pb.Offset, length: pb.Length, ulen: pb.UncompressedLength}
+}
+
+func (idx *Index) packed(e *indexEntry) PackedBlob {
+	return PackedBlob{BlobHandle: BlobHandle{ID: e.id, Type: e.typ}, Pack: idx.packs[e.pack],
+		Offset: e.offset, Length: e.length, UncompressedLength: e.ulen}
+}
+
+// Grow reserves room for n more loaded entries.
+func (idx *Index) Grow(n int) {
+	idx.mu.Lock()
+	idx.sorted = slices.Grow(idx.sorted, n)
+	idx.mu.Unlock()
+}
+
+// AddLoaded adds entries read from an index file. Call Sort once all are in.
+func (idx *Index) AddLoaded(blobs []PackedBlob) {
+	idx.mu.Lock()
+	defer idx.mu.Unlock()
+	for _, pb := range blobs {
+		idx.sorted = append(idx.sorted, idx.entry(pb))
+	}
+	idx.dirty = true
+}
+
+// Sort makes loaded entries searchable.
+func (idx *Index) Sort() {
+	idx.mu.Lock()
+	defer idx.mu.Unlock()
+	idx.sortLocked()
+}
+
+func (idx *Index) sortLocked() {
+	if idx.dirty {
+		slices.SortFunc(idx.sorted, func(a, b indexEntry) int { return cmpEntry(&a, &b) })
+		idx.dirty = false
+	}
+}
+
+// Add records a blob written in this run.
+func (idx *Index) Add(pb PackedBlob) {
+	idx.mu.Lock()
+	defer idx.mu.Unlock()
+	idx.added[pb.BlobHandle] = append(idx.added[pb.BlobHandle], idx.entry(pb))
+}
+
+// Merge moves blobs added in this run into the sorted part.
+func (idx *Index) Merge() {
+	idx.mu.Lock()
+	defer idx.mu.Unlock()
+	for _, es := range idx.added {
+		idx.sorted = append(idx.sorted, es...)
+	}
+	clear(idx.added)
+	idx.dirty = true
+	idx.sortLocked()
+}
+
+func (idx *Index) find(h BlobHandle) (lo, hi int) {
+	key := indexEntry{id: h.ID, typ: h.Type}
+	lo, _ = slices.BinarySearchFunc(idx.sorted, key, func(a, b indexEntry) int { return cmpEntry(&a, &b) })
+	hi = lo
+	for hi < len(idx.sorted) && idx.sorted[hi].id == h.ID && idx.sorted[hi].typ == h.Type {
+		hi++
+	}
+	return lo, hi
+}
+
+// Lookup returns every known location of h (a blob may be stored twice).
+func (idx *Index) Lookup(h BlobHandle) []PackedBlob {
+	idx.mu.RLock()
+	defer idx.mu.RUnlock()
+	var out []PackedBlob
+	for i := range idx.added[h] {
+		out = append(out, idx.packed(&idx.added[h][i]))
+	}
+	if idx.dirty {
+		for i := range idx.sorted {
+			if idx.sorted[i].id == h.ID && idx.sorted[i].typ == h.Type {
+				out = append(out, idx.packed(&idx.sorted[i]))
+			}
+		}
+		return out
+	}
+	lo, hi := idx.find(h)
+	for i := lo; i < hi; i++ {
+		out = append(out, idx.packed(&idx.sorted[i]))
+	}
+	return out
+}
+
+// Has reports whether h is stored anywhere.
+func (idx *Index) Has(h BlobHandle) bool {
+	idx.mu.RLock()
+	defer idx.mu.RUnlock()
+	if len(idx.added[h]) > 0 {
+		return true
+	}
+	if idx.dirty {
+		return slices.ContainsFunc(idx.sorted, func(e indexEntry) bool { return e.id == h.ID && e.typ == h.Type })
+	}
+	lo, hi := idx.find(h)
+	return hi > lo
+}
+
+// Len is the number of entries (duplicates counted).
+func (idx *Index) Len() int {
+	idx.mu.RLock()
+	defer idx.mu.RUnlock()
+	n := len(idx.sorted)
+	for _, es := range idx.added {
+		n += len(es)
+	}
+	return n
+}
+
+// Each calls fn for every entry, in no particular order, under a read lock.
+func (idx *Index) Each(fn func(PackedBlob) bool) {
+	idx.mu.RLock()
+	defer idx.mu.RUnlock()
+	for i := range idx.sorted {
+		if !fn(idx.packed(&idx.sorted[i])) {
+			return
+		}
+	}
+	for _, es := range idx.added {
+		for i := range es {
+			if !fn(idx.packed(&es[i])) {
+				return
+			}
+		}
+	}
+}
+
+// Packs returns the set of packs that the index references.
+func (idx *Index) Packs() map[ID]struct{} {
+	out := map[ID]struct{}{}
+	idx.Each(func(pb PackedBlob) bool { out[pb.Pack] = struct{}{}; return true })
+	return out
+}
+
+// IndexJSON is the format of files under index/.
+type IndexJSON struct {
+	Supersedes IDs        `json:"supersedes,omitempty"`
+	Packs      []PackJSON `json:"packs"`
+}
+
+// PackJSON lists the blobs of one pack.
+type PackJSON struct {
+	ID    ID         `json:"id"`
+	Blobs []BlobJSON `json:"blobs"`
+}
+
+// BlobJSON is one blob entry in an index file.
+type BlobJSON struct {
+	ID                 ID       `json:"id"`
+	Type               BlobType `json:"type"`
+	Offset             uint32   `json:"offset"`
+	Length             uint32   `json:"length"`
+	UncompressedLength uint32   `json:"uncompressed_length,omitempty"`
+}
+
+// DecodeIndex parses an index file's plaintext. It accepts the legacy
+// format (a bare array of packs) too.
+func DecodeIndex(buf []byte) (*IndexJSON, error) {
+	ij := &IndexJSON{}
+	if len(buf) > 0 && buf[0] == '[' {
+		if err := json.Unmarshal(buf, &ij.Packs); err != nil {
+			return nil, fmt.Errorf("decode legacy index: %w", err)
+		}
+		return ij, nil
+	}
+	if err := json.Unmarshal(buf, ij); err != nil {
+		return nil, fmt.Errorf("decode index: %w", err)
+	}
+	return ij, nil
+}
+
+// Blobs flattens an index file into blob locations.
+func (ij *IndexJSON) Blobs() []PackedBlob {
+	var out []PackedBlob
+	for _, p := range ij.Packs {
+		for _, b := range p.Blobs {
+			out = append(out, PackedBlob{BlobHandle: BlobHandle{ID: b.ID, Type: b.Type}, Pack: p.ID,
+				Offset: b.Offset, Length: b.Length, UncompressedLength: b.UncompressedLength})
+		}
+	}
+	return out
+}
+
+// BuildIndexJSON groups blob locations by pack into index files of at most
+// maxBlobs entries each (restic keeps index files below 8 MiB).
+func BuildIndexJSON(blobs []PackedBlob, maxBlobs int) []*IndexJSON {
+	byPack := map[ID][]PackedBlob{}
+	var order []ID
+	for _, b := range blobs {
+		if _, ok := byPack[b.Pack]; !ok {
+			order = append(order, b.Pack)
+		}
+		byPack[b.Pack] = append(byPack[b.Pack], b)
+	}
+	var out []*IndexJSON
+	cur, n := &IndexJSON{}, 0
+	for _, p := range order {
+		bs := byPack[p]
+		if n > 0 && n+len(bs) > maxBlobs {
+			out = append(out, cur)
+			cur, n = &IndexJSON{}, 0
+		}
+		pj := PackJSON{ID: p}
+		for _, b := range bs {
+			pj.Blobs = append(pj.Blobs, BlobJSON{ID: b.ID, Type: b.Type, Offset: b.Offset, Length: b.Length, UncompressedLength: b.UncompressedLength})
+		}
+		cur.Packs = append(cur.Packs, pj)
+		n += len(bs)
+	}
+	if n > 0 {
+		out = append(out, cur)
+	}
+	return out
+}

@@ -1,0 +1,196 @@
+package repo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// LockFile is restic's lock document.
+type LockJSON struct {
+	Time      time.Time `json:"time"`
+	Exclusive bool      `json:"exclusive"`
+	Hostname  string    `json:"hostname"`
+	Username  string    `json:"username"`
+	PID       int       `json:"pid"`
+	UID       uint32    `json:"uid,omitempty"`
+	GID       uint32    `json:"gid,omitempty"`
+}
+
+const (
+	// StaleLockAge is when a lock that was not refreshed counts as abandoned.
+	StaleLockAge = 30 * time.Minute
+	// lockRefresh keeps held locks well inside StaleLockAge.
+	lockRefresh = 5 * time.Minute
+)
+
+// ErrLocked is returned when a conflicting lock is held.
+var ErrLocked = errors.New("repository is locked")
+
+// Stale reports whether the lock was abandoned: too old, or made on this
+// host by a process that no longer runs.
+func (l *LockJSON) Stale(now time.Time) bool {
+	if now.Sub(l.Time) > StaleLockAge {
+		return true
+	}
+	host, _ := os.Hostname()
+	if l.Hostname != host || l.PID <= 0 {
+		return false
+	}
+	err := syscall.Kill(l.PID, 0)
+	return errors.Is(err, syscall.ESRCH)
+}
+
+func (l *LockJSON) String() string {
+	kind := "shared"
+	if l.Exclusive {
+		kind = "exclusive"
+	}
+	return fmt.Sprintf("%s lock by %s@%s (PID %d), created %s ago", kind, l.Username, l.Hostname, l.PID, time.Since(l.Time).Round(time.Second))
+}
+
+// Lock is a lock held by this process; it refreshes itself until Unlock.
+type Lock struct {
+	r         *Repository
+	exclusive bool
+	mu        sync.Mutex
+	id        ID
+	stop      chan struct{}
+	done      chan struct{}
+}
+
+// ListLocks loads all lock files; vanished or unreadable ones are skipped.
+func (r *Repository) ListLocks(ctx context.Context) (map[ID]*LockJSON, error) {
+	out := map[ID]*LockJSON{}
+	var ids []ID
+	if err := r.List(ctx, LockFile, func(id ID, _ int64) error { ids = append(ids, id); return nil }); err != nil {
+		return nil, fmt.Errorf("list locks: %w", err)
+	}
+	for _, id := range ids {
+		var l LockJSON
+		if err := r.LoadJSONUnpacked(ctx, LockFile, id, &l); err != nil {
+			if IsNotExist(err) {
+				continue
+			}
+			return nil, fmt.Errorf("load lock %v: %w", id.Str(), err)
+		}
+		out[id] = &l
+	}
+	return out, nil
+}
+
+func (r *Repository) conflict(ctx context.Context, exclusive bool, self ID) error {
+	locks, err := r.ListLocks(ctx)
+	if err != nil {
+		return err
+	}
+	now := Now()
+	for id, l := range locks {
+		if id == self || l.Stale(now) {
+			continue
+		}
+		if exclusive || l.Exclusive {
+			return fmt.Errorf("%w: %v (lock %v); wait for it to finish, or run `cairn unlock` if it is stale", ErrLocked, l, id.Str())
+		}
+	}
+	return nil
+}
+
+// Lock takes a shared (backup, restore, check) or exclusive (prune) lock.
+// Read-only repositories are not locked: nothing there can change.
+func (r *Repository) Lock(ctx context.Context, exclusive bool) (*Lock, error) {
+	l := &Lock{r: r, exclusive: exclusive}
+	if r.opts.ReadOnly {
+		return l, nil
+	}
+	if err := r.conflict(ctx, exclusive, ID{}); err != nil {
+		return nil, err
+	}
+	id, err := r.saveLock(ctx, exclusive)
+	if err != nil {
+		return nil, fmt.Errorf("create lock: %w", err)
+	}
+	// Someone may have locked at the same moment: look again.
+	if err := r.conflict(ctx, exclusive, id); err != nil {
+		_ = r.be.Remove(ctx, Handle{Type: LockFile, Name: id.String()})
+		return nil, err
+	}
+	l.id = id
+	l.stop, l.done = make(chan struct{}), make(chan struct{})
+	go l.refresh(context.WithoutCancel(ctx))
+	return l, nil
+}
+
+func (r *Repository) saveLock(ctx context.Context, exclusive bool) (ID, error) {
+	username, hostname := CurrentUser()
+	return r.SaveJSONUnpacked(ctx, LockFile, &LockJSON{
+		Time: Now(), Exclusive: exclusive, Hostname: hostname, Username: username,
+		PID: os.Getpid(), UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
+	})
+}
+
+func (l *Lock) refresh(ctx context.Context) {
+	defer close(l.done)
+	t := time.NewTicker(lockRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+			id, err := l.r.saveLock(ctx, l.exclusive)
+			if err != nil {
+				continue // try again next tick; the old lock stays valid meanwhile
+			}
+			l.mu.Lock()
+			old := l.id
+			l.id = id
+			l.mu.Unlock()
+			_ = l.r.be.Remove(ctx, Handle{Type: LockFile, Name: old.String()})
+		}
+	}
+}
+
+// Unlock stops refreshing and removes the lock file.
+func (l *Lock) Unlock(ctx context.Context) error {
+	if l == nil || l.stop == nil {
+		return nil
+	}
+	close(l.stop)
+	<-l.done
+	l.stop = nil
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	err := l.r.be.Remove(context.WithoutCancel(ctx), Handle{Type: LockFile, Name: l.id.String()})
+	if err != nil && !IsNotExist(err) {
+		return fmt.Errorf("remove lock: %w", err)
+	}
+	return nil
+}
+
+// RemoveLocks deletes stale locks, or all locks when all is set, and
+// returns how many it removed.
+func (r *Repository) RemoveLocks(ctx context.Context, all bool) (int, error) {
+	if r.opts.ReadOnly {
+		return 0, fmt.Errorf("unlock: %w", ErrReadOnly)
+	}
+	locks, err := r.ListLocks(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	now := Now()
+	for id, l := range locks {
+		if all || l.Stale(now) {
+			if err := r.be.Remove(ctx, Handle{Type: LockFile, Name: id.String()}); err != nil && !IsNotExist(err) {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,176 @@
+package repo
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+)
+
+// indexMaxBlobs keeps index files well below restic's 8 MiB limit.
+const indexMaxBlobs = 50000
+
+// packer groups new blobs into packs per type and uploads full packs in the
+// background. Blobs become visible in the index once their pack is stored;
+// index files are written by Flush.
+type packer struct {
+	r        *Repository
+	mu       sync.Mutex
+	cur      map[BlobType]*PackWriter
+	inflight map[BlobHandle]struct{}
+	written  []PackedBlob // stored in packs, not yet in an index file
+	err      error
+
+	uploads chan *PackWriter
+	pending sync.WaitGroup
+	start   sync.Once
+}
+
+func (r *Repository) packer() *packer {
+	if r.pk == nil {
+		r.pk = &packer{r: r, cur: map[BlobType]*PackWriter{}, inflight: map[BlobHandle]struct{}{}}
+	}
+	return r.pk
+}
+
+func (p *packer) fail(err error) {
+	p.mu.Lock()
+	if p.err == nil {
+		p.err = err
+	}
+	p.mu.Unlock()
+}
+
+func (p *packer) startUploaders(ctx context.Context) {
+	p.start.Do(func() {
+		p.uploads = make(chan *PackWriter)
+		for range p.r.opts.Uploaders {
+			go func() {
+				for pw := range p.uploads {
+					p.upload(ctx, pw)
+					p.pending.Done()
+				}
+			}()
+		}
+	})
+}
+
+func (p *packer) upload(ctx context.Context, pw *PackWriter) {
+	buf, id, blobs := pw.Finish(p.r.key)
+	h := Handle{Type: PackFile, Name: id.String()}
+	if err := p.r.be.Save(ctx, h, bytes.NewReader(buf), int64(len(buf))); err != nil {
+		p.fail(fmt.Errorf("save pack: %w", err))
+		return
+	}
+	for _, b := range blobs {
+		p.r.idx.Add(b)
+	}
+	p.mu.Lock()
+	for _, b := range blobs {
+		delete(p.inflight, b.BlobHandle)
+	}
+	p.written = append(p.written, blobs...)
+	p.mu.Unlock()
+}
+
+// SaveBlob stores data as a blob of type t unless the repository already
+// has it. id may be zero, then it is computed. It returns the blob's ID,
+// whether it was already known, and the stored size (0 when known). Safe
+// for concurrent use; compression and encryption run in the caller's
+// goroutine so callers set the parallelism.
+func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte, id ID) (ID, bool, int, error) {
+	if r.opts.ReadOnly {
+		return ID{}, false, 0, fmt.Errorf("save blob: %w", ErrReadOnly)
+	}
+	if id.IsNull() {
+		id = Hash(data)
+	}
+	h := BlobHandle{ID: id, Type: t}
+	p := r.packer()
+	p.mu.Lock()
+	if p.err != nil {
+		err := p.err
+		p.mu.Unlock()
+		return id, false, 0, err
+	}
+	if _, ok := p.inflight[h]; ok || r.idx.Has(h) {
+		p.mu.Unlock()
+		return id, true, 0, nil
+	}
+	p.inflight[h] = struct{}{}
+	p.mu.Unlock()
+
+	payload, ulen := data, uint32(0)
+	if r.cfg.Version >= 2 && r.opts.Compression != CompressionOff && len(data) > 0 {
+		c := compress(make([]byte, 0, len(data)), data, r.opts.Compression)
+		if len(c) < len(data) {
+			payload, ulen = c, uint32(len(data))
+		}
+	}
+	sealed := r.key.Seal(make([]byte, 0, len(payload)+32), payload)
+
+	p.startUploaders(context.WithoutCancel(ctx))
+	p.mu.Lock()
+	pw := p.cur[t]
+	if pw == nil {
+		pw = NewPackWriter(t, r.opts.PackSize+r.opts.PackSize/8)
+		p.cur[t] = pw
+	}
+	pw.Add(h, sealed, ulen)
+	var full *PackWriter
+	if pw.Size() >= r.opts.PackSize {
+		full = pw
+		delete(p.cur, t)
+		p.pending.Add(1)
+	}
+	p.mu.Unlock()
+	if full != nil {
+		select {
+		case p.uploads <- full:
+		case <-ctx.Done():
+			p.pending.Done()
+			return id, false, 0, ctx.Err()
+		}
+	}
+	return id, false, len(sealed), nil
+}
+
+// Flush uploads partly filled packs, waits for all uploads, and writes index
+// files for everything stored since the last Flush. Packs first, then the
+// index: a snapshot saved after Flush refers only to indexed blobs.
+func (r *Repository) Flush(ctx context.Context) error {
+	if r.pk == nil {
+		return nil
+	}
+	p := r.pk
+	p.mu.Lock()
+	var rest []*PackWriter
+	for t, pw := range p.cur {
+		rest = append(rest, pw)
+		delete(p.cur, t)
+	}
+	p.pending.Add(len(rest))
+	p.mu.Unlock()
+	if len(rest) > 0 {
+		p.startUploaders(context.WithoutCancel(ctx))
+	}
+	for _, pw := range rest {
+		p.uploads <- pw
+	}
+	p.pending.Wait()
+
+	p.mu.Lock()
+	err, written := p.err, p.written
+	p.written = nil
+	p.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for _, ij := range BuildIndexJSON(written, indexMaxBlobs) {
+		if _, err := r.SaveJSONUnpacked(ctx, IndexFile, ij); err != nil {
+			return fmt.Errorf("save index: %w", err)
+		}
+	}
+	r.idx.Merge()
+	return nil
+}

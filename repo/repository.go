@@ -1,0 +1,429 @@
+// Package repo implements restic's repository format (version 1 and 2) on
+// top of a small storage Backend.
+package repo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cairn-backup/cairn/crypto"
+)
+
+// Options tune how a repository is written.
+type Options struct {
+	PackSize    int // target pack size in bytes (default 16 MiB)
+	Compression Compression
+	ReadOnly    bool
+	Uploaders   int // parallel pack uploads (default 2)
+	KDF         crypto.KDFParams
+}
+
+// DefaultPackSize is restic's default target pack size.
+const DefaultPackSize = 16 << 20
+
+// maxKeyTries bounds how many key files Open tries with one password: each
+// try costs a full scrypt run.
+const maxKeyTries = 20
+
+// ErrWrongPassword is returned by Open when no key file opens.
+var ErrWrongPassword = errors.New("wrong password or no key found")
+
+// Repository is an opened, decrypted repository.
+type Repository struct {
+	be    Backend
+	key   *crypto.Key
+	keyID ID
+	cfg   Config
+	opts  Options
+	idx   *Index
+
+	pk *packer
+}
+
+func (o *Options) defaults() {
+	if o.PackSize <= 0 {
+		o.PackSize = DefaultPackSize
+	}
+	if o.Uploaders <= 0 {
+		o.Uploaders = 2
+	}
+	if o.KDF.N == 0 {
+		o.KDF = crypto.DefaultKDFParams
+	}
+}
+
+// CurrentUser returns the user name and host name recorded in keys, locks
+// and snapshots.
+func CurrentUser() (username, hostname string) {
+	if u, err := user.Current(); err == nil {
+		username = u.Username
+	}
+	hostname, _ = os.Hostname()
+	return username, hostname
+}
+
+// Init writes a new key and config to an empty backend.
+func Init(ctx context.Context, be Backend, password string, version int, opts Options) (*Repository, error) {
+	opts.defaults()
+	if opts.ReadOnly {
+		return nil, fmt.Errorf("init: %w", ErrReadOnly)
+	}
+	if _, err := be.Stat(ctx, Handle{Type: ConfigFile}); err == nil {
+		return nil, fmt.Errorf("init: repository at %s already has a config file", be.Location())
+	}
+	cfg, err := NewConfig(version)
+	if err != nil {
+		return nil, err
+	}
+	r := &Repository{be: be, key: crypto.NewRandomKey(), cfg: cfg, opts: opts, idx: NewIndex()}
+	if _, err := r.AddKey(ctx, password); err != nil {
+		return nil, err
+	}
+	plain, err := json.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.saveRaw(ctx, Handle{Type: ConfigFile}, r.key.Seal(nil, plain)); err != nil {
+		return nil, fmt.Errorf("init: write config: %w", err)
+	}
+	return r, nil
+}
+
+// Open finds a key that the password opens and reads the config.
+func Open(ctx context.Context, be Backend, password string, opts Options) (*Repository, error) {
+	opts.defaults()
+	cfgBuf, err := LoadAll(ctx, be, Handle{Type: ConfigFile})
+	if err != nil {
+		if IsNotExist(err) {
+			return nil, fmt.Errorf("no repository at %s (no config file): %w; create one with `cairn init`", be.Location(), ErrNotExist)
+		}
+		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
+	}
+	r := &Repository{be: be, opts: opts, idx: NewIndex()}
+	if err := r.openKey(ctx, password); err != nil {
+		return nil, err
+	}
+	plain, err := r.key.Open(nil, cfgBuf)
+	if err != nil {
+		return nil, fmt.Errorf("decrypt config: %w", err)
+	}
+	if plain, err = decodeUnpacked(plain); err != nil {
+		return nil, fmt.Errorf("decode config: %w", err)
+	}
+	if err := json.Unmarshal(plain, &r.cfg); err != nil {
+		return nil, fmt.Errorf("decode config: %w", err)
+	}
+	if err := r.cfg.validate(); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (r *Repository) openKey(ctx context.Context, password string) error {
+	var names []string
+	if err := r.be.List(ctx, KeyFile, func(fi FileInfo) error {
+		names = append(names, fi.Name)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("list keys: %w", err)
+	}
+	if len(names) == 0 {
+		return fmt.Errorf("repository %s has no key files", r.be.Location())
+	}
+	for i, name := range names {
+		if i == maxKeyTries {
+			break
+		}
+		buf, err := LoadAll(ctx, r.be, Handle{Type: KeyFile, Name: name})
+		if err != nil {
+			return fmt.Errorf("load key %s: %w", name, err)
+		}
+		var kf crypto.KeyFile
+		if err := json.Unmarshal(buf, &kf); err != nil {
+			continue // not a key file we understand; try the next
+		}
+		k, err := kf.Open(password)
+		if err != nil {
+			if errors.Is(err, crypto.ErrWrongPassword) {
+				continue
+			}
+			return fmt.Errorf("key %s: %w", name, err)
+		}
+		r.key = k
+		r.keyID, _ = ParseID(name)
+		return nil
+	}
+	return fmt.Errorf("%w for repository %s", ErrWrongPassword, r.be.Location())
+}
+
+// AddKey stores a new key file for password, encrypting the master key.
+func (r *Repository) AddKey(ctx context.Context, password string) (ID, error) {
+	if r.opts.ReadOnly {
+		return ID{}, fmt.Errorf("add key: %w", ErrReadOnly)
+	}
+	username, hostname := CurrentUser()
+	kf, err := crypto.NewKeyFile(password, r.key, r.opts.KDF, username, hostname)
+	if err != nil {
+		return ID{}, fmt.Errorf("new key: %w", err)
+	}
+	buf, err := json.Marshal(kf)
+	if err != nil {
+		return ID{}, err
+	}
+	id := Hash(buf)
+	if err := r.saveRaw(ctx, Handle{Type: KeyFile, Name: id.String()}, buf); err != nil {
+		return ID{}, fmt.Errorf("save key: %w", err)
+	}
+	if r.keyID.IsNull() {
+		r.keyID = id
+	}
+	return id, nil
+}
+
+func (r *Repository) Backend() Backend         { return r.be }
+func (r *Repository) Config() Config           { return r.cfg }
+func (r *Repository) Key() *crypto.Key         { return r.key }
+func (r *Repository) KeyID() ID                { return r.keyID }
+func (r *Repository) Index() *Index            { return r.idx }
+func (r *Repository) ReadOnly() bool           { return r.opts.ReadOnly }
+func (r *Repository) Compression() Compression { return r.opts.Compression }
+
+func (r *Repository) saveRaw(ctx context.Context, h Handle, buf []byte) error {
+	if r.opts.ReadOnly {
+		return fmt.Errorf("save %v: %w", h, ErrReadOnly)
+	}
+	return r.be.Save(ctx, h, bytes.NewReader(buf), int64(len(buf)))
+}
+
+// SaveUnpacked encrypts (and in version 2 compresses) a snapshot, index or
+// lock file and stores it under its hash.
+func (r *Repository) SaveUnpacked(ctx context.Context, t FileType, plain []byte) (ID, error) {
+	sealed := r.key.Seal(nil, encodeUnpacked(r.cfg.Version, t, plain))
+	id := Hash(sealed)
+	if err := r.saveRaw(ctx, Handle{Type: t, Name: id.String()}, sealed); err != nil {
+		return ID{}, err
+	}
+	return id, nil
+}
+
+// SaveJSONUnpacked marshals v and saves it with SaveUnpacked.
+func (r *Repository) SaveJSONUnpacked(ctx context.Context, t FileType, v any) (ID, error) {
+	buf, err := json.Marshal(v)
+	if err != nil {
+		return ID{}, fmt.Errorf("encode %v: %w", t, err)
+	}
+	return r.SaveUnpacked(ctx, t, buf)
+}
+
+// LoadUnpacked loads, verifies and decrypts a file saved with SaveUnpacked.
+func (r *Repository) LoadUnpacked(ctx context.Context, t FileType, id ID) ([]byte, error) {
+	h := Handle{Type: t, Name: id.String()}
+	buf, err := LoadAll(ctx, r.be, h)
+	if err != nil {
+		return nil, err
+	}
+	if Hash(buf) != id {
+		return nil, fmt.Errorf("load %v: content does not match its name (the file is damaged)", h)
+	}
+	plain, err := r.key.Open(buf[:0:0], buf)
+	if err != nil {
+		return nil, fmt.Errorf("load %v: %w", h, err)
+	}
+	plain, err = decodeUnpacked(plain)
+	if err != nil {
+		return nil, fmt.Errorf("load %v: %w", h, err)
+	}
+	return plain, nil
+}
+
+// LoadJSONUnpacked loads a file and unmarshals it into v.
+func (r *Repository) LoadJSONUnpacked(ctx context.Context, t FileType, id ID, v any) error {
+	buf, err := r.LoadUnpacked(ctx, t, id)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(buf, v); err != nil {
+		return fmt.Errorf("decode %v/%v: %w", t, id.Str(), err)
+	}
+	return nil
+}
+
+// List calls fn with the ID and size of every valid-named file of type t.
+func (r *Repository) List(ctx context.Context, t FileType, fn func(ID, int64) error) error {
+	return r.be.List(ctx, t, func(fi FileInfo) error {
+		id, err := ParseID(fi.Name)
+		if err != nil {
+			return nil // foreign file; not ours to judge here
+		}
+		return fn(id, fi.Size)
+	})
+}
+
+// ErrAmbiguous and ErrNoMatch are returned by FindID.
+var (
+	ErrAmbiguous = errors.New("ambiguous ID prefix")
+	ErrNoMatch   = errors.New("no matching ID")
+)
+
+// FindID resolves a (prefix of an) ID among the files of type t.
+func (r *Repository) FindID(ctx context.Context, t FileType, prefix string) (ID, error) {
+	prefix = strings.ToLower(prefix)
+	var match ID
+	n := 0
+	err := r.List(ctx, t, func(id ID, _ int64) error {
+		if strings.HasPrefix(id.String(), prefix) {
+			match = id
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		return ID{}, err
+	}
+	switch {
+	case n == 0:
+		return ID{}, fmt.Errorf("%w: no %v matches %q", ErrNoMatch, t, prefix)
+	case n > 1:
+		return ID{}, fmt.Errorf("%w: %q matches %d %v files; give more characters", ErrAmbiguous, prefix, n, t)
+	}
+	return match, nil
+}
+
+// LoadIndex reads every index file into memory, in parallel.
+func (r *Repository) LoadIndex(ctx context.Context) error {
+	var ids []ID
+	if err := r.List(ctx, IndexFile, func(id ID, _ int64) error {
+		ids = append(ids, id)
+		return nil
+	}); err != nil {
+		return fmt.Errorf("list index files: %w", err)
+	}
+	idx := NewIndex()
+	var mu sync.Mutex
+	var firstErr error
+	work := make(chan ID)
+	var wg sync.WaitGroup
+	for range min(len(ids), 2*runtime.GOMAXPROCS(0)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range work {
+				buf, err := r.LoadUnpacked(ctx, IndexFile, id)
+				var ij *IndexJSON
+				if err == nil {
+					ij, err = DecodeIndex(buf)
+				}
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = fmt.Errorf("load index %v: %w", id.Str(), err)
+					}
+					mu.Unlock()
+					continue
+				}
+				idx.AddLoaded(ij.Blobs())
+			}
+		}()
+	}
+	for _, id := range ids {
+		work <- id
+	}
+	close(work)
+	wg.Wait()
+	if firstErr != nil {
+		return fmt.Errorf("%w (run `cairn check`; `cairn repair index` rebuilds the index from the packs)", firstErr)
+	}
+	idx.Sort()
+	r.idx = idx
+	return nil
+}
+
+// LookupBlob returns the locations of a blob.
+func (r *Repository) LookupBlob(t BlobType, id ID) []PackedBlob {
+	return r.idx.Lookup(BlobHandle{ID: id, Type: t})
+}
+
+// HasBlob reports whether the index knows the blob.
+func (r *Repository) HasBlob(t BlobType, id ID) bool {
+	return r.idx.Has(BlobHandle{ID: id, Type: t})
+}
+
+// ErrBlobNotFound is returned for blobs the index does not know.
+var ErrBlobNotFound = errors.New("blob not found in index")
+
+// LoadBlob reads, decrypts, decompresses and verifies a blob, appending the
+// plaintext to buf[:0]. Every known copy is tried before giving up.
+func (r *Repository) LoadBlob(ctx context.Context, t BlobType, id ID, buf []byte) ([]byte, error) {
+	locs := r.LookupBlob(t, id)
+	if len(locs) == 0 {
+		return nil, fmt.Errorf("load %v blob %v: %w", t, id.Str(), ErrBlobNotFound)
+	}
+	var lastErr error
+	for _, pb := range locs {
+		raw, err := r.loadRange(ctx, pb.Pack, pb.Offset, pb.Length)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		out, err := r.DecodeBlob(pb, raw, buf[:0])
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		return out, nil
+	}
+	return nil, lastErr
+}
+
+func (r *Repository) loadRange(ctx context.Context, pack ID, offset, length uint32) ([]byte, error) {
+	rd, err := r.be.Load(ctx, Handle{Type: PackFile, Name: pack.String()}, int(length), int64(offset))
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	raw := make([]byte, length)
+	if _, err := ioReadFull(rd, raw); err != nil {
+		return nil, fmt.Errorf("read pack %v at %d: %w", pack.Str(), offset, err)
+	}
+	return raw, nil
+}
+
+// DecodeBlob turns a blob's stored bytes into its verified plaintext,
+// appended to dst.
+func (r *Repository) DecodeBlob(pb PackedBlob, raw, dst []byte) ([]byte, error) {
+	if len(raw) != int(pb.Length) {
+		return nil, fmt.Errorf("blob %v in pack %v: %w: got %d bytes, want %d", pb.ID.Str(), pb.Pack.Str(), ErrCorruptPack, len(raw), pb.Length)
+	}
+	var plain []byte
+	var err error
+	if pb.IsCompressed() {
+		plain, err = r.key.Open(nil, raw)
+		if err == nil {
+			plain, err = decompress(dst[:0], plain)
+		}
+	} else {
+		plain, err = r.key.Open(dst[:0], raw)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blob %v in pack %v: %w: %w", pb.ID.Str(), pb.Pack.Str(), ErrCorruptPack, err)
+	}
+	if Hash(plain) != pb.ID {
+		return nil, fmt.Errorf("blob %v in pack %v: %w: content hash mismatch", pb.ID.Str(), pb.Pack.Str(), ErrCorruptPack)
+	}
+	return plain, nil
+}
+
+// Close flushes nothing; call Flush first when writing. It releases the backend.
+func (r *Repository) Close() error { return r.be.Close() }
+
+// Now is overridable in tests.
+var Now = time.Now

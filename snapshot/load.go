@@ -1,0 +1,220 @@
+package snapshot
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/cairn-backup/cairn/repo"
+)
+
+// LoadSnapshot reads one snapshot file.
+func LoadSnapshot(ctx context.Context, r *repo.Repository, id repo.ID) (*Snapshot, error) {
+	sn := &Snapshot{}
+	if err := r.LoadJSONUnpacked(ctx, repo.SnapshotFile, id, sn); err != nil {
+		return nil, fmt.Errorf("load snapshot %v: %w", id.Str(), err)
+	}
+	if sn.Tree == nil {
+		return nil, fmt.Errorf("snapshot %v has no tree", id.Str())
+	}
+	sn.ID = id
+	return sn, nil
+}
+
+// SaveSnapshot writes sn and sets sn.ID. Call it only after r.Flush.
+func SaveSnapshot(ctx context.Context, r *repo.Repository, sn *Snapshot) (repo.ID, error) {
+	id, err := r.SaveJSONUnpacked(ctx, repo.SnapshotFile, sn)
+	if err != nil {
+		return repo.ID{}, fmt.Errorf("save snapshot: %w", err)
+	}
+	sn.ID = id
+	return id, nil
+}
+
+// Filter selects snapshots the way restic's --host/--tag/--path do: any
+// host matches, any tag list matches (a list "a,b" needs both tags), and
+// the snapshot's paths equal the given paths.
+type Filter struct {
+	Hosts []string
+	Tags  []string
+	Paths []string
+}
+
+// Match reports whether sn passes the filter.
+func (f Filter) Match(sn *Snapshot) bool {
+	if len(f.Hosts) > 0 && !slices.Contains(f.Hosts, sn.Hostname) {
+		return false
+	}
+	if len(f.Tags) > 0 {
+		ok := false
+		for _, list := range f.Tags {
+			all := true
+			for _, t := range strings.Split(list, ",") {
+				if t != "" && !sn.HasTag(t) {
+					all = false
+					break
+				}
+			}
+			if all {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if len(f.Paths) > 0 {
+		for _, p := range f.Paths {
+			if !slices.Contains(sn.Paths, p) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// ListSnapshots loads every snapshot that passes f, oldest first.
+// Unreadable snapshot files are reported through warn and skipped.
+func ListSnapshots(ctx context.Context, r *repo.Repository, f Filter, warn func(error)) ([]*Snapshot, error) {
+	var ids []repo.ID
+	if err := r.List(ctx, repo.SnapshotFile, func(id repo.ID, _ int64) error { ids = append(ids, id); return nil }); err != nil {
+		return nil, fmt.Errorf("list snapshots: %w", err)
+	}
+	out := make([]*Snapshot, len(ids))
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out[i], errs[i] = LoadSnapshot(ctx, r, id)
+		}()
+	}
+	wg.Wait()
+	var res []*Snapshot
+	for i, sn := range out {
+		if errs[i] != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if warn != nil {
+				warn(errs[i])
+			}
+			continue
+		}
+		if f.Match(sn) {
+			res = append(res, sn)
+		}
+	}
+	slices.SortStableFunc(res, func(a, b *Snapshot) int {
+		if c := a.Time.Compare(b.Time); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID.String(), b.ID.String())
+	})
+	return res, nil
+}
+
+// ErrNoSnapshot is returned when "latest" finds nothing.
+var ErrNoSnapshot = errors.New("no snapshot found")
+
+// FindSnapshot resolves "latest" (newest passing f) or an ID prefix.
+func FindSnapshot(ctx context.Context, r *repo.Repository, spec string, f Filter) (*Snapshot, error) {
+	if spec == "latest" {
+		sns, err := ListSnapshots(ctx, r, f, nil)
+		if err != nil {
+			return nil, err
+		}
+		if len(sns) == 0 {
+			return nil, fmt.Errorf("%w: the repository has no snapshot matching the filter", ErrNoSnapshot)
+		}
+		return sns[len(sns)-1], nil
+	}
+	id, err := r.FindID(ctx, repo.SnapshotFile, spec)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot %q: %w", spec, err)
+	}
+	return LoadSnapshot(ctx, r, id)
+}
+
+// LoadTree loads and decodes one tree blob.
+func LoadTree(ctx context.Context, r *repo.Repository, id repo.ID) (*Tree, error) {
+	buf, err := r.LoadBlob(ctx, repo.TreeBlob, id, nil)
+	if err != nil {
+		return nil, fmt.Errorf("load tree %v: %w", id.Str(), err)
+	}
+	t, err := DecodeTree(buf)
+	if err != nil {
+		return nil, fmt.Errorf("tree %v: %w", id.Str(), err)
+	}
+	return t, nil
+}
+
+// SaveTree encodes and stores a tree, returning its ID.
+func SaveTree(ctx context.Context, r *repo.Repository, t *Tree) (repo.ID, error) {
+	buf, err := t.Encode()
+	if err != nil {
+		return repo.ID{}, err
+	}
+	id, _, _, err := r.SaveBlob(ctx, repo.TreeBlob, buf, repo.ID{})
+	return id, err
+}
+
+// TreeLoader loads trees through an LRU cache of decoded trees. Trees never
+// change, so cached entries never go stale. Safe for concurrent use.
+type TreeLoader struct {
+	r     *repo.Repository
+	mu    sync.Mutex
+	max   int
+	lru   *list.List // of *treeEntry, front = most recent
+	items map[repo.ID]*list.Element
+}
+
+type treeEntry struct {
+	id   repo.ID
+	tree *Tree
+}
+
+// NewTreeLoader caches up to max decoded trees.
+func NewTreeLoader(r *repo.Repository, max int) *TreeLoader {
+	if max < 1 {
+		max = 1
+	}
+	return &TreeLoader{r: r, max: max, lru: list.New(), items: map[repo.ID]*list.Element{}}
+}
+
+// Repository returns the repository trees are loaded from.
+func (l *TreeLoader) Repository() *repo.Repository { return l.r }
+
+// Tree returns the decoded tree id. Callers must not modify it.
+func (l *TreeLoader) Tree(ctx context.Context, id repo.ID) (*Tree, error) {
+	l.mu.Lock()
+	if e, ok := l.items[id]; ok {
+		l.lru.MoveToFront(e)
+		t := e.Value.(*treeEntry).tree
+		l.mu.Unlock()
+		return t, nil
+	}
+	l.mu.Unlock()
+	t, err := LoadTree(ctx, l.r, id)
+	if err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, ok := l.items[id]; !ok {
+		l.items[id] = l.lru.PushFront(&treeEntry{id: id, tree: t})
+		for l.lru.Len() > l.max {
+			old := l.lru.Remove(l.lru.Back()).(*treeEntry)
+			delete(l.items, old.id)
+		}
+	}
+	return t, nil
+}

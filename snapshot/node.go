@@ -1,0 +1,111 @@
+// Package snapshot holds restic-compatible trees and snapshots and the code
+// that writes them (archiver) and reads them back (restorer, walker).
+package snapshot
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"time"
+
+	"github.com/cairn-backup/cairn/repo"
+)
+
+// NodeType is the "type" field of a tree node.
+type NodeType string
+
+const (
+	NodeFile      NodeType = "file"
+	NodeDir       NodeType = "dir"
+	NodeSymlink   NodeType = "symlink"
+	NodeDev       NodeType = "dev" // block device
+	NodeCharDev   NodeType = "chardev"
+	NodeFifo      NodeType = "fifo"
+	NodeSocket    NodeType = "socket"
+	NodeIrregular NodeType = "irregular"
+)
+
+// ExtendedAttribute is one xattr of a node.
+type ExtendedAttribute struct {
+	Name  string `json:"name"`
+	Value []byte `json:"value"`
+}
+
+// Node is one directory entry, in restic's JSON encoding. Mode holds Go's
+// os.FileMode bits (type bits included), as restic writes them.
+type Node struct {
+	Name               string              `json:"name"`
+	Type               NodeType            `json:"type"`
+	Mode               os.FileMode         `json:"mode,omitempty"`
+	ModTime            time.Time           `json:"mtime"`
+	AccessTime         time.Time           `json:"atime"`
+	ChangeTime         time.Time           `json:"ctime"`
+	UID                uint32              `json:"uid"`
+	GID                uint32              `json:"gid"`
+	User               string              `json:"user,omitempty"`
+	Group              string              `json:"group,omitempty"`
+	Inode              uint64              `json:"inode,omitempty"`
+	DeviceID           uint64              `json:"device_id,omitempty"`
+	Size               uint64              `json:"size,omitempty"`
+	Links              uint64              `json:"links,omitempty"`
+	LinkTarget         string              `json:"linktarget,omitempty"`
+	ExtendedAttributes []ExtendedAttribute `json:"extended_attributes,omitempty"`
+	Device             uint64              `json:"device,omitempty"` // rdev of device nodes
+	// Content lists the data blobs of a file. restic requires a non-nil list
+	// for files (empty files have "[]") and writes null for everything else.
+	Content []repo.ID `json:"content"`
+	Subtree *repo.ID  `json:"subtree,omitempty"`
+	Error   string    `json:"error,omitempty"`
+}
+
+// Tree is a directory listing; nodes are sorted by name.
+type Tree struct {
+	Nodes []*Node `json:"nodes"`
+}
+
+// Sort orders the nodes by name, as restic requires.
+func (t *Tree) Sort() {
+	sort.Slice(t.Nodes, func(i, j int) bool { return t.Nodes[i].Name < t.Nodes[j].Name })
+}
+
+// Find returns the node called name, or nil.
+func (t *Tree) Find(name string) *Node {
+	i := sort.Search(len(t.Nodes), func(i int) bool { return t.Nodes[i].Name >= name })
+	if i < len(t.Nodes) && t.Nodes[i].Name == name {
+		return t.Nodes[i]
+	}
+	return nil
+}
+
+// Encode returns the blob bytes of t (JSON plus newline). The tree's ID is
+// the hash of these bytes.
+func (t *Tree) Encode() ([]byte, error) {
+	if t.Nodes == nil {
+		t.Nodes = []*Node{}
+	}
+	for _, n := range t.Nodes {
+		if n.Type == NodeFile && n.Content == nil {
+			n.Content = []repo.ID{}
+		}
+	}
+	buf, err := json.Marshal(t)
+	if err != nil {
+		return nil, fmt.Errorf("encode tree: %w", err)
+	}
+	return append(buf, '\n'), nil
+}
+
+// DecodeTree parses a tree blob.
+func DecodeTree(buf []byte) (*Tree, error) {
+	t := &Tree{}
+	if err := json.Unmarshal(buf, t); err != nil {
+		return nil, fmt.Errorf("decode tree: %w", err)
+	}
+	for i, n := range t.Nodes {
+		if n == nil || n.Name == "" {
+			return nil, fmt.Errorf("decode tree: node %d has no name", i)
+		}
+	}
+	return t, nil
+}
