@@ -88,6 +88,10 @@ func (idx *Index) Sort() {
 }
 
 func (idx *Index) sortLocked() {
+	if cap(idx.sorted) > len(idx.sorted)+len(idx.sorted)/8+1024 {
+		// append's doubling may have left up to half the array unused
+		idx.sorted = append(make([]indexEntry, 0, len(idx.sorted)), idx.sorted...)
+	}
 	if idx.dirty {
 		slices.SortFunc(idx.sorted, func(a, b indexEntry) int { return cmpEntry(&a, &b) })
 		idx.dirty = false
