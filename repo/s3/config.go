@@ -1,0 +1,105 @@
+// Package s3 is a repository backend on S3-compatible object storage, in
+// restic's default layout so either tool reads the other's repositories.
+package s3
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"path"
+	"strconv"
+	"strings"
+)
+
+// Config says where the repository lives and how to talk to the store.
+type Config struct {
+	Endpoint     string // host[:port]
+	UseHTTP      bool
+	Bucket       string
+	Prefix       string // "" or "a/b" (no slashes at the ends)
+	Region       string
+	BucketLookup string // auto, dns, path
+	StorageClass string
+	Connections  int
+	CACert       string // PEM file to trust in addition to the system roots
+	InsecureTLS  bool
+	KeyID        string
+	Secret       string
+	SessionToken string
+	Profile      string // AWS_PROFILE for the shared credentials file
+}
+
+// IsLocation reports whether loc names an S3 repository.
+func IsLocation(loc string) bool { return strings.HasPrefix(loc, "s3:") }
+
+// ParseLocation parses restic's S3 URL forms: s3:https://host[:port]/bucket[/prefix],
+// s3:http://…, and s3:host[:port]/bucket[/prefix] (https).
+func ParseLocation(loc string) (Config, error) {
+	cfg := Config{BucketLookup: "auto", Connections: 5}
+	if !IsLocation(loc) {
+		return cfg, fmt.Errorf("%q is not an s3: location", loc)
+	}
+	rest := strings.TrimPrefix(loc, "s3:")
+	var hostPath string
+	if strings.HasPrefix(rest, "http://") || strings.HasPrefix(rest, "https://") {
+		u, err := url.Parse(rest)
+		if err != nil {
+			return cfg, fmt.Errorf("invalid S3 location %q: %w", loc, err)
+		}
+		cfg.UseHTTP = u.Scheme == "http"
+		hostPath = u.Host + "/" + strings.TrimPrefix(u.Path, "/")
+	} else {
+		hostPath = strings.TrimPrefix(rest, "//")
+	}
+	host, p, _ := strings.Cut(hostPath, "/")
+	p = strings.Trim(path.Clean("/"+p), "/")
+	bucket, prefix, _ := strings.Cut(p, "/")
+	if host == "" || bucket == "" {
+		return cfg, fmt.Errorf("invalid S3 location %q: want s3:https://HOST[:PORT]/BUCKET[/PREFIX]", loc)
+	}
+	cfg.Endpoint, cfg.Bucket, cfg.Prefix = host, bucket, prefix
+	return cfg, nil
+}
+
+// ApplyEnv fills credentials and region from the AWS environment variables.
+func (c *Config) ApplyEnv() {
+	c.KeyID = os.Getenv("AWS_ACCESS_KEY_ID")
+	c.Secret = os.Getenv("AWS_SECRET_ACCESS_KEY")
+	c.SessionToken = os.Getenv("AWS_SESSION_TOKEN")
+	c.Profile = os.Getenv("AWS_PROFILE")
+	if c.Region == "" {
+		c.Region = os.Getenv("AWS_DEFAULT_REGION")
+	}
+	if r := os.Getenv("AWS_REGION"); r != "" && c.Region == "" {
+		c.Region = r
+	}
+}
+
+// OptionKeys are the -o keys this backend understands.
+var OptionKeys = []string{"s3.region", "s3.bucket-lookup", "s3.storage-class", "s3.connections"}
+
+// ApplyOption sets one -o s3.* option.
+func (c *Config) ApplyOption(key, value string) error {
+	switch key {
+	case "s3.region":
+		c.Region = value
+	case "s3.bucket-lookup":
+		switch value {
+		case "auto", "dns", "path":
+			c.BucketLookup = value
+		default:
+			return fmt.Errorf("invalid s3.bucket-lookup %q: use auto, dns or path", value)
+		}
+	case "s3.storage-class":
+		c.StorageClass = value
+	case "s3.connections":
+		n, err := strconv.Atoi(value)
+		if err != nil || n < 1 || n > 256 {
+			return fmt.Errorf("invalid s3.connections %q: want a number from 1 to 256", value)
+		}
+		c.Connections = n
+	default:
+		return fmt.Errorf("unknown option %q", key)
+	}
+	return nil
+}

@@ -1,0 +1,123 @@
+package s3
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/repo/backendtest"
+	"github.com/cairn-backup/cairn/tests/testutil"
+)
+
+func TestParseLocation(t *testing.T) {
+	tests := []struct {
+		loc                      string
+		endpoint, bucket, prefix string
+		http                     bool
+		bad                      bool
+	}{
+		{loc: "s3:https://s3.example.com/bucket", endpoint: "s3.example.com", bucket: "bucket"},
+		{loc: "s3:https://s3.example.com:9000/bucket/a/b/", endpoint: "s3.example.com:9000", bucket: "bucket", prefix: "a/b"},
+		{loc: "s3:http://127.0.0.1:9000/b/p", endpoint: "127.0.0.1:9000", bucket: "b", prefix: "p", http: true},
+		{loc: "s3:s3.amazonaws.com/bucket/prefix", endpoint: "s3.amazonaws.com", bucket: "bucket", prefix: "prefix"},
+		{loc: "s3://host/bucket", endpoint: "host", bucket: "bucket"},
+		{loc: "s3:host", bad: true},
+		{loc: "s3:https://host/", bad: true},
+		{loc: "/local/path", bad: true},
+	}
+	for _, tt := range tests {
+		cfg, err := ParseLocation(tt.loc)
+		if tt.bad {
+			if err == nil {
+				t.Errorf("%s: accepted", tt.loc)
+			}
+			continue
+		}
+		if err != nil || cfg.Endpoint != tt.endpoint || cfg.Bucket != tt.bucket || cfg.Prefix != tt.prefix || cfg.UseHTTP != tt.http {
+			t.Errorf("%s: got %+v, %v", tt.loc, cfg, err)
+		}
+	}
+	var cfg Config
+	if err := cfg.ApplyOption("s3.bucket-lookup", "sideways"); err == nil {
+		t.Error("bad bucket-lookup accepted")
+	}
+	if err := cfg.ApplyOption("s3.connections", "0"); err == nil {
+		t.Error("0 connections accepted")
+	}
+}
+
+var bucketSeq atomic.Int64
+
+func minioConfig(t *testing.T, m *testutil.MinIO, bucket, prefix string) Config {
+	cfg, err := ParseLocation(m.URL(bucket + "/" + prefix))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.KeyID, cfg.Secret = m.AccessKey, m.SecretKey
+	cfg.Region = "us-east-1"
+	return cfg
+}
+
+func TestConformance(t *testing.T) {
+	m := testutil.StartMinIO(t)
+	backendtest.Run(t, func(t *testing.T) repo.Backend {
+		cfg := minioConfig(t, m, fmt.Sprintf("conf-%d", bucketSeq.Add(1)), "repo/sub")
+		be, err := Create(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return repo.RetryBackend{Backend: be, Attempts: 2}
+	})
+}
+
+func TestFaults(t *testing.T) {
+	ctx := context.Background()
+	m := testutil.StartMinIO(t)
+
+	missing := minioConfig(t, m, "no-such-bucket", "")
+	be, err := Open(missing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = be.CheckBucket(ctx)
+	if !repo.IsNotExist(err) || !strings.Contains(err.Error(), "cairn init") {
+		t.Fatalf("missing bucket: %v", err)
+	}
+
+	bad := minioConfig(t, m, "bucket-one", "")
+	bad.Secret = "wrong-secret"
+	be, _ = Open(bad)
+	err = be.CheckBucket(ctx)
+	if !errors.Is(err, ErrCredentials) || !errors.Is(err, repo.ErrPermanent) {
+		t.Fatalf("wrong credentials: %v", err)
+	}
+	// Permanent errors are not retried: this returns at once.
+	rb := repo.RetryBackend{Backend: be, Attempts: 5}
+	rb.OnRetry = func(string, error, time.Duration) { t.Error("permanent error retried") }
+	if _, err := rb.Stat(ctx, repo.Handle{Type: repo.ConfigFile}); !errors.Is(err, ErrCredentials) {
+		t.Fatalf("stat with wrong credentials: %v", err)
+	}
+
+	// A stopped server is transient: retried, then reported.
+	good := minioConfig(t, m, "bucket-two", "")
+	gbe, err := Create(ctx, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Stop()
+	var tries atomic.Int64
+	rb = repo.RetryBackend{Backend: gbe, Attempts: 3, Delay: 10 * time.Millisecond}
+	rb.OnRetry = func(string, error, time.Duration) { tries.Add(1) }
+	if _, err := rb.Stat(ctx, repo.Handle{Type: repo.ConfigFile}); err == nil || tries.Load() != 2 {
+		t.Fatalf("stopped server: err %v after %d retries", err, tries.Load())
+	}
+	m.Start()
+	if _, err := rb.Stat(ctx, repo.Handle{Type: repo.ConfigFile}); !repo.IsNotExist(err) {
+		t.Fatalf("after restart: %v", err)
+	}
+}
