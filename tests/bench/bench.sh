@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# Benchmark cairn against restic on the same dataset, in the same run.
+#
+#   bash tests/bench/bench.sh          (or: make bench)
+#
+# Steps, for each tool, on a fresh local repository:
+#   init, backup-first, backup-unchanged, (dataset mutated once) backup-changed,
+#   restore (into a fresh directory, deleted afterwards).
+# The dataset is identical for both tools at each step: both run their first and
+# unchanged backups, then the working copy is mutated once, then both run their
+# changed backup and restore.
+#
+# Measured per step: wall time, user+sys CPU time and peak RSS (GNU time), and
+# the repository size (du -sb). Prints a table with the ratios restic/cairn for
+# time (>1: cairn faster) and cairn/restic for RSS (<1: cairn smaller), and one
+# machine-readable line per step:
+#   BENCH {"tool":"cairn","step":"backup-first","wall_s":..., ...}
+# (also appended to $BENCH_DIR/results.jsonl).
+#
+# Environment:
+#   BENCH_DIR     work directory (default /tmp/cairn-bench): dataset cache,
+#                 repositories, caches, logs, results
+#   BENCH_SCALE   dataset scale (default 1 = about 2.0 GiB; 0.1 = about 200 MiB)
+#   BENCH_MUTATE  percentage of the data changed before backup-changed (default 5)
+#   BENCH_TOOLS   tools to run, in this order (default "cairn restic")
+#   BENCH_RESTIC  restic binary to use. Default: restic 0.19.1 cached at
+#                 ${XDG_CACHE_HOME:-$HOME/.cache}/cairn/bin/restic-0.19.1, built
+#                 from the Go module proxy when missing (about 80 s); if that
+#                 fails, restic from PATH (Debian's 0.14).
+#   BENCH_VERIFY  1: compare each restored tree with the dataset (diff -r)
+#
+# restic runs with its defaults (cache on, warm after the first backup), with
+# its cache in $BENCH_DIR/cache-restic; cairn runs with XDG_CACHE_HOME set to
+# $BENCH_DIR/cache-cairn. Passwords: CAIRN_PASSWORD / RESTIC_PASSWORD.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+
+BENCH_DIR=${BENCH_DIR:-/tmp/cairn-bench}
+BENCH_SCALE=${BENCH_SCALE:-1}
+BENCH_MUTATE=${BENCH_MUTATE:-5}
+BENCH_TOOLS=${BENCH_TOOLS:-cairn restic}
+BENCH_VERIFY=${BENCH_VERIFY:-0}
+RESTIC_VERSION=0.19.1
+RESTIC_CACHED=${XDG_CACHE_HOME:-$HOME/.cache}/cairn/bin/restic-$RESTIC_VERSION
+SEED=1
+PASSWORD=cairn-bench-password
+
+# Nothing from the caller's restic settings may leak into the runs.
+while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep '^RESTIC_' || true)
+
+log() { echo "bench: $*" >&2; }
+die() { echo "bench: error: $*" >&2; exit 1; }
+
+for tool in $BENCH_TOOLS; do
+	case $tool in cairn | restic) ;; *) die "unknown tool '$tool' in BENCH_TOOLS (cairn, restic)" ;; esac
+done
+awk -v s="$BENCH_SCALE" 'BEGIN { exit !(s + 0 > 0) }' || die "BENCH_SCALE must be a positive number, not '$BENCH_SCALE'"
+
+mkdir -p "$BENCH_DIR"/bin "$BENCH_DIR"/logs
+BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
+
+# --- GNU time ----------------------------------------------------------------
+TIME=/usr/bin/time
+if ! [ -x "$TIME" ] || ! "$TIME" -f '%e' true >/dev/null 2>&1; then
+	log "installing GNU time (Debian package 'time')"
+	SUDO=
+	[ "$(id -u)" -eq 0 ] || SUDO=sudo
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q time >/dev/null 2>&1 ||
+		{ DEBIAN_FRONTEND=noninteractive $SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q time; } ||
+		die "cannot install GNU time (apt-get install time)"
+fi
+
+# --- cairn -------------------------------------------------------------------
+CAIRN=$ROOT/bin/cairn
+if [[ " $BENCH_TOOLS " == *" cairn "* ]]; then
+	log "building cairn (go build -o bin/cairn ./cmd/cairn)"
+	if ! go build -o "$CAIRN" ./cmd/cairn; then
+		die "cannot build cairn from ./cmd/cairn (errors above); the benchmark needs a working cairn binary. To benchmark restic alone: BENCH_TOOLS=restic"
+	fi
+fi
+
+# --- restic ------------------------------------------------------------------
+build_restic() { # build restic $RESTIC_VERSION into $1
+	local out=$1 tmp dir
+	tmp=$(mktemp -d)
+	dir=$(cd "$tmp" && go mod download -json "github.com/restic/restic@v$RESTIC_VERSION" |
+		sed -n 's/^[[:space:]]*"Dir": "\(.*\)",\{0,1\}$/\1/p')
+	rmdir "$tmp"
+	[ -n "$dir" ] && [ -d "$dir" ] || return 1
+	mkdir -p "$(dirname "$out")"
+	(cd "$dir" && GOFLAGS=-mod=mod go build -o "$out.tmp" ./cmd/restic) && mv "$out.tmp" "$out"
+}
+RESTIC=
+if [[ " $BENCH_TOOLS " == *" restic "* ]]; then
+	if [ -n "${BENCH_RESTIC:-}" ]; then
+		RESTIC=$(command -v "$BENCH_RESTIC") || die "BENCH_RESTIC=$BENCH_RESTIC: not found"
+	elif [ -x "$RESTIC_CACHED" ]; then
+		RESTIC=$RESTIC_CACHED
+	else
+		log "building restic $RESTIC_VERSION into $RESTIC_CACHED (about 80 s on a cold module cache)"
+		if build_restic "$RESTIC_CACHED"; then
+			RESTIC=$RESTIC_CACHED
+		else
+			RESTIC=$(command -v restic) || die "could not build restic $RESTIC_VERSION and no restic in PATH (apt-get install restic)"
+			log "WARNING: could not build restic $RESTIC_VERSION; using $RESTIC ($("$RESTIC" version | awk '{print $2}'))"
+		fi
+	fi
+	log "restic: $RESTIC ($("$RESTIC" version))"
+fi
+
+# --- dataset -----------------------------------------------------------------
+GENDATA=$BENCH_DIR/bin/gendata
+go build -o "$GENDATA" ./tests/bench/gendata
+BASE=$BENCH_DIR/base-scale$BENCH_SCALE-seed$SEED
+DATA=$BENCH_DIR/data
+if ! [ -f "$BASE.done" ]; then
+	log "generating the dataset (scale $BENCH_SCALE) into $BASE"
+	rm -rf "$BASE"
+	"$GENDATA" -scale "$BENCH_SCALE" -seed "$SEED" "$BASE" >&2
+	touch "$BASE.done"
+fi
+log "copying the dataset to $DATA"
+rm -rf "$DATA"
+cp -a "$BASE" "$DATA"
+sync
+DATA_BYTES=$(du -sb "$DATA" | cut -f1)
+DATA_FILES=$(find "$DATA" -type f | wc -l)
+log "dataset: $DATA_FILES files, $DATA_BYTES bytes ($(awk -v b="$DATA_BYTES" 'BEGIN { printf "%.1f MiB", b / 1048576 }'))"
+
+# Timings are only comparable on an otherwise idle machine.
+load=$(cut -d' ' -f1 /proc/loadavg)
+if awk -v l="$load" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
+	log "WARNING: load average is $load on $(nproc) cores: other work will distort the timings"
+fi
+
+RESULTS=$BENCH_DIR/results.jsonl
+RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
+declare -A WALL CPU RSS SIZE
+
+# tool_cmd TOOL: sets CMD to the command line that runs TOOL on its repository
+# (env execs the tool, so GNU time measures the tool itself).
+tool_cmd() {
+	case $1 in
+	cairn) CMD=(env CAIRN_PASSWORD="$PASSWORD" XDG_CACHE_HOME="$BENCH_DIR/cache-cairn"
+		"$CAIRN" -r "$BENCH_DIR/repo-cairn") ;;
+	restic) CMD=(env RESTIC_PASSWORD="$PASSWORD"
+		"$RESTIC" -r "$BENCH_DIR/repo-restic" --cache-dir "$BENCH_DIR/cache-restic") ;;
+	esac
+}
+
+# step TOOL STEP ARGS... : runs one measured step and records its numbers.
+step() {
+	local tool=$1 name=$2
+	shift 2
+	local logf=$BENCH_DIR/logs/$tool-$name.log tf=$BENCH_DIR/logs/$tool-$name.time
+	log "$tool $name"
+	local CMD
+	tool_cmd "$tool"
+	if ! "$TIME" -f '%e %U %S %M' -o "$tf" "${CMD[@]}" "$@" >"$logf" 2>&1 </dev/null; then
+		echo "---- $logf (last 30 lines) ----" >&2
+		tail -n 30 "$logf" >&2
+		die "$tool $name failed: $tool $*"
+	fi
+	local wall user sys rss size
+	read -r wall user sys rss < <(tail -n 1 "$tf")
+	size=$(du -sb "$BENCH_DIR/repo-$tool" | cut -f1)
+	WALL[$tool,$name]=$wall
+	CPU[$tool,$name]=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
+	RSS[$tool,$name]=$rss
+	SIZE[$tool,$name]=$size
+	local line
+	line=$(printf '{"run":"%s","tool":"%s","step":"%s","wall_s":%s,"user_s":%s,"sys_s":%s,"cpu_s":%s,"max_rss_kb":%s,"repo_bytes":%s,"scale":%s,"data_bytes":%s}' \
+		"$RUN_ID" "$tool" "$name" "$wall" "$user" "$sys" "${CPU[$tool,$name]}" "$rss" "$size" "$BENCH_SCALE" "$DATA_BYTES")
+	echo "BENCH $line"
+	echo "$line" >>"$RESULTS"
+}
+
+# --- phase 1: init, first and unchanged backups --------------------------------
+for tool in $BENCH_TOOLS; do
+	rm -rf "$BENCH_DIR/repo-$tool" "$BENCH_DIR/cache-$tool" "$BENCH_DIR/restore-$tool"
+	step "$tool" init init
+	step "$tool" backup-first backup "$DATA"
+	step "$tool" backup-unchanged backup "$DATA"
+done
+
+# --- mutate once, identically for every tool ----------------------------------
+log "mutating $BENCH_MUTATE% of the dataset"
+"$GENDATA" -mutate "$BENCH_MUTATE" -mutate-seed "$SEED" "$DATA" >&2
+sync
+DATA_BYTES=$(du -sb "$DATA" | cut -f1)
+
+# --- phase 2: changed backup, restore ------------------------------------------
+for tool in $BENCH_TOOLS; do
+	step "$tool" backup-changed backup "$DATA"
+	dst=$BENCH_DIR/restore-$tool
+	rm -rf "$dst"
+	step "$tool" restore restore latest --target "$dst"
+	# restic-like tools restore the backed-up absolute path below the target.
+	got=$dst$DATA
+	[ -d "$got" ] || got=$dst
+	restored=$(du -sb "$got" | cut -f1)
+	log "$tool restored $restored bytes (dataset: $DATA_BYTES)"
+	if [ "$BENCH_VERIFY" = 1 ]; then
+		diff -r --no-dereference "$DATA" "$got" >/dev/null || die "$tool: restored tree differs from the dataset ($got)"
+		log "$tool restore verified"
+	fi
+	rm -rf "$dst"
+done
+
+# --- table ---------------------------------------------------------------------
+STEPS="init backup-first backup-unchanged backup-changed restore"
+read -r -a TOOLS <<<"$BENCH_TOOLS"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+
+echo
+echo "cairn benchmark $RUN_ID: scale $BENCH_SCALE, $DATA_FILES files, $(mib "$DATA_BYTES") MiB after mutation, $(nproc) cores"
+for tool in "${TOOLS[@]}"; do
+	case $tool in
+	cairn) echo "  cairn:  $CAIRN ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))" ;;
+	restic) echo "  restic: $RESTIC ($("$RESTIC" version))" ;;
+	esac
+done
+header=$(printf '%-17s' step)
+for tool in "${TOOLS[@]}"; do
+	header+=$(printf ' | %-7s %8s %8s %8s %9s' "$tool" wall_s cpu_s rss_MB repo_MiB)
+done
+both=0
+if [[ " $BENCH_TOOLS " == *" cairn "* && " $BENCH_TOOLS " == *" restic "* ]]; then
+	both=1
+	header+=$(printf ' | %11s %10s %10s' 'wall r/c' 'cpu r/c' 'rss c/r')
+fi
+echo "$header"
+echo "${header//?/-}"
+for s in $STEPS; do
+	row=$(printf '%-17s' "$s")
+	for tool in "${TOOLS[@]}"; do
+		row+=$(printf ' | %-7s %8s %8s %8s %9s' "" "${WALL[$tool,$s]}" "${CPU[$tool,$s]}" \
+			"$(awk -v k="${RSS[$tool,$s]}" 'BEGIN { printf "%.0f", k / 1024 }')" "$(mib "${SIZE[$tool,$s]}")")
+	done
+	if [ "$both" = 1 ]; then
+		row+=$(printf ' | %11s %10s %10s' \
+			"$(ratio "${WALL[restic,$s]}" "${WALL[cairn,$s]}")" \
+			"$(ratio "${CPU[restic,$s]}" "${CPU[cairn,$s]}")" \
+			"$(ratio "${RSS[cairn,$s]}" "${RSS[restic,$s]}")")
+	fi
+	echo "$row"
+done
+if [ "$both" = 1 ]; then
+	echo "wall r/c, cpu r/c: restic/cairn time (>1: cairn faster); rss c/r: cairn/restic peak RSS (<1: cairn smaller)"
+fi
+echo "logs: $BENCH_DIR/logs; results: $RESULTS"
