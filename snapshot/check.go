@@ -1,0 +1,328 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unicode"
+
+	"github.com/cairn-backup/cairn/repo"
+)
+
+// Severity grades a problem found by Check (the same type as repo's, so
+// problems from both layers flow through one report function).
+type Severity = repo.Severity
+
+const (
+	SevError   = repo.SevError   // the repository is damaged
+	SevWarning = repo.SevWarning // harmless: unused packs, duplicate blobs, stale locks...
+)
+
+// CheckOptions select how thoroughly Check reads the repository.
+type CheckOptions struct {
+	ReadData bool
+	// ReadDataSubset reads only some packs: "n/m" is the n-th of m groups of
+	// packs (grouped by pack ID, so runs with n = 1..m cover every pack once)
+	// and "p%" a random p percent. It implies ReadData.
+	ReadDataSubset string
+	// Progress, when set, counts packs read in Files and their bytes in
+	// Bytes; TotalFiles and TotalBytes are set before reading starts.
+	Progress *Progress
+}
+
+// CheckResult counts what Check found and looked at.
+type CheckResult struct {
+	Errors                         int // real problems: the repository is damaged
+	Warnings                       int // harmless problems
+	Snapshots, Trees, Packs, Blobs int
+	ReadDataPacks                  int
+	ReadDataBytes                  int64
+}
+
+// Check verifies the repository like restic's check: index files, pack files
+// and their sizes, locks, every snapshot's trees down to the index entries
+// of its file contents, and with ReadData every byte of the selected packs.
+// Each problem goes to report (if not nil) as one line; the returned error
+// is only for when the check itself could not run. Check replaces r's index
+// with the one it loads, leaving out unreadable index files.
+func Check(ctx context.Context, r *repo.Repository, opts CheckOptions, report func(sev Severity, msg string)) (CheckResult, error) {
+	var res CheckResult
+	if _, err := repo.SelectPacks(nil, opts.ReadDataSubset); err != nil {
+		return res, err // a typo should fail before minutes of work
+	}
+	var mu sync.Mutex
+	rep := func(sev Severity, msg string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if sev == SevWarning {
+			res.Warnings++
+		} else {
+			res.Errors++
+		}
+		if report != nil {
+			report(sev, msg)
+		}
+	}
+	c := repo.NewChecker(r, rep)
+	if err := c.LoadIndex(ctx); err != nil {
+		return res, err
+	}
+	if err := c.CheckPacks(ctx); err != nil {
+		return res, err
+	}
+	if err := c.CheckLocks(ctx); err != nil {
+		return res, err
+	}
+	res.Packs, res.Blobs = c.Stats()
+
+	sns, err := loadAllSnapshots(ctx, r, rep)
+	if err != nil {
+		return res, err
+	}
+	res.Snapshots = len(sns)
+	tc := newTreeChecker(r, rep)
+	for _, sn := range sns {
+		tc.add(treeJob{id: *sn.Tree, sn: sn.ID, path: "/"})
+	}
+	opts.Progress.SetCurrent("checking snapshots")
+	res.Trees = tc.run(ctx, max(4, runtime.GOMAXPROCS(0)))
+	if err := ctx.Err(); err != nil {
+		return res, err
+	}
+
+	if !opts.ReadData && opts.ReadDataSubset == "" {
+		return res, nil
+	}
+	packs, err := repo.SelectPacks(c.DataPacks(), opts.ReadDataSubset)
+	if err != nil {
+		return res, err
+	}
+	var total int64
+	for _, id := range packs {
+		total += c.PackFileSize(id)
+	}
+	if p := opts.Progress; p != nil {
+		p.TotalFiles.Store(uint64(len(packs)))
+		p.TotalBytes.Store(uint64(total))
+		p.ScanDone.Store(true)
+		p.SetCurrent("reading pack data")
+	}
+	var nPacks, nBytes atomic.Int64
+	err = c.ReadPacks(ctx, packs, min(4, max(2, runtime.GOMAXPROCS(0))), repo.ReadProgress{
+		Bytes: func(n int64) {
+			nBytes.Add(n)
+			if opts.Progress != nil {
+				opts.Progress.Bytes.Add(uint64(n))
+			}
+		},
+		Pack: func() {
+			nPacks.Add(1)
+			if opts.Progress != nil {
+				opts.Progress.Files.Add(1)
+			}
+		},
+	})
+	res.ReadDataPacks, res.ReadDataBytes = int(nPacks.Load()), nBytes.Load()
+	return res, err
+}
+
+// loadAllSnapshots loads every snapshot file, reporting those that cannot be
+// read or have no tree.
+func loadAllSnapshots(ctx context.Context, r *repo.Repository, rep func(Severity, string)) ([]*Snapshot, error) {
+	var ids []repo.ID
+	if err := r.List(ctx, repo.SnapshotFile, func(id repo.ID, _ int64) error { ids = append(ids, id); return nil }); err != nil {
+		return nil, fmt.Errorf("check: list snapshots: %w", err)
+	}
+	slices.SortFunc(ids, func(a, b repo.ID) int { return strings.Compare(a.String(), b.String()) })
+	out := make([]*Snapshot, len(ids))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			sn := &Snapshot{}
+			err := r.LoadJSONUnpacked(ctx, repo.SnapshotFile, id, sn)
+			switch {
+			case ctx.Err() != nil:
+			case repo.IsNotExist(err):
+				// removed by a concurrent forget
+			case err != nil:
+				rep(SevError, fmt.Sprintf("snapshot %s cannot be read: %v", id.Str(), err))
+			case sn.Tree == nil || sn.Tree.IsNull():
+				rep(SevError, fmt.Sprintf("snapshot %s has no tree", id.Str()))
+			default:
+				sn.ID = id
+				out[i] = sn
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(out, func(sn *Snapshot) bool { return sn == nil }), nil
+}
+
+// treeJob is a tree to check, with the first snapshot and path that reached
+// it (trees are shared, each is checked once and named by that path).
+type treeJob struct {
+	id   repo.ID
+	sn   repo.ID
+	path string
+}
+
+// treeChecker walks trees with a few workers over a shared LIFO queue
+// (depth first keeps the queue short).
+type treeChecker struct {
+	r   *repo.Repository
+	rep func(Severity, string)
+
+	mu      sync.Mutex
+	cond    *sync.Cond
+	queue   []treeJob
+	pending int // queued or being checked
+	seen    map[repo.ID]struct{}
+}
+
+func newTreeChecker(r *repo.Repository, rep func(Severity, string)) *treeChecker {
+	tc := &treeChecker{r: r, rep: rep, seen: map[repo.ID]struct{}{}}
+	tc.cond = sync.NewCond(&tc.mu)
+	return tc
+}
+
+// add queues a tree unless it was seen; call with mu held or before run.
+func (tc *treeChecker) add(j treeJob) {
+	if _, ok := tc.seen[j.id]; ok {
+		return
+	}
+	tc.seen[j.id] = struct{}{}
+	tc.queue = append(tc.queue, j)
+	tc.pending++
+}
+
+// run checks all queued trees and their subtrees; it returns how many trees
+// it visited. On cancellation queued trees are dropped.
+func (tc *treeChecker) run(ctx context.Context, workers int) int {
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				tc.mu.Lock()
+				for len(tc.queue) == 0 && tc.pending > 0 {
+					tc.cond.Wait()
+				}
+				if len(tc.queue) == 0 {
+					tc.mu.Unlock()
+					return
+				}
+				j := tc.queue[len(tc.queue)-1]
+				tc.queue = tc.queue[:len(tc.queue)-1]
+				tc.mu.Unlock()
+
+				var subs []treeJob
+				if ctx.Err() == nil {
+					subs = tc.check(ctx, j)
+				}
+				tc.mu.Lock()
+				for _, s := range subs {
+					tc.add(s)
+				}
+				tc.pending--
+				tc.mu.Unlock()
+				tc.cond.Broadcast()
+			}
+		}()
+	}
+	wg.Wait()
+	return len(tc.seen)
+}
+
+func (tc *treeChecker) errorf(j treeJob, p, format string, args ...any) {
+	tc.rep(SevError, fmt.Sprintf("snapshot %s, %s: ", j.sn.Str(), showPath(p))+fmt.Sprintf(format, args...))
+}
+
+// check loads one tree, checks its nodes and returns its subtrees.
+func (tc *treeChecker) check(ctx context.Context, j treeJob) []treeJob {
+	buf, err := tc.r.LoadBlob(ctx, repo.TreeBlob, j.id, nil)
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+		case errors.Is(err, repo.ErrBlobNotFound):
+			tc.errorf(j, j.path, "tree %s is missing (not in the index)", j.id.Str())
+		default:
+			tc.errorf(j, j.path, "tree %s cannot be loaded: %v", j.id.Str(), err)
+		}
+		return nil
+	}
+	t, err := DecodeTree(buf)
+	if err != nil {
+		tc.errorf(j, j.path, "tree %s is invalid: %v", j.id.Str(), err)
+		return nil
+	}
+	var subs []treeJob
+	for _, n := range t.Nodes {
+		p := path.Join(j.path, n.Name)
+		switch n.Type {
+		case NodeFile:
+			tc.checkFile(j, p, n)
+		case NodeDir:
+			if n.Subtree == nil || n.Subtree.IsNull() {
+				tc.errorf(j, p, "directory has no subtree")
+				continue
+			}
+			subs = append(subs, treeJob{id: *n.Subtree, sn: j.sn, path: p})
+		case NodeSymlink, NodeDev, NodeCharDev, NodeFifo, NodeSocket, NodeIrregular:
+		default:
+			tc.errorf(j, p, "unknown node type %q", n.Type)
+		}
+	}
+	return subs
+}
+
+// checkFile checks that a file's data blobs are all indexed and that their
+// plaintext sizes add up to the file's size.
+func (tc *treeChecker) checkFile(j treeJob, p string, n *Node) {
+	if n.Content == nil {
+		tc.errorf(j, p, "file has no content list")
+		return
+	}
+	var sum uint64
+	missing, example := 0, ""
+	for i, id := range n.Content {
+		locs := tc.r.LookupBlob(repo.DataBlob, id)
+		if len(locs) == 0 {
+			if missing == 0 {
+				example = fmt.Sprintf("blob %d: %s", i, id.Str())
+			}
+			missing++
+			continue
+		}
+		sum += uint64(locs[0].PlaintextLength())
+	}
+	switch {
+	case missing > 0:
+		tc.errorf(j, p, "%d of %d data blobs are missing (not in the index), e.g. %s", missing, len(n.Content), example)
+	case sum != n.Size:
+		tc.errorf(j, p, "file size is %d bytes, but its data blobs hold %d", n.Size, sum)
+	}
+}
+
+// showPath quotes a path only when it holds characters that would garble a
+// one-line message.
+func showPath(p string) string {
+	if strings.IndexFunc(p, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+		return strconv.Quote(p)
+	}
+	return p
+}
