@@ -1,0 +1,343 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/bits"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cairn-backup/cairn/crypto"
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/spf13/cobra"
+)
+
+// globalOptions holds the flags every command shares and the helpers that
+// turn them into an opened repository.
+type globalOptions struct {
+	env *cliEnv
+
+	repo         string
+	passwordFile string
+	quiet        bool
+	verbose      int
+	json         bool
+	noLock       bool
+	readOnly     bool
+	options      []string
+	compression  string
+	packSize     int
+	cacheDir     string
+	noCache      bool
+
+	// extended holds the -o key=value options after validation; backends
+	// read their keys from here.
+	extended map[string]string
+	// kdf are the scrypt costs of keys this run writes (init, key add).
+	kdf crypto.KDFParams
+
+	outMu sync.Mutex
+	// progress, when drawing, is cleared before messages go to stderr.
+	progress *progressDisplay
+}
+
+// extOption is one key accepted by -o. Backends add their keys here
+// (e.g. "s3.connections").
+type extOption struct {
+	key   string
+	help  string
+	apply func(g *globalOptions, value string) error
+}
+
+var extOptions = []extOption{
+	{key: "read-only", help: "open the repository read-only (true/false)", apply: func(g *globalOptions, v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("-o read-only=%s: want true or false", v)
+		}
+		g.readOnly = g.readOnly || b
+		return nil
+	}},
+}
+
+func (g *globalOptions) addFlags(root *cobra.Command) {
+	f := root.PersistentFlags()
+	f.StringVarP(&g.repo, "repo", "r", "", "repository `location`: a local path (default $CAIRN_REPOSITORY)")
+	f.StringVar(&g.passwordFile, "password-file", "", "read the repository password from `file` (default $CAIRN_PASSWORD_FILE)")
+	f.BoolVarP(&g.quiet, "quiet", "q", false, "print only errors")
+	f.CountVarP(&g.verbose, "verbose", "v", "print more (repeat for even more)")
+	f.BoolVar(&g.json, "json", false, "print machine-readable JSON to stdout")
+	f.BoolVar(&g.noLock, "no-lock", false, "do not lock the repository (for read-only storage)")
+	f.BoolVar(&g.readOnly, "read-only", false, "open the repository read-only: commands that write fail")
+	f.StringArrayVarP(&g.options, "option", "o", nil, "set an extended `key=value` option (known: "+knownExtKeys()+")")
+	f.StringVar(&g.compression, "compression", "", "compression `mode` for new data: auto, off or max (default $CAIRN_COMPRESSION or auto)")
+	f.IntVar(&g.packSize, "pack-size", 0, "target pack size in `MiB` (default $CAIRN_PACK_SIZE or 16)")
+	f.StringVar(&g.cacheDir, "cache-dir", "", "cache `directory`: accepted for restic compatibility; cairn keeps no cache")
+	f.BoolVar(&g.noCache, "no-cache", false, "accepted for restic compatibility; cairn keeps no cache")
+}
+
+func knownExtKeys() string {
+	keys := make([]string, len(extOptions))
+	for i, o := range extOptions {
+		keys[i] = o.key
+	}
+	slices.Sort(keys)
+	return strings.Join(keys, ", ")
+}
+
+// resolve fills unset flags from the environment and validates them; it
+// runs before every command.
+func (g *globalOptions) resolve(cmd *cobra.Command) error {
+	getenv := g.env.getenv
+	if g.repo == "" {
+		g.repo = getenv("CAIRN_REPOSITORY")
+	}
+	if g.passwordFile == "" {
+		g.passwordFile = getenv("CAIRN_PASSWORD_FILE")
+	}
+	if g.compression == "" {
+		g.compression = getenv("CAIRN_COMPRESSION")
+	}
+	if _, err := repo.ParseCompression(g.compression); err != nil {
+		return err
+	}
+	if !cmd.Flags().Changed("pack-size") {
+		if s := getenv("CAIRN_PACK_SIZE"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				return fmt.Errorf("CAIRN_PACK_SIZE=%q is not a number of MiB", s)
+			}
+			g.packSize = n
+		}
+	}
+	if g.packSize != 0 && (g.packSize < 4 || g.packSize > 128) {
+		return fmt.Errorf("--pack-size %d is out of range: use 4 to 128 (MiB)", g.packSize)
+	}
+	g.extended = map[string]string{}
+	for _, kv := range g.options {
+		key, value, ok := strings.Cut(kv, "=")
+		key = strings.TrimSpace(key)
+		if !ok || key == "" {
+			return fmt.Errorf("-o %q: want key=value", kv)
+		}
+		i := slices.IndexFunc(extOptions, func(o extOption) bool { return o.key == key })
+		if i < 0 {
+			return fmt.Errorf("unknown option -o %s; known options: %s", key, knownExtKeys())
+		}
+		if err := extOptions[i].apply(g, value); err != nil {
+			return err
+		}
+		g.extended[key] = value
+	}
+	return nil
+}
+
+// openBackend picks the storage backend for a repository location. A plain
+// path (or "local:PATH") is a local directory; other schemes are added here.
+func openBackend(loc string, create bool) (repo.Backend, error) {
+	if loc == "" {
+		return nil, errors.New("no repository given: use -r/--repo or set CAIRN_REPOSITORY")
+	}
+	if scheme, _, ok := strings.Cut(loc, ":"); ok {
+		switch scheme {
+		case "local":
+			loc = strings.TrimPrefix(loc, "local:")
+		case "s3", "sftp", "rest", "b2", "azure", "gs", "swift", "rclone":
+			return nil, fmt.Errorf("repository %s: the %s backend is not supported yet; use a local path", loc, scheme)
+		}
+	}
+	if create {
+		return repo.CreateLocal(loc)
+	}
+	return repo.OpenLocal(loc)
+}
+
+func (g *globalOptions) repoOptions() repo.Options {
+	comp, _ := repo.ParseCompression(g.compression) // validated in resolve
+	return repo.Options{PackSize: g.packSize << 20, Compression: comp, ReadOnly: g.readOnly, KDF: g.kdf}
+}
+
+// kdfParams are the scrypt costs for new key files: calibrated to about
+// half a second, or N from $CAIRN_KDF_N (tests use it to stay fast).
+func (g *globalOptions) kdfParams() (crypto.KDFParams, error) {
+	if s := g.env.getenv("CAIRN_KDF_N"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 2 || bits.OnesCount(uint(n)) != 1 {
+			return crypto.KDFParams{}, fmt.Errorf("CAIRN_KDF_N=%q must be a power of two", s)
+		}
+		return crypto.KDFParams{N: n, R: 8, P: 1}, nil
+	}
+	return crypto.Calibrate(500*time.Millisecond, 256), nil
+}
+
+// password finds the repository password: --password-file, then
+// $CAIRN_PASSWORD, then a prompt (twice when confirm is set).
+func (g *globalOptions) password(ctx context.Context, confirm bool) (string, error) {
+	if g.passwordFile != "" {
+		return readPasswordFile(g.passwordFile)
+	}
+	if pw := g.env.getenv("CAIRN_PASSWORD"); pw != "" {
+		return pw, nil
+	}
+	if g.env.readPassword == nil {
+		return "", errors.New("no password: set CAIRN_PASSWORD or --password-file")
+	}
+	prompt := "enter password for repository: "
+	if confirm {
+		prompt = "enter password for new repository: "
+	}
+	return g.promptPassword(ctx, prompt, confirm)
+}
+
+func readPasswordFile(name string) (string, error) {
+	buf, err := os.ReadFile(name)
+	if err != nil {
+		return "", fmt.Errorf("read password file: %w", err)
+	}
+	pw := strings.TrimSpace(string(buf)) // as restic does
+	if pw == "" {
+		return "", fmt.Errorf("password file %s is empty", name)
+	}
+	return pw, nil
+}
+
+func (g *globalOptions) promptPassword(ctx context.Context, prompt string, confirm bool) (string, error) {
+	ask := func(p string) (string, error) {
+		fmt.Fprint(g.env.stderr, p)
+		pw, err := g.env.readPassword(ctx)
+		fmt.Fprintln(g.env.stderr)
+		return pw, err
+	}
+	pw, err := ask(prompt)
+	if err != nil {
+		return "", err
+	}
+	if pw == "" {
+		return "", errors.New("empty password: type a password at the prompt")
+	}
+	if confirm {
+		again, err := ask("enter password again: ")
+		if err != nil {
+			return "", err
+		}
+		if again != pw {
+			return "", errors.New("passwords do not match; run the command again")
+		}
+	}
+	return pw, nil
+}
+
+// openRepo opens the repository with the password; it does not load the
+// index.
+func (g *globalOptions) openRepo(ctx context.Context) (*repo.Repository, error) {
+	be, err := openBackend(g.repo, false)
+	if err != nil {
+		return nil, err
+	}
+	pw, err := g.password(ctx, false)
+	if err != nil {
+		be.Close()
+		return nil, err
+	}
+	g.verbosef(2, "opening repository %s\n", be.Location())
+	r, err := repo.Open(ctx, be, pw, g.repoOptions())
+	if err != nil {
+		be.Close()
+		return nil, err
+	}
+	g.verbosef(1, "repository %s opened (version %d)\n", shortRepoID(r), r.Config().Version)
+	return r, nil
+}
+
+func shortRepoID(r *repo.Repository) string {
+	id := r.Config().ID
+	if len(id) > 10 {
+		id = id[:10]
+	}
+	return id
+}
+
+// checkWritable fails early for commands that write when the repository
+// is opened read-only.
+func (g *globalOptions) checkWritable(what string) error {
+	if g.readOnly {
+		return fmt.Errorf("%s needs to write, but the repository is read-only (--read-only or -o read-only=true); drop that option", what)
+	}
+	return nil
+}
+
+// lock takes a lock unless --no-lock is given; the returned function
+// releases it, also after the context was cancelled.
+func (g *globalOptions) lock(ctx context.Context, r *repo.Repository, exclusive bool) (func(), error) {
+	if g.noLock {
+		return func() {}, nil
+	}
+	l, err := r.Lock(ctx, exclusive)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		if err := l.Unlock(context.WithoutCancel(ctx)); err != nil {
+			g.warnf("warning: %v\n", err)
+		}
+	}, nil
+}
+
+// printf writes normal output to stdout unless -q or --json is given.
+func (g *globalOptions) printf(format string, args ...any) {
+	if g.quiet || g.json {
+		return
+	}
+	g.outMu.Lock()
+	defer g.outMu.Unlock()
+	g.progress.clear()
+	fmt.Fprintf(g.env.stdout, format, args...)
+}
+
+// outf writes the data a listing command was asked for (tables, stats);
+// unlike printf it ignores -q.
+func (g *globalOptions) outf(format string, args ...any) {
+	g.outMu.Lock()
+	defer g.outMu.Unlock()
+	fmt.Fprintf(g.env.stdout, format, args...)
+}
+
+// verbosef writes when -v was given at least level times.
+func (g *globalOptions) verbosef(level int, format string, args ...any) {
+	if g.verbose < level {
+		return
+	}
+	g.printf(format, args...)
+}
+
+// warnf writes to stderr, even with -q.
+func (g *globalOptions) warnf(format string, args ...any) {
+	g.outMu.Lock()
+	defer g.outMu.Unlock()
+	g.progress.clear()
+	fmt.Fprintf(g.env.stderr, format, args...)
+}
+
+// printJSON writes v as JSON to stdout.
+func (g *globalOptions) printJSON(v any, indent bool) error {
+	var buf []byte
+	var err error
+	if indent {
+		buf, err = json.MarshalIndent(v, "", "  ")
+	} else {
+		buf, err = json.Marshal(v)
+	}
+	if err != nil {
+		return err
+	}
+	g.outMu.Lock()
+	defer g.outMu.Unlock()
+	_, err = fmt.Fprintf(g.env.stdout, "%s\n", buf)
+	return err
+}

@@ -1,0 +1,180 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strings"
+	"unicode"
+
+	"github.com/cairn-backup/cairn/snapshot"
+)
+
+// buildMatcher compiles case-sensitive and case-insensitive patterns into
+// one matcher. Case-insensitive patterns are rewritten into globs that
+// accept both cases of every letter ("*.jpg" becomes "*.[jJ][pP][gG]"), so
+// both kinds can be mixed, with their order kept for "!" negations.
+// It returns nil when there are no patterns.
+func buildMatcher(flag string, exact, fold []string) (*snapshot.Matcher, error) {
+	pats := append([]string(nil), exact...)
+	for _, p := range fold {
+		pats = append(pats, foldPattern(p))
+	}
+	if len(pats) == 0 {
+		return nil, nil
+	}
+	m, err := snapshot.NewMatcher(pats, false)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	if m.Empty() {
+		return nil, nil
+	}
+	return m, nil
+}
+
+// foldPattern makes a glob pattern match regardless of case.
+func foldPattern(p string) string {
+	var b strings.Builder
+	rs := []rune(p)
+	for i := 0; i < len(rs); i++ {
+		c := rs[i]
+		switch {
+		case c == '\\' && i+1 < len(rs):
+			// An escaped letter stands for itself: fold it as a class.
+			i++
+			b.WriteString(foldRune(rs[i], true))
+		case c == '[':
+			end := classEnd(rs, i)
+			if end < 0 { // malformed: leave it for the matcher to reject
+				b.WriteString(string(rs[i:]))
+				return b.String()
+			}
+			body := string(rs[i+1 : end])
+			neg := ""
+			if strings.HasPrefix(body, "^") {
+				neg, body = "^", body[1:]
+			}
+			b.WriteString("[" + neg + body + foldClassBody(body) + "]")
+			i = end
+		default:
+			b.WriteString(foldRune(c, false))
+		}
+	}
+	return b.String()
+}
+
+// classEnd returns the index of the ']' closing the class that starts at
+// rs[start], or -1.
+func classEnd(rs []rune, start int) int {
+	i := start + 1
+	if i < len(rs) && rs[i] == '^' {
+		i++
+	}
+	for ; i < len(rs); i++ {
+		switch rs[i] {
+		case '\\':
+			i++
+		case ']':
+			return i
+		}
+	}
+	return -1
+}
+
+// foldClassBody returns the other-case variants of a class body: letters
+// and ranges of letters in their other cases. Escapes are kept.
+func foldClassBody(body string) string {
+	var b strings.Builder
+	rs := []rune(body)
+	for i := 0; i < len(rs); i++ {
+		if rs[i] == '\\' && i+1 < len(rs) {
+			i++
+			if alt := otherCases(rs[i]); alt != "" {
+				b.WriteString(alt)
+			}
+			continue
+		}
+		if i+2 < len(rs) && rs[i+1] == '-' {
+			lo, hi := rs[i], rs[i+2]
+			if u, v := unicode.ToUpper(lo), unicode.ToUpper(hi); u != lo || v != hi {
+				if u <= v && isLetterRange(lo, hi) {
+					b.WriteString(string(u) + "-" + string(v))
+				}
+			}
+			if l, w := unicode.ToLower(lo), unicode.ToLower(hi); l != lo || w != hi {
+				if l <= w && isLetterRange(lo, hi) {
+					b.WriteString(string(l) + "-" + string(w))
+				}
+			}
+			i += 2
+			continue
+		}
+		b.WriteString(otherCases(rs[i]))
+	}
+	return b.String()
+}
+
+// isLetterRange reports whether lo-hi is an ASCII letter range whose case
+// mapping keeps it a range (a-z, C-F, ...).
+func isLetterRange(lo, hi rune) bool {
+	return ('a' <= lo && hi <= 'z') || ('A' <= lo && hi <= 'Z')
+}
+
+// otherCases returns r's other case forms, escaped when needed.
+func otherCases(r rune) string {
+	var b strings.Builder
+	for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+		if strings.ContainsRune(`\]^-`, f) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(f)
+	}
+	return b.String()
+}
+
+// foldRune returns a pattern that matches r in any case.
+func foldRune(r rune, escaped bool) string {
+	alt := otherCases(r)
+	if alt == "" {
+		if escaped {
+			return `\` + string(r)
+		}
+		return string(r)
+	}
+	self := string(r)
+	if strings.ContainsRune(`\]^-`, r) {
+		self = `\` + self
+	}
+	return "[" + self + alt + "]"
+}
+
+// readPatternFile reads one pattern or path per line; blank lines and
+// lines starting with # are skipped, $VARIABLES are expanded as restic does.
+func readPatternFile(name string, expand bool) ([]string, error) {
+	if name == "-" {
+		return nil, fmt.Errorf("reading %q from stdin is not supported; give a file", name)
+	}
+	buf, err := os.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	sc := bufio.NewScanner(bytes.NewReader(buf))
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if expand {
+			line = os.ExpandEnv(line)
+		}
+		out = append(out, line)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	}
+	return out, nil
+}
