@@ -200,7 +200,13 @@ The repository is given with -r/--repo or $CAIRN_REPOSITORY, its password with
 		newKeyCmd(g),
 		newListCmd(g),
 		newStatsCmd(g),
+		newLsCmd(g),
+		newFindCmd(g),
+		newDumpCmd(g),
+		newDiffCmd(g),
+		newMountCmd(g),
 		newUnlockCmd(g),
+		newRepairCmd(g),
 		newVersionCmd(g),
 		newCompletionCmd(),
 	)
