@@ -6,7 +6,7 @@ BIN       ?= bin
 TESTFLAGS ?=
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build test bench lint demo clean
+.PHONY: all build test bench lint demo clean cluster-binaries cluster-up cluster-down
 
 all: build
 
@@ -37,6 +37,18 @@ lint:
 # Placeholder: the lead fills in the demo.
 demo:
 	@echo
+
+# A real control plane (etcd, kube-apiserver, kube-controller-manager) on
+# 127.0.0.1; binaries are built once from the Go module proxy (~12 min).
+CLUSTER_DIR ?= .cluster
+cluster-binaries:
+	bash tests/cluster/build-binaries.sh
+
+cluster-up: cluster-binaries
+	$(GO) run ./tests/cluster/cmd/cluster up $(CLUSTER_DIR)
+
+cluster-down:
+	$(GO) run ./tests/cluster/cmd/cluster down $(CLUSTER_DIR)
 
 clean:
 	rm -rf $(BIN) coverage.out coverage.html *.coverprofile
