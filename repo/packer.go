@@ -27,9 +27,9 @@ type packer struct {
 }
 
 func (r *Repository) packer() *packer {
-	if r.pk == nil {
+	r.pkOnce.Do(func() { // SaveBlob is called from many goroutines at once
 		r.pk = &packer{r: r, cur: map[BlobType]*PackWriter{}, inflight: map[BlobHandle]struct{}{}}
-	}
+	})
 	return r.pk
 }
 
@@ -102,7 +102,9 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte, id I
 
 	payload, ulen := data, uint32(0)
 	if r.cfg.Version >= 2 && r.opts.Compression != CompressionOff && len(data) > 0 {
-		c := compress(make([]byte, 0, len(data)), data, r.opts.Compression)
+		// Room for zstd's worst case: incompressible data grows a little,
+		// and a too small dst makes the encoder reallocate.
+		c := compress(make([]byte, 0, len(data)+len(data)/128+1024), data, r.opts.Compression)
 		if len(c) < len(data) {
 			payload, ulen = c, uint32(len(data))
 		}

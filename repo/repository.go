@@ -46,7 +46,8 @@ type Repository struct {
 	opts  Options
 	idx   *Index
 
-	pk *packer
+	pk     *packer
+	pkOnce sync.Once
 }
 
 func (o *Options) defaults() {
@@ -398,7 +399,7 @@ func (r *Repository) loadRange(ctx context.Context, pack ID, offset, length uint
 }
 
 // DecodeBlob turns a blob's stored bytes into its verified plaintext,
-// appended to dst.
+// appended to dst. It overwrites raw.
 func (r *Repository) DecodeBlob(pb PackedBlob, raw, dst []byte) ([]byte, error) {
 	if len(raw) != int(pb.Length) {
 		return nil, fmt.Errorf("blob %v in pack %v: %w: got %d bytes, want %d", pb.ID.Str(), pb.Pack.Str(), ErrCorruptPack, len(raw), pb.Length)
@@ -406,7 +407,8 @@ func (r *Repository) DecodeBlob(pb PackedBlob, raw, dst []byte) ([]byte, error) 
 	var plain []byte
 	var err error
 	if pb.IsCompressed() {
-		plain, err = r.key.Open(nil, raw)
+		// Decrypt in place (raw is ours) and decompress into dst.
+		plain, err = r.key.Open(raw[:0], raw)
 		if err == nil {
 			plain, err = decompress(dst[:0], plain)
 		}

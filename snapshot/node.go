@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/cairn-backup/cairn/repo"
@@ -57,6 +58,31 @@ type Node struct {
 	Content []repo.ID `json:"content"`
 	Subtree *repo.ID  `json:"subtree,omitempty"`
 	Error   string    `json:"error,omitempty"`
+}
+
+// MarshalJSON stores the name Go-escaped (strconv.Quote without the quotes)
+// inside the JSON string, as restic does: restic unquotes every name it
+// reads and rejects trees whose names hold a bare quote or backslash.
+func (n Node) MarshalJSON() ([]byte, error) {
+	type plain Node
+	q := strconv.Quote(n.Name)
+	p := plain(n)
+	p.Name = q[1 : len(q)-1]
+	return json.Marshal(p)
+}
+
+// UnmarshalJSON undoes the escaping of MarshalJSON.
+func (n *Node) UnmarshalJSON(b []byte) error {
+	type plain Node
+	if err := json.Unmarshal(b, (*plain)(n)); err != nil {
+		return err
+	}
+	name, err := strconv.Unquote(`"` + n.Name + `"`)
+	if err != nil {
+		return fmt.Errorf("node name %q: %w", n.Name, err)
+	}
+	n.Name = name
+	return nil
 }
 
 // Tree is a directory listing; nodes are sorted by name.

@@ -1,0 +1,445 @@
+package snapshot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cairn-backup/cairn/repo"
+)
+
+// RestoreOptions tune Restore.
+type RestoreOptions struct {
+	Target  string   // created if missing
+	Include *Matcher // nil/empty: everything; else matching paths and the dirs leading to them
+	Exclude *Matcher
+	// Verify re-reads every restored file and checks it against the hashes
+	// of its content blobs.
+	Verify   bool
+	Progress *Progress
+	// OnError is told about each item (by its slash path in the snapshot)
+	// that could not be restored; the restore goes on. Calls are serialized.
+	OnError func(path string, err error)
+	Workers int // parallel pack readers; 0 = a default for this machine
+}
+
+// Restore writes the tree of sn into opts.Target. subpath "" or "/" restores
+// the whole snapshot with full paths recreated under Target (as restic does);
+// a directory subpath like "/tmp/x" puts that directory's contents directly
+// into Target (restic's `snapshot:subfolder`), a file subpath puts that file
+// there. Include/Exclude always see full snapshot paths.
+//
+// It returns how many items failed (reported through OnError); err is only
+// for problems that stop the whole restore.
+func Restore(ctx context.Context, r *repo.Repository, sn *Snapshot, subpath string, opts RestoreOptions) (int, error) {
+	rs, err := newRestorer(r, opts)
+	if err != nil {
+		return 0, err
+	}
+	if err := rs.run(ctx, sn, subpath); err != nil {
+		return rs.failures(), err
+	}
+	return rs.failures(), nil
+}
+
+// Workers beyond the core count help with remote backends; the cap bounds
+// memory (each worker holds up to two blob buffers).
+func defaultWorkers() int { return min(max(2*runtime.GOMAXPROCS(0), 4), 8) }
+
+// restorer holds the plan built by the tree pass and the state of the data
+// pass.
+type restorer struct {
+	repo   *repo.Repository
+	loader *TreeLoader
+	opts   RestoreOptions
+	prog   *Progress
+
+	errMu  sync.Mutex
+	failed int
+
+	files     []*fileJob
+	dirs      []*dirState // created directories, parents before children
+	links     []hardLink
+	linkFirst map[inodeKey]*fileJob
+	blobs     map[repo.ID]*blobJob
+	packs     map[repo.ID]*packJob
+	packOrder []*packJob // first-seen order: files tend to complete in tree order
+}
+
+// fileJob is one regular file to restore. It is created on the first write
+// (its blobs arrive in pack order, from several workers) and finished by
+// whichever write completes it.
+type fileJob struct {
+	snap    string // slash path in the snapshot, for errors and matching
+	target  string
+	node    *Node
+	size    int64
+	content []*blobJob
+
+	mu        sync.Mutex
+	created   bool
+	remaining atomic.Int32 // writes still to do
+	bad       atomic.Bool
+	sparse    atomic.Bool // some all-zero blob was skipped
+}
+
+// blobJob is one data blob and every place it has to be written to.
+type blobJob struct {
+	id      repo.ID
+	locs    []repo.PackedBlob // locs[0] is read first; the rest on failure
+	size    uint32            // plaintext length
+	targets []blobTarget
+}
+
+type blobTarget struct {
+	file *fileJob
+	off  int64
+}
+
+type packJob struct {
+	id    repo.ID
+	blobs []*blobJob // sorted by offset before reading
+}
+
+type dirState struct {
+	snap    string
+	target  string
+	node    *Node // nil for the restore target itself
+	parent  *dirState
+	created bool
+	bad     bool
+}
+
+type inodeKey struct{ dev, ino uint64 }
+
+type hardLink struct {
+	snap, target string
+	first        *fileJob
+}
+
+func newRestorer(r *repo.Repository, opts RestoreOptions) (*restorer, error) {
+	if opts.Target == "" {
+		return nil, errors.New("restore: no target directory given")
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = defaultWorkers()
+	}
+	prog := opts.Progress
+	if prog == nil {
+		prog = &Progress{}
+	}
+	return &restorer{
+		repo:      r,
+		loader:    NewTreeLoader(r, 256),
+		opts:      opts,
+		prog:      prog,
+		linkFirst: map[inodeKey]*fileJob{},
+		blobs:     map[repo.ID]*blobJob{},
+		packs:     map[repo.ID]*packJob{},
+	}, nil
+}
+
+func (rs *restorer) failures() int {
+	rs.errMu.Lock()
+	defer rs.errMu.Unlock()
+	return rs.failed
+}
+
+// fail reports one failed item.
+func (rs *restorer) fail(snapPath string, err error) {
+	rs.prog.Errors.Add(1)
+	rs.errMu.Lock()
+	defer rs.errMu.Unlock()
+	rs.failed++
+	if rs.opts.OnError != nil {
+		rs.opts.OnError(snapPath, err)
+	}
+}
+
+// failFile reports a file once, however many of its blobs fail.
+func (rs *restorer) failFile(fj *fileJob, err error) {
+	if fj.bad.CompareAndSwap(false, true) {
+		rs.fail(fj.snap, err)
+	}
+}
+
+func (rs *restorer) run(ctx context.Context, sn *Snapshot, subpath string) error {
+	if sn.Tree == nil {
+		return fmt.Errorf("restore: snapshot %v has no tree", sn.ID.Str())
+	}
+	start, err := FindNode(ctx, rs.loader, *sn.Tree, subpath)
+	if err != nil {
+		return fmt.Errorf("restore: %w", err)
+	}
+	if err := os.MkdirAll(rs.opts.Target, 0o755); err != nil {
+		return fmt.Errorf("restore: create target: %w", err)
+	}
+	root := &dirState{snap: "/", target: rs.opts.Target, created: true}
+	if start.Type == NodeDir {
+		if start.Subtree == nil {
+			return fmt.Errorf("restore: %s: directory node has no subtree", subpath)
+		}
+		// The top tree not loading is fatal: nothing could be restored.
+		if _, err := rs.loader.Tree(ctx, *start.Subtree); err != nil {
+			return fmt.Errorf("restore: %w", err)
+		}
+		root.snap = path.Clean("/" + subpath)
+		err = rs.planTree(ctx, *start.Subtree, root)
+	} else {
+		// A single file: it lands in Target under its own name.
+		p := path.Clean("/" + subpath)
+		root.snap = path.Dir(p)
+		err = rs.planNode(ctx, start, p, root)
+	}
+	if err != nil {
+		return err
+	}
+	rs.prog.ScanDone.Store(true)
+	if err := rs.restoreData(ctx); err != nil {
+		return err
+	}
+	rs.makeLinks()
+	if rs.opts.Verify {
+		if err := rs.verify(ctx); err != nil {
+			return err
+		}
+	}
+	return rs.finishDirs(ctx)
+}
+
+// planTree creates the directory structure below d and records files.
+// Only cancellation is fatal; everything else fails single items.
+func (rs *restorer) planTree(ctx context.Context, id repo.ID, d *dirState) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	t, err := rs.loader.Tree(ctx, id)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		rs.fail(d.snap, err)
+		return nil
+	}
+	for _, n := range sortedNodes(t) {
+		if err := rs.planNode(ctx, n, joinSnap(d.snap, n.Name), d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// joinSnap appends a name to a snapshot path without cleaning it, so that
+// errors about bad names show them as they are.
+func joinSnap(dir, name string) string {
+	if dir == "/" {
+		return "/" + name
+	}
+	return dir + "/" + name
+}
+
+// validName rejects names that would escape the directory being restored.
+func validName(name string) bool {
+	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, "/\x00")
+}
+
+func (rs *restorer) selected(p string, n *Node) (take, descend bool) {
+	if rs.opts.Exclude.Match(p) {
+		return false, false
+	}
+	if rs.opts.Include.Empty() || rs.opts.Include.Match(p) {
+		return true, n.Type == NodeDir
+	}
+	// Not included itself, but something below may be: walk through it and
+	// create it only if something below gets restored.
+	return false, n.Type == NodeDir && rs.opts.Include.ChildMayMatch(p)
+}
+
+func (rs *restorer) planNode(ctx context.Context, n *Node, p string, d *dirState) error {
+	if !validName(n.Name) {
+		rs.fail(p, fmt.Errorf("invalid file name %q in snapshot", n.Name))
+		return nil
+	}
+	take, descend := rs.selected(p, n)
+	if !take && !descend {
+		return nil
+	}
+	target := filepath.Join(d.target, n.Name)
+	if n.Type == NodeDir {
+		if n.Subtree == nil {
+			rs.fail(p, errors.New("directory node has no subtree"))
+			return nil
+		}
+		child := &dirState{snap: p, target: target, node: n, parent: d}
+		if take && !rs.ensureDir(child) {
+			return nil
+		}
+		return rs.planTree(ctx, *n.Subtree, child)
+	}
+	if !rs.ensureDir(d) {
+		return nil
+	}
+	var err error
+	switch n.Type {
+	case NodeFile:
+		rs.planFile(n, p, target)
+		return nil
+	case NodeSymlink:
+		if err = createSymlink(target, n); err == nil {
+			err = applyPathMeta(target, n)
+		}
+	case NodeFifo, NodeDev, NodeCharDev:
+		if err = createSpecial(target, n); err == nil {
+			err = applyPathMeta(target, n)
+		}
+	case NodeSocket:
+		return nil // a socket belongs to a running program; restic skips them too
+	default:
+		err = fmt.Errorf("cannot restore a node of type %q", n.Type)
+	}
+	if err != nil {
+		rs.fail(p, err)
+	}
+	return nil
+}
+
+// ensureDir creates d and any parents that were walked through lazily.
+func (rs *restorer) ensureDir(d *dirState) bool {
+	if d.created {
+		return true
+	}
+	if d.bad || !rs.ensureDir(d.parent) {
+		d.bad = true
+		return false
+	}
+	existed, err := createDir(d.target)
+	if err == nil && existed && euid != 0 {
+		// A directory left read-only by an earlier restore must take new
+		// entries; its final mode is set after its children anyway.
+		err = os.Chmod(d.target, 0o700)
+	}
+	if err != nil {
+		d.bad = true
+		rs.fail(d.snap, err)
+		return false
+	}
+	d.created = true
+	rs.dirs = append(rs.dirs, d)
+	rs.prog.Dirs.Add(1)
+	rs.prog.SetCurrent(d.snap)
+	return true
+}
+
+// planFile records where each content blob of a file goes. Files without
+// content are created right away; others when their first blob arrives.
+// Further names of a hard-linked inode become links to the first one.
+func (rs *restorer) planFile(n *Node, p, target string) {
+	key := inodeKey{n.DeviceID, n.Inode}
+	if n.Links > 1 {
+		if first, ok := rs.linkFirst[key]; ok {
+			rs.links = append(rs.links, hardLink{snap: p, target: target, first: first})
+			return
+		}
+	}
+	// Look every blob up before registering any, so a file with a missing
+	// blob leaves no half-registered writes behind.
+	for _, id := range n.Content {
+		if rs.blobs[id] == nil && !rs.repo.HasBlob(repo.DataBlob, id) {
+			rs.fail(p, fmt.Errorf("data blob %v: %w", id.Str(), repo.ErrBlobNotFound))
+			return
+		}
+	}
+	fj := &fileJob{snap: p, target: target, node: n, content: make([]*blobJob, 0, len(n.Content))}
+	var off int64
+	for _, id := range n.Content {
+		b := rs.blobs[id]
+		if b == nil {
+			locs := rs.repo.LookupBlob(repo.DataBlob, id)
+			b = &blobJob{id: id, locs: locs, size: locs[0].PlaintextLength()}
+			rs.blobs[id] = b
+			pj := rs.packs[locs[0].Pack]
+			if pj == nil {
+				pj = &packJob{id: locs[0].Pack}
+				rs.packs[pj.id] = pj
+				rs.packOrder = append(rs.packOrder, pj)
+			}
+			pj.blobs = append(pj.blobs, b)
+		}
+		b.targets = append(b.targets, blobTarget{file: fj, off: off})
+		fj.content = append(fj.content, b)
+		off += int64(b.size)
+	}
+	fj.size = off
+	fj.remaining.Store(int32(len(fj.content)))
+	rs.files = append(rs.files, fj)
+	if n.Links > 1 {
+		rs.linkFirst[key] = fj
+	}
+	rs.prog.TotalFiles.Add(1)
+	rs.prog.TotalBytes.Add(uint64(off))
+	if len(fj.content) == 0 {
+		rs.finishEmpty(fj)
+	}
+}
+
+func (rs *restorer) finishEmpty(fj *fileJob) {
+	f, err := createFile(fj.target)
+	if err != nil {
+		rs.failFile(fj, err)
+		return
+	}
+	fj.created = true
+	err = applyFileMeta(f, fj.node)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		rs.failFile(fj, err)
+		return
+	}
+	rs.prog.Files.Add(1)
+}
+
+// makeLinks recreates hard links once the first name of each inode holds
+// its data.
+func (rs *restorer) makeLinks() {
+	for _, l := range rs.links {
+		if !l.first.created {
+			rs.fail(l.snap, fmt.Errorf("hard link to %s: that file was not restored", l.first.snap))
+			continue
+		}
+		err := os.Link(l.first.target, l.target)
+		if errors.Is(err, os.ErrExist) {
+			if err = removeExisting(l.target); err == nil {
+				err = os.Link(l.first.target, l.target)
+			}
+		}
+		if err != nil {
+			rs.fail(l.snap, err)
+			continue
+		}
+		rs.prog.Files.Add(1)
+	}
+}
+
+// finishDirs sets directory metadata after everything inside is written,
+// children before parents (rs.dirs lists parents first).
+func (rs *restorer) finishDirs(ctx context.Context) error {
+	for i := len(rs.dirs) - 1; i >= 0; i-- {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		d := rs.dirs[i]
+		if err := applyPathMeta(d.target, d.node); err != nil {
+			rs.fail(d.snap, err)
+		}
+	}
+	return nil
+}
