@@ -207,6 +207,7 @@ The repository is given with -r/--repo or $CAIRN_REPOSITORY, its password with
 		newMountCmd(g),
 		newUnlockCmd(g),
 		newRepairCmd(g),
+		newClusterCmd(g),
 		newVersionCmd(g),
 		newCompletionCmd(),
 	)

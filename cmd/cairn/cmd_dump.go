@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/spf13/cobra"
+)
+
+func newDumpCmd(g *globalOptions) *cobra.Command {
+	var archive, target string
+	var filt snapshotFilterFlags
+	cmd := &cobra.Command{
+		Use:   "dump [flags] SNAPSHOT PATH",
+		Short: "Write a file, or a directory as an archive, from a snapshot",
+		Long: `Write the file at PATH in the snapshot to stdout (or --target FILE).
+
+A directory (or any other non-file) is written as a tar or zip archive whose
+entries are named relative to the directory's parent, as
+"tar -c -C parent dir" names them. "/" dumps the whole snapshot.
+SNAPSHOT is an ID (or a unique prefix) or "latest".`,
+		Args: exactArgs(2, "a snapshot (ID or latest) and a path in it"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if archive != snapshot.ArchiveTar && archive != snapshot.ArchiveZip {
+				return fmt.Errorf("--archive %q is unknown: use tar or zip", archive)
+			}
+			r, done, err := g.openForBrowsing(ctx)
+			if err != nil {
+				return err
+			}
+			defer done()
+			sn, err := browseSnapshot(ctx, r, args[0], filt.filter())
+			if err != nil {
+				return err
+			}
+			loader := snapshot.NewTreeLoader(r, 1024)
+			// Fail on a bad path before creating the target file.
+			if _, err := snapshot.FindNode(ctx, loader, *sn.Tree, args[1]); err != nil {
+				return fmt.Errorf("snapshot %s: %w", sn.ID.Str(), err)
+			}
+			var w io.Writer = g.env.stdout
+			var file *os.File
+			if target != "" {
+				if file, err = os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644); err != nil {
+					return fmt.Errorf("dump: %w", err)
+				}
+				w = file
+			}
+			bw := bufio.NewWriterSize(w, 1<<20)
+			cache := snapshot.NewBlobCache(r, 0)
+			err = snapshot.Dump(ctx, loader, cache, *sn.Tree, args[1], archive, bw)
+			if err == nil {
+				err = bw.Flush()
+			}
+			if file != nil {
+				if cerr := file.Close(); err == nil {
+					err = cerr
+				}
+				if err != nil {
+					os.Remove(target) // do not leave half an archive behind
+				}
+			}
+			if err != nil {
+				if errors.Is(err, snapshot.ErrPathNotFound) {
+					return fmt.Errorf("snapshot %s: %w", sn.ID.Str(), err)
+				}
+				return fmt.Errorf("dump %s from snapshot %s: %w", args[1], sn.ID.Str(), err)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&archive, "archive", "a", snapshot.ArchiveTar, "archive `format` for directories: tar or zip")
+	cmd.Flags().StringVarP(&target, "target", "t", "", "write to `file` instead of stdout")
+	filt.add(cmd.Flags(), " for \"latest\"")
+	return cmd
+}

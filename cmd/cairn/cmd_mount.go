@@ -1,0 +1,67 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/cairn-backup/cairn/fusefs"
+	"github.com/spf13/cobra"
+)
+
+func newMountCmd(g *globalOptions) *cobra.Command {
+	var allowOther, noDefaultPermissions, debug bool
+	cmd := &cobra.Command{
+		Use:   "mount [flags] DIR",
+		Short: "Browse the snapshots as a read-only file system",
+		Long: `Mount the repository read-only on DIR (FUSE) and serve it until Ctrl-C,
+SIGTERM or "fusermount3 -u DIR":
+
+  snapshots/<time>/...   one directory per snapshot, and "latest"
+  ids/<short id>/...     tags/<tag>/<time>/...     hosts/<host>/<time>/...
+  namespaces/<namespace>/<backup>/resources/...          Kubernetes backups
+  namespaces/<namespace>/<backup>/pods/<pod>/<volume>/...
+
+New snapshots appear without remounting.`,
+		Args: exactArgs(1, "a mount point directory"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			dir := args[0]
+			if err := fusefs.CheckMountPoint(dir); err != nil {
+				return err
+			}
+			r, err := g.openRepo(ctx)
+			if err != nil {
+				return err
+			}
+			defer r.Close()
+			unlock, err := g.lock(ctx, r, false)
+			if err != nil {
+				return err
+			}
+			defer unlock()
+			fsys, err := fusefs.New(ctx, r, fusefs.Options{Warn: func(err error) { g.warnf("warning: %v\n", err) }})
+			if err != nil {
+				return err
+			}
+			m, err := fusefs.Mount(dir, fsys, fusefs.MountOptions{AllowOther: allowOther, DefaultPermissions: !noDefaultPermissions, Debug: debug})
+			if err != nil {
+				return fmt.Errorf("%w (is FUSE available? /dev/fuse and fusermount3 are needed)", err)
+			}
+			g.printf("serving %s at %s; press Ctrl-C or run `fusermount3 -u %s` to unmount\n",
+				plural(len(fsys.Snapshots()), "snapshot"), m.Dir, m.Dir)
+			select {
+			case <-ctx.Done():
+				if err := m.Unmount(); err != nil {
+					return err
+				}
+				g.printf("unmounted %s\n", m.Dir)
+			case <-m.Done():
+				g.printf("%s was unmounted\n", m.Dir)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&allowOther, "allow-other", false, "let other users access the mount (needs user_allow_other in /etc/fuse.conf unless root)")
+	cmd.Flags().BoolVar(&noDefaultPermissions, "no-default-permissions", false, "do not let the kernel check file modes (with --allow-other, everyone can read everything)")
+	cmd.Flags().BoolVar(&debug, "debug-fuse", false, "log every FUSE request")
+	return cmd
+}

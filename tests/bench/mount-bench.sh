@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Benchmark browsing a repository through FUSE: `cairn mount` against
+# `restic mount`, on the same repository (written by cairn; restic reads it),
+# in the same run.
+#
+#   bash tests/bench/mount-bench.sh
+#
+# Dataset: one 256 MiB file of random bytes and 20,000 small files (2 KiB, 100
+# per directory). For each tool, with the repository's files in the page cache
+# and a fresh mount (so the kernel has nothing of the mount cached):
+#   read   cat of the 256 MiB file through snapshots/latest/... to /dev/null
+#   find   find over the 20,000 files, piped to wc -l (the count is checked)
+# The file read through each mount is compared with the original (cmp, not
+# timed). Each tool is measured BENCH_RUNS times, alternating, each time on a
+# fresh mount; the table shows the medians: wall times, MiB/s and the ratios
+# restic/cairn (>1: cairn faster). One line per measurement:
+#   BENCH {"tool":"cairn","step":"read","wall_s":...}
+#
+# Environment:
+#   BENCH_RUNS    measurements per tool (default 3)
+#   BENCH_DIR     work directory (default /tmp/cairn-mount-bench); the dataset
+#                 is kept there between runs, repositories and mounts are not
+#   BENCH_RESTIC  restic binary. Default: restic 0.19.1 at
+#                 ${XDG_CACHE_HOME:-$HOME/.cache}/cairn/bin/restic-0.19.1 (see
+#                 bench.sh, which builds it), else restic from PATH.
+# Needs root or a working fusermount3, and /dev/fuse.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$ROOT"
+BENCH_DIR=${BENCH_DIR:-/tmp/cairn-mount-bench}
+RESTIC_CACHED=${XDG_CACHE_HOME:-$HOME/.cache}/cairn/bin/restic-0.19.1
+PASSWORD=cairn-mount-bench
+BENCH_RUNS=${BENCH_RUNS:-3}
+SMALL_DIRS=200
+SMALL_PER_DIR=100
+
+while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep -E '^(RESTIC|CAIRN)_' || true)
+log() { echo "mount-bench: $*" >&2; }
+die() { echo "mount-bench: error: $*" >&2; exit 1; }
+
+[ -e /dev/fuse ] || die "/dev/fuse is missing"
+command -v fusermount3 >/dev/null || die "fusermount3 is missing (apt-get install fuse3)"
+if [ -n "${BENCH_RESTIC:-}" ]; then
+	RESTIC=$(command -v "$BENCH_RESTIC") || die "BENCH_RESTIC=$BENCH_RESTIC: not found"
+elif [ -x "$RESTIC_CACHED" ]; then
+	RESTIC=$RESTIC_CACHED
+else
+	RESTIC=$(command -v restic) || die "no restic: run tests/bench/bench.sh once (it builds 0.19.1) or apt-get install restic"
+	log "WARNING: restic 0.19.1 not found at $RESTIC_CACHED; using $RESTIC"
+fi
+log "restic: $RESTIC ($("$RESTIC" version))"
+
+mkdir -p "$BENCH_DIR"
+CAIRN=$BENCH_DIR/cairn
+go build -o "$CAIRN" ./cmd/cairn || die "cannot build cairn"
+
+DATA=$BENCH_DIR/data
+if [ ! -f "$DATA/.complete" ]; then
+	log "generating the dataset in $DATA"
+	rm -rf "$DATA"
+	mkdir -p "$DATA/small"
+	head -c 256M /dev/urandom >"$DATA/big.bin"
+	for ((d = 0; d < SMALL_DIRS; d++)); do
+		dir=$(printf '%s/small/d%03d' "$DATA" "$d")
+		mkdir "$dir"
+		head -c $((SMALL_PER_DIR * 2048)) /dev/urandom | split -b 2048 -d -a 3 - "$dir/f"
+	done
+	touch "$DATA/.complete"
+fi
+WANT_FIND=$((1 + SMALL_DIRS + SMALL_DIRS * SMALL_PER_DIR))
+
+REPO=$BENCH_DIR/repo
+MNT=$BENCH_DIR/mnt
+fusermount3 -u "$MNT" 2>/dev/null || true
+rm -rf "$REPO" "$BENCH_DIR/cache-restic"
+mkdir -p "$MNT"
+export CAIRN_PASSWORD=$PASSWORD RESTIC_PASSWORD=$PASSWORD
+log "backing up the dataset with cairn"
+"$CAIRN" -r "$REPO" init -q
+"$CAIRN" -r "$REPO" backup -q "$DATA"
+
+sync
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+declare -A WALL
+
+PID=
+cleanup() {
+	if [ -n "$PID" ]; then
+		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -u -z "$MNT" 2>/dev/null || true
+		wait "$PID" 2>/dev/null || true
+	fi
+}
+trap cleanup EXIT
+
+for ((run = 1; run <= BENCH_RUNS; run++)); do
+for tool in cairn restic; do
+	# Repository files in the page cache: both tools read them from memory.
+	cat "$REPO"/data/*/* "$REPO"/index/* >/dev/null
+	case $tool in
+	cairn) "$CAIRN" -r "$REPO" mount "$MNT" >"$BENCH_DIR/mount-$tool.log" 2>&1 & ;;
+	restic) "$RESTIC" -r "$REPO" --cache-dir "$BENCH_DIR/cache-restic" mount "$MNT" >"$BENCH_DIR/mount-$tool.log" 2>&1 & ;;
+	esac
+	PID=$!
+	for ((i = 0; i < 600; i++)); do
+		[ -e "$MNT/snapshots/latest" ] && break
+		kill -0 "$PID" 2>/dev/null || die "$tool mount exited: $(cat "$BENCH_DIR/mount-$tool.log")"
+		sleep 0.1
+	done
+	[ -e "$MNT/snapshots/latest" ] || die "$tool mount did not come up"
+	base=$MNT/snapshots/latest$DATA
+
+	t0=$(now)
+	cat "$base/big.bin" >/dev/null
+	t1=$(now)
+	read_s=$(elapsed "$t0" "$t1")
+
+	t0=$(now)
+	n=$(find "$base/small" | wc -l)
+	t1=$(now)
+	find_s=$(elapsed "$t0" "$t1")
+	[ "$n" -eq "$WANT_FIND" ] || die "$tool: find listed $n entries, want $WANT_FIND"
+
+	cmp "$base/big.bin" "$DATA/big.bin" || die "$tool: big.bin read through the mount differs"
+
+	fusermount3 -u "$MNT"
+	wait "$PID" || log "$tool mount exited with $? after fusermount3 -u"
+	PID=
+	WALL[$tool,read]+=" $read_s"
+	WALL[$tool,find]+=" $find_s"
+	echo "BENCH {\"tool\":\"$tool\",\"run\":$run,\"step\":\"read\",\"wall_s\":$read_s}"
+	echo "BENCH {\"tool\":\"$tool\",\"run\":$run,\"step\":\"find\",\"wall_s\":$find_s}"
+done
+done
+for tool in cairn restic; do
+	for step in read find; do
+		WALL[$tool,$step]=$(echo "${WALL[$tool,$step]}" | median)
+	done
+done
+
+printf '\nmedians of %d runs\n%-8s %12s %12s %16s\n' "$BENCH_RUNS" step cairn restic "restic/cairn"
+for step in read find; do
+	c=${WALL[cairn,$step]} r=${WALL[restic,$step]}
+	printf '%-8s %11ss %11ss %15sx\n' "$step" "$c" "$r" "$(awk -v c="$c" -v r="$r" 'BEGIN { printf "%.2f", r / c }')"
+done
+awk -v c="${WALL[cairn,read]}" -v r="${WALL[restic,read]}" \
+	'BEGIN { printf "\nsequential read of 256 MiB: cairn %.0f MiB/s, restic %.0f MiB/s\n", 256 / c, 256 / r }'
+echo "find over $WANT_FIND entries (20,000 files)"
