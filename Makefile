@@ -6,14 +6,18 @@ BIN       ?= bin
 TESTFLAGS ?=
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build test bench lint demo clean cluster-binaries cluster-up cluster-down
+.PHONY: all build setup test bench lint demo clean cluster-binaries cluster-up cluster-down
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/cairn ./cmd/cairn
 
-test:
+# Installs restic, fuse3, MinIO and the Kubernetes control plane when missing.
+setup:
+	bash tests/setup.sh
+
+test: setup
 	$(GO) test -count=1 -timeout 40m $(TESTFLAGS) ./...
 
 # Compares cairn with restic on the benchmark dataset; see tests/bench/bench.sh
@@ -34,9 +38,9 @@ lint:
 		echo "  go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)   # then add \$$(go env GOPATH)/bin to PATH"; \
 	fi
 
-# Placeholder: the lead fills in the demo.
+# The main job end to end on a local repository and a local control plane.
 demo:
-	@echo
+	bash tests/demo/demo.sh
 
 # A real control plane (etcd, kube-apiserver, kube-controller-manager) on
 # 127.0.0.1; binaries are built once from the Go module proxy (~12 min).
