@@ -27,7 +27,7 @@ $CAIRN_PASSWORD.`,
 				return err
 			}
 			if g.repo == "" {
-				_, err := openBackend("", true)
+				_, err := g.openBackend(ctx, "", true)
 				return err
 			}
 			pw, err := g.password(ctx, true)
@@ -37,7 +37,7 @@ $CAIRN_PASSWORD.`,
 			if g.kdf, err = g.kdfParams(); err != nil {
 				return err
 			}
-			be, err := openBackend(g.repo, true)
+			be, err := g.openBackend(ctx, g.repo, true)
 			if err != nil {
 				return err
 			}

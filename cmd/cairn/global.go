@@ -35,6 +35,10 @@ type globalOptions struct {
 	packSize     int
 	cacheDir     string
 	noCache      bool
+	cacert       string
+	insecureTLS  bool
+	limitUp      int
+	limitDown    int
 
 	// extended holds the -o key=value options after validation; backends
 	// read their keys from here.
@@ -68,7 +72,7 @@ var extOptions = []extOption{
 
 func (g *globalOptions) addFlags(root *cobra.Command) {
 	f := root.PersistentFlags()
-	f.StringVarP(&g.repo, "repo", "r", "", "repository `location`: a local path (default $CAIRN_REPOSITORY)")
+	f.StringVarP(&g.repo, "repo", "r", "", "repository `location`: a local path or s3:https://HOST/BUCKET[/PREFIX] (default $CAIRN_REPOSITORY)")
 	f.StringVar(&g.passwordFile, "password-file", "", "read the repository password from `file` (default $CAIRN_PASSWORD_FILE)")
 	f.BoolVarP(&g.quiet, "quiet", "q", false, "print only errors")
 	f.CountVarP(&g.verbose, "verbose", "v", "print more (repeat for even more)")
@@ -80,6 +84,10 @@ func (g *globalOptions) addFlags(root *cobra.Command) {
 	f.IntVar(&g.packSize, "pack-size", 0, "target pack size in `MiB` (default $CAIRN_PACK_SIZE or 16)")
 	f.StringVar(&g.cacheDir, "cache-dir", "", "cache `directory`: accepted for restic compatibility; cairn keeps no cache")
 	f.BoolVar(&g.noCache, "no-cache", false, "accepted for restic compatibility; cairn keeps no cache")
+	f.StringVar(&g.cacert, "cacert", "", "also trust the PEM certificate(s) in `file` for TLS (S3)")
+	f.BoolVar(&g.insecureTLS, "insecure-tls", false, "skip TLS certificate verification (S3; for testing only)")
+	f.IntVar(&g.limitUp, "limit-upload", 0, "limit uploads to `KiB/s` (0: unlimited)")
+	f.IntVar(&g.limitDown, "limit-download", 0, "limit downloads to `KiB/s` (0: unlimited)")
 }
 
 func knownExtKeys() string {
@@ -136,26 +144,6 @@ func (g *globalOptions) resolve(cmd *cobra.Command) error {
 		g.extended[key] = value
 	}
 	return nil
-}
-
-// openBackend picks the storage backend for a repository location. A plain
-// path (or "local:PATH") is a local directory; other schemes are added here.
-func openBackend(loc string, create bool) (repo.Backend, error) {
-	if loc == "" {
-		return nil, errors.New("no repository given: use -r/--repo or set CAIRN_REPOSITORY")
-	}
-	if scheme, _, ok := strings.Cut(loc, ":"); ok {
-		switch scheme {
-		case "local":
-			loc = strings.TrimPrefix(loc, "local:")
-		case "s3", "sftp", "rest", "b2", "azure", "gs", "swift", "rclone":
-			return nil, fmt.Errorf("repository %s: the %s backend is not supported yet; use a local path", loc, scheme)
-		}
-	}
-	if create {
-		return repo.CreateLocal(loc)
-	}
-	return repo.OpenLocal(loc)
 }
 
 func (g *globalOptions) repoOptions() repo.Options {
@@ -236,7 +224,7 @@ func (g *globalOptions) promptPassword(ctx context.Context, prompt string, confi
 // openRepo opens the repository with the password; it does not load the
 // index.
 func (g *globalOptions) openRepo(ctx context.Context) (*repo.Repository, error) {
-	be, err := openBackend(g.repo, false)
+	be, err := g.openBackend(ctx, g.repo, false)
 	if err != nil {
 		return nil, err
 	}

@@ -61,17 +61,21 @@ func ParseLocation(loc string) (Config, error) {
 	return cfg, nil
 }
 
-// ApplyEnv fills credentials and region from the AWS environment variables.
-func (c *Config) ApplyEnv() {
-	c.KeyID = os.Getenv("AWS_ACCESS_KEY_ID")
-	c.Secret = os.Getenv("AWS_SECRET_ACCESS_KEY")
-	c.SessionToken = os.Getenv("AWS_SESSION_TOKEN")
-	c.Profile = os.Getenv("AWS_PROFILE")
-	if c.Region == "" {
-		c.Region = os.Getenv("AWS_DEFAULT_REGION")
+// ApplyEnv fills credentials and region from the AWS environment variables
+// (getenv nil means os.Getenv).
+func (c *Config) ApplyEnv(getenv func(string) string) {
+	if getenv == nil {
+		getenv = os.Getenv
 	}
-	if r := os.Getenv("AWS_REGION"); r != "" && c.Region == "" {
-		c.Region = r
+	c.KeyID = getenv("AWS_ACCESS_KEY_ID")
+	c.Secret = getenv("AWS_SECRET_ACCESS_KEY")
+	c.SessionToken = getenv("AWS_SESSION_TOKEN")
+	c.Profile = getenv("AWS_PROFILE")
+	if c.Region == "" {
+		c.Region = getenv("AWS_REGION")
+	}
+	if c.Region == "" {
+		c.Region = getenv("AWS_DEFAULT_REGION")
 	}
 }
 
