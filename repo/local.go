@@ -239,3 +239,37 @@ func (l *Local) Remove(ctx context.Context, h Handle) error {
 }
 
 func (l *Local) Close() error { return nil }
+
+// TempDir is where pack temp files go: on the repository's filesystem, so
+// SaveFile can rename them into place.
+func (l *Local) TempDir() string {
+	d := filepath.Join(l.dir, "tmp")
+	_ = os.MkdirAll(d, 0o700)
+	return d
+}
+
+// SaveFile moves a complete, synced file into place. It falls back to a
+// copy when the file is on another filesystem.
+func (l *Local) SaveFile(ctx context.Context, h Handle, path string) error {
+	final := l.path(h)
+	err := os.Rename(path, final)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err = os.MkdirAll(filepath.Dir(final), 0o700); err == nil {
+			err = os.Rename(path, final)
+		}
+	}
+	if errors.Is(err, syscall.EXDEV) {
+		f, oerr := os.Open(path)
+		if oerr != nil {
+			return fmt.Errorf("save %v: %w", h, oerr)
+		}
+		defer f.Close()
+		fi, _ := f.Stat()
+		return l.Save(ctx, h, f, fi.Size())
+	}
+	if err != nil {
+		return fmt.Errorf("save %v: %w", h, err)
+	}
+	_ = os.Chmod(final, 0o400)
+	return syncDir(filepath.Dir(final))
+}

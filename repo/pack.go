@@ -49,8 +49,19 @@ func (p *PackWriter) Count() int { return len(p.blobs) }
 // Finish appends the header and returns the pack bytes, its ID and the
 // blob locations.
 func (p *PackWriter) Finish(key *crypto.Key) ([]byte, ID, []PackedBlob) {
-	hdr := make([]byte, 0, len(p.blobs)*headerEntrySizeCompressed)
-	for _, b := range p.blobs {
+	p.buf = appendPackTrailer(p.buf, key, p.blobs)
+	id := Hash(p.buf)
+	for i := range p.blobs {
+		p.blobs[i].Pack = id
+	}
+	return p.buf, id, p.blobs
+}
+
+// appendPackTrailer appends the encrypted header describing blobs and its
+// length: what follows the blobs in every pack.
+func appendPackTrailer(dst []byte, key *crypto.Key, blobs []PackedBlob) []byte {
+	hdr := make([]byte, 0, len(blobs)*headerEntrySizeCompressed)
+	for _, b := range blobs {
 		t := byte(0)
 		if b.Type == TreeBlob {
 			t = 1
@@ -65,14 +76,9 @@ func (p *PackWriter) Finish(key *crypto.Key) ([]byte, ID, []PackedBlob) {
 		}
 		hdr = append(hdr, b.ID[:]...)
 	}
-	start := len(p.buf)
-	p.buf = key.Seal(p.buf, hdr)
-	p.buf = binary.LittleEndian.AppendUint32(p.buf, uint32(len(p.buf)-start))
-	id := Hash(p.buf)
-	for i := range p.blobs {
-		p.blobs[i].Pack = id
-	}
-	return p.buf, id, p.blobs
+	start := len(dst)
+	dst = key.Seal(dst, hdr)
+	return binary.LittleEndian.AppendUint32(dst, uint32(len(dst)-start))
 }
 
 // PackHeaderReadSize is how much of a pack's tail to read to likely get the

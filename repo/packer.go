@@ -1,7 +1,6 @@
 package repo
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sync"
@@ -10,25 +9,38 @@ import (
 // indexMaxBlobs keeps index files well below restic's 8 MiB limit.
 const indexMaxBlobs = 50000
 
-// packer groups new blobs into packs per type and uploads full packs in the
-// background. Blobs become visible in the index once their pack is stored;
-// index files are written by Flush.
+// packer groups new blobs into packs per type, written straight to temp
+// files, and uploads full packs in the background. Blobs become visible in
+// the index once their pack is stored; index files are written by Flush.
 type packer struct {
 	r        *Repository
 	mu       sync.Mutex
-	cur      map[BlobType]*PackWriter
+	cur      map[BlobType]*packFile
 	inflight map[BlobHandle]struct{}
 	written  []PackedBlob // stored in packs, not yet in an index file
 	err      error
 
-	uploads chan *PackWriter
+	uploads chan *packFile
 	pending sync.WaitGroup
 	start   sync.Once
 }
 
+// bufPool recycles the compression and encryption buffers of SaveBlob:
+// without it every blob costs two allocations of its own size.
+var bufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+func getBuf(n int) *[]byte {
+	b := bufPool.Get().(*[]byte)
+	if cap(*b) < n {
+		*b = make([]byte, 0, n)
+	}
+	*b = (*b)[:0]
+	return b
+}
+
 func (r *Repository) packer() *packer {
 	r.pkOnce.Do(func() { // SaveBlob is called from many goroutines at once
-		r.pk = &packer{r: r, cur: map[BlobType]*PackWriter{}, inflight: map[BlobHandle]struct{}{}}
+		r.pk = &packer{r: r, cur: map[BlobType]*packFile{}, inflight: map[BlobHandle]struct{}{}}
 	})
 	return r.pk
 }
@@ -43,11 +55,11 @@ func (p *packer) fail(err error) {
 
 func (p *packer) startUploaders(ctx context.Context) {
 	p.start.Do(func() {
-		p.uploads = make(chan *PackWriter)
+		p.uploads = make(chan *packFile)
 		for range p.r.opts.Uploaders {
 			go func() {
-				for pw := range p.uploads {
-					p.upload(ctx, pw)
+				for pf := range p.uploads {
+					p.upload(ctx, pf)
 					p.pending.Done()
 				}
 			}()
@@ -55,21 +67,26 @@ func (p *packer) startUploaders(ctx context.Context) {
 	})
 }
 
-func (p *packer) upload(ctx context.Context, pw *PackWriter) {
-	buf, id, blobs := pw.Finish(p.r.key)
+func (p *packer) upload(ctx context.Context, pf *packFile) {
+	id, size, err := pf.finish(p.r.key)
+	if err != nil {
+		pf.discard()
+		p.fail(err)
+		return
+	}
 	h := Handle{Type: PackFile, Name: id.String()}
-	if err := p.r.be.Save(ctx, h, bytes.NewReader(buf), int64(len(buf))); err != nil {
+	if err := pf.store(ctx, p.r.be, h, size); err != nil {
 		p.fail(fmt.Errorf("save pack: %w", err))
 		return
 	}
-	for _, b := range blobs {
+	for _, b := range pf.blobs {
 		p.r.idx.Add(b)
 	}
 	p.mu.Lock()
-	for _, b := range blobs {
+	for _, b := range pf.blobs {
 		delete(p.inflight, b.BlobHandle)
 	}
-	p.written = append(p.written, blobs...)
+	p.written = append(p.written, pf.blobs...)
 	p.mu.Unlock()
 }
 
@@ -101,27 +118,44 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte, id I
 	p.mu.Unlock()
 
 	payload, ulen := data, uint32(0)
+	var cbuf *[]byte
 	if r.cfg.Version >= 2 && r.opts.Compression != CompressionOff && len(data) > 0 {
-		// Room for zstd's worst case: incompressible data grows a little,
-		// and a too small dst makes the encoder reallocate.
-		c := compress(make([]byte, 0, len(data)+len(data)/128+1024), data, r.opts.Compression)
+		// Room for zstd's worst case, so the encoder never reallocates.
+		cbuf = getBuf(len(data) + len(data)/128 + 1024)
+		c := compress(*cbuf, data, r.opts.Compression)
+		*cbuf = c[:0]
 		if len(c) < len(data) {
 			payload, ulen = c, uint32(len(data))
 		}
 	}
-	sealed := r.key.Seal(make([]byte, 0, len(payload)+32), payload)
+	sbuf := getBuf(len(payload) + 32)
+	sealed := r.key.Seal(*sbuf, payload)
+	*sbuf = sealed[:0]
+	if cbuf != nil {
+		bufPool.Put(cbuf)
+	}
+	defer bufPool.Put(sbuf)
 
 	p.startUploaders(context.WithoutCancel(ctx))
 	p.mu.Lock()
-	pw := p.cur[t]
-	if pw == nil {
-		pw = NewPackWriter(t, r.opts.PackSize+r.opts.PackSize/8)
-		p.cur[t] = pw
+	pf := p.cur[t]
+	if pf == nil {
+		var err error
+		if pf, err = newPackFile(r.be, t); err != nil {
+			p.mu.Unlock()
+			p.fail(err)
+			return id, false, 0, err
+		}
+		p.cur[t] = pf
 	}
-	pw.Add(h, sealed, ulen)
-	var full *PackWriter
-	if pw.Size() >= r.opts.PackSize {
-		full = pw
+	if err := pf.add(h, sealed, ulen); err != nil {
+		p.mu.Unlock()
+		p.fail(err)
+		return id, false, 0, err
+	}
+	var full *packFile
+	if pf.size >= r.opts.PackSize {
+		full = pf
 		delete(p.cur, t)
 		p.pending.Add(1)
 	}
@@ -130,6 +164,7 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte, id I
 		select {
 		case p.uploads <- full:
 		case <-ctx.Done():
+			full.discard()
 			p.pending.Done()
 			return id, false, 0, ctx.Err()
 		}
@@ -146,9 +181,9 @@ func (r *Repository) Flush(ctx context.Context) error {
 	}
 	p := r.pk
 	p.mu.Lock()
-	var rest []*PackWriter
-	for t, pw := range p.cur {
-		rest = append(rest, pw)
+	var rest []*packFile
+	for t, pf := range p.cur {
+		rest = append(rest, pf)
 		delete(p.cur, t)
 	}
 	p.pending.Add(len(rest))
@@ -156,8 +191,8 @@ func (r *Repository) Flush(ctx context.Context) error {
 	if len(rest) > 0 {
 		p.startUploaders(context.WithoutCancel(ctx))
 	}
-	for _, pw := range rest {
-		p.uploads <- pw
+	for _, pf := range rest {
+		p.uploads <- pf
 	}
 	p.pending.Wait()
 

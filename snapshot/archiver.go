@@ -274,6 +274,12 @@ func (a *Archiver) BackupPaths(ctx context.Context, paths []string) (*Snapshot, 
 	if err != nil {
 		return nil, err
 	}
+	if p := a.opts.Progress; p != nil && !p.ScanDone.Load() {
+		// The backup outran the scan: what it processed is the total.
+		p.TotalFiles.Store(p.Files.Load())
+		p.TotalBytes.Store(p.Bytes.Load())
+		p.ScanDone.Store(true)
+	}
 	return a.Finish(ctx, root, ok)
 }
 
