@@ -60,6 +60,13 @@ func Calibrate(target time.Duration, maxMemMiB int) KDFParams {
 		}
 		p.N = n
 	}
+	// Memory capped N below the time budget: spend the rest on p, which
+	// costs time but no memory (scrypt runs the p lanes one after another).
+	if perKey := float64(p.N) * perN; perKey > 0 {
+		if lanes := int(float64(target) / perKey); lanes > p.P {
+			p.P = min(lanes, 16)
+		}
+	}
 	return p
 }
 

@@ -180,11 +180,11 @@ func TestCalibrate(t *testing.T) {
 		t.Fatalf("tiny target: %+v, want the minimum %+v", p, DefaultKDFParams)
 	}
 	p := Calibrate(time.Hour, 64)
-	if p.N != 1<<16 || p.R != 8 || p.P != 1 {
-		t.Fatalf("64 MiB cap with unlimited time: %+v, want N=2^16", p)
+	if p.N != 1<<16 || p.R != 8 || p.P != 16 {
+		t.Fatalf("64 MiB cap with unlimited time: %+v, want N=2^16 and the time spent on p=16", p)
 	}
-	if p := Calibrate(time.Hour, 1); p != DefaultKDFParams {
-		t.Fatalf("memory cap below the minimum: %+v", p)
+	if p := Calibrate(time.Hour, 1); p.N != DefaultKDFParams.N || p.P != 16 {
+		t.Fatalf("memory cap below the minimum: %+v, want the minimum N", p)
 	}
 	p = Calibrate(200*time.Millisecond, 0)
 	if p.N < 1<<15 || p.N&(p.N-1) != 0 {
@@ -198,7 +198,7 @@ func TestCalibrate(t *testing.T) {
 	if _, err := KDF(p, NewSalt(), "pw"); err != nil {
 		t.Fatal(err)
 	}
-	if d := time.Since(start); p.N > 1<<15 && d > time.Second {
+	if d := time.Since(start); (p.N > 1<<15 || p.P > 1) && d > time.Second {
 		t.Errorf("calibrated for 200ms, took %v (N=%d)", d, p.N)
 	}
 	t.Logf("Calibrate(200ms) = %+v", p)

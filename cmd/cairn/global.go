@@ -39,6 +39,7 @@ type globalOptions struct {
 	insecureTLS  bool
 	limitUp      int
 	limitDown    int
+	retryLock    time.Duration
 
 	// extended holds the -o key=value options after validation; backends
 	// read their keys from here.
@@ -86,6 +87,7 @@ func (g *globalOptions) addFlags(root *cobra.Command) {
 	f.BoolVar(&g.noCache, "no-cache", false, "accepted for restic compatibility; cairn keeps no cache")
 	f.StringVar(&g.cacert, "cacert", "", "also trust the PEM certificate(s) in `file` for TLS (S3)")
 	f.BoolVar(&g.insecureTLS, "insecure-tls", false, "skip TLS certificate verification (S3; for testing only)")
+	f.DurationVar(&g.retryLock, "retry-lock", 0, "if the repository is locked, retry for up to `duration` (e.g. 5m) before giving up")
 	f.IntVar(&g.limitUp, "limit-upload", 0, "limit uploads to `KiB/s` (0: unlimited)")
 	f.IntVar(&g.limitDown, "limit-download", 0, "limit downloads to `KiB/s` (0: unlimited)")
 }
@@ -161,7 +163,8 @@ func (g *globalOptions) kdfParams() (crypto.KDFParams, error) {
 		}
 		return crypto.KDFParams{N: n, R: 8, P: 1}, nil
 	}
-	return crypto.Calibrate(500*time.Millisecond, 256), nil
+	// 60 MiB like restic: a larger N buys little and every open pays it in RSS.
+	return crypto.Calibrate(500*time.Millisecond, 60), nil
 }
 
 // password finds the repository password: --password-file, then
@@ -267,6 +270,21 @@ func (g *globalOptions) lock(ctx context.Context, r *repo.Repository, exclusive 
 		return func() {}, nil
 	}
 	l, err := r.Lock(ctx, exclusive)
+	deadline, wait := time.Now().Add(g.retryLock), 250*time.Millisecond
+	for errors.Is(err, repo.ErrLocked) && g.retryLock > 0 {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, fmt.Errorf("gave up after --retry-lock %v: %w", g.retryLock, err)
+		}
+		g.verbosef(1, "repository is locked, retrying in %v\n", min(wait, left).Round(time.Millisecond))
+		select {
+		case <-time.After(min(wait, left)):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		wait = min(2*wait, 10*time.Second)
+		l, err = r.Lock(ctx, exclusive)
+	}
 	if err != nil {
 		return nil, err
 	}
