@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"unsafe"
 
+	//lint:ignore SA1019 restic's repository format is defined with Poly1305-AES.
 	"golang.org/x/crypto/poly1305"
 )
 

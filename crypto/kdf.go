@@ -18,7 +18,6 @@ type KDFParams struct {
 var DefaultKDFParams = KDFParams{N: 1 << 15, R: 8, P: 1}
 
 const (
-	minN = 1 << 15
 	// maxKDFMemory bounds 128*N*r. Key files are read from untrusted
 	// storage; without a bound a forged file could demand terabytes.
 	maxKDFMemory = 4 << 30
