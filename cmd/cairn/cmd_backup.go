@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/retention"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/spf13/cobra"
 )
@@ -26,6 +27,7 @@ type backupFlags struct {
 	filesFrom     []string
 	parent        string
 	force         bool
+	ttl           string
 }
 
 func newBackupCmd(g *globalOptions) *cobra.Command {
@@ -54,6 +56,7 @@ read; each of them is reported on stderr.`,
 	fs.StringArrayVar(&f.filesFrom, "files-from", nil, "read paths to back up from `file`, one per line (can be repeated)")
 	fs.StringVar(&f.parent, "parent", "", "use snapshot `ID` as the parent instead of the newest matching one")
 	fs.BoolVarP(&f.force, "force", "f", false, "use no parent: read every file again")
+	fs.StringVar(&f.ttl, "ttl", "", "let the snapshot expire after `duration` (\"720h\", \"30d\"): `forget --expired` removes it then")
 	return cmd
 }
 
@@ -92,6 +95,14 @@ func runBackup(ctx context.Context, g *globalOptions, f *backupFlags, args []str
 		if when, err = time.ParseInLocation("2006-01-02 15:04:05", f.timeStr, time.Local); err != nil {
 			return fmt.Errorf("--time %q: use the form \"2006-01-02 15:04:05\"", f.timeStr)
 		}
+	}
+	tags := splitTags(f.tags)
+	if f.ttl != "" {
+		ttl, err := retention.ParseTTL(f.ttl)
+		if err != nil {
+			return fmt.Errorf("--ttl: %w", err)
+		}
+		tags = append(tags, retention.ExpiryTag(when.Add(ttl)))
 	}
 	host := f.host
 	if host == "" {
@@ -132,7 +143,7 @@ func runBackup(ctx context.Context, g *globalOptions, f *backupFlags, args []str
 		Excludes:        matcher,
 		ExcludePatterns: append(excl, iexcl...),
 		Parent:          parent,
-		Tags:            splitTags(f.tags),
+		Tags:            tags,
 		Hostname:        host,
 		Time:            when,
 		ProgramVersion:  "cairn " + version,

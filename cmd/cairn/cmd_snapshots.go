@@ -4,7 +4,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
+	"github.com/cairn-backup/cairn/retention"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -42,12 +44,22 @@ type snapshotJSON struct {
 	*snapshot.Snapshot
 	ID      string `json:"id"`
 	ShortID string `json:"short_id"`
+	// Expires is when the snapshot's time to live (backup --ttl) runs out.
+	Expires string `json:"expires,omitempty"`
+}
+
+func newSnapshotJSON(sn *snapshot.Snapshot) snapshotJSON {
+	out := snapshotJSON{Snapshot: sn, ID: sn.ID.String(), ShortID: sn.ID.Str()}
+	if t, ok := retention.ParseExpiry(sn.Tags); ok {
+		out.Expires = t.Format(time.RFC3339)
+	}
+	return out
 }
 
 func toSnapshotJSON(sns []*snapshot.Snapshot) []snapshotJSON {
 	out := make([]snapshotJSON, 0, len(sns))
 	for _, sn := range sns {
-		out = append(out, snapshotJSON{Snapshot: sn, ID: sn.ID.String(), ShortID: sn.ID.Str()})
+		out = append(out, newSnapshotJSON(sn))
 	}
 	return out
 }
@@ -121,19 +133,44 @@ func latestPerGroup(sns []*snapshot.Snapshot, n int) []*snapshot.Snapshot {
 // printSnapshotTable prints the table restic users know: one row per
 // snapshot, extra lines for further paths.
 func printSnapshotTable(g *globalOptions, sns []*snapshot.Snapshot) {
+	// An Expires column only when some snapshot has a time to live; the
+	// expiry tags then show there instead of among the tags.
+	withExpiry := slices.ContainsFunc(sns, func(sn *snapshot.Snapshot) bool {
+		_, ok := retention.ParseExpiry(sn.Tags)
+		return ok
+	})
 	header := []string{"ID", "Time", "Host", "Tags", "Paths"}
+	if withExpiry {
+		header = []string{"ID", "Time", "Host", "Tags", "Expires", "Paths"}
+	}
 	rows := [][]string{}
 	for _, sn := range sns {
 		paths := sn.Paths
 		if len(paths) == 0 {
 			paths = []string{""}
 		}
-		for i, p := range paths {
-			if i == 0 {
-				rows = append(rows, []string{sn.ID.Str(), sn.Time.Local().Format("2006-01-02 15:04:05"), sn.Hostname, strings.Join(sn.Tags, ","), p})
-			} else {
-				rows = append(rows, []string{"", "", "", "", p})
+		tags, expires := sn.Tags, ""
+		if withExpiry {
+			tags = slices.DeleteFunc(slices.Clone(sn.Tags), func(tag string) bool {
+				_, ok := retention.ParseExpiry([]string{tag})
+				return ok
+			})
+			if t, ok := retention.ParseExpiry(sn.Tags); ok {
+				expires = t.Local().Format("2006-01-02 15:04:05")
 			}
+		}
+		for i, p := range paths {
+			row := make([]string, len(header))
+			if i == 0 {
+				row = []string{sn.ID.Str(), sn.Time.Local().Format("2006-01-02 15:04:05"), sn.Hostname, strings.Join(tags, ",")}
+				if withExpiry {
+					row = append(row, expires)
+				}
+				row = append(row, p)
+			} else {
+				row[len(row)-1] = p
+			}
+			rows = append(rows, row)
 		}
 	}
 	printTable(g, header, rows)
