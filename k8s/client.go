@@ -38,10 +38,10 @@ func Connect(o ClientOptions) (*Clients, error) {
 	}
 	cfg.QPS, cfg.Burst = o.QPS, o.Burst
 	if cfg.QPS == 0 {
-		cfg.QPS = 50
+		cfg.QPS = 200
 	}
 	if cfg.Burst == 0 {
-		cfg.Burst = 100
+		cfg.Burst = 400
 	}
 	cfg.UserAgent = "cairn"
 	dyn, err := dynamic.NewForConfig(cfg)

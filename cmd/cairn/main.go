@@ -207,6 +207,8 @@ The repository is given with -r/--repo or $CAIRN_REPOSITORY, its password with
 		newMountCmd(g),
 		newUnlockCmd(g),
 		newRepairCmd(g),
+		newForgetCmd(g),
+		newPruneCmd(g),
 		newClusterCmd(g),
 		newVersionCmd(g),
 		newCompletionCmd(),

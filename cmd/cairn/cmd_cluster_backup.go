@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cairn-backup/cairn/k8s"
+	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/spf13/cobra"
+)
+
+func init() {
+	clusterSubcommands = append(clusterSubcommands,
+		newClusterBackupCmd, newClusterBackupsCmd, newClusterDescribeCmd,
+		newClusterLogsCmd, newClusterDownloadCmd, newClusterDeleteCmd)
+}
+
+type clusterBackupFlags struct {
+	includeNamespaces, excludeNamespaces []string
+	includeResources, excludeResources   []string
+	includeCluster                       bool
+	selector                             string
+	orSelectors                          []string
+	ttl                                  string
+	clusterName                          string
+	wait                                 bool
+}
+
+func newClusterBackupCmd(g *globalOptions, co *clusterOptions) *cobra.Command {
+	var f clusterBackupFlags
+	cmd := &cobra.Command{
+		Use:   "backup [flags] NAME",
+		Short: "Back up the cluster's resources into one snapshot",
+		Long: `Back up the resources of the cluster (or of some namespaces) into one
+snapshot tagged backup=NAME.
+
+Every resource the API server can list is read at its preferred version,
+custom resources included; events, nodes, endpoint slices, node leases and
+metrics are never backed up, nor objects labelled
+cairn.io/exclude-from-backup=true or the objects of a namespace so labelled.
+Cluster-scoped objects are all backed up when all namespaces are; with a
+namespace filter, only those the selected objects need (their volumes,
+storage classes, CRDs, cluster roles, ingress and priority classes) -- unless
+--include-cluster-resources says otherwise.
+
+The backup runs until done (as Velero's --wait). If some resources could not
+be read, the backup is still saved, its phase is PartiallyFailed and the exit
+code is 3; ` + "`cairn cluster logs NAME`" + ` tells what happened.`,
+		Example: `  cairn cluster backup nightly
+  cairn cluster backup shop --include-namespaces shop,shop-db --ttl 30d
+  cairn cluster backup web -l app=web --exclude-resources secrets`,
+		Args: exactArgs(1, "the backup's name"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runClusterBackup(cmd, g, co, &f, args[0])
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringSliceVar(&f.includeNamespaces, "include-namespaces", nil, "back up only these namespaces (`globs`, comma-separated; default all)")
+	fs.StringSliceVar(&f.excludeNamespaces, "exclude-namespaces", nil, "do not back up these namespaces (`globs`, comma-separated)")
+	fs.StringSliceVar(&f.includeResources, "include-resources", nil, "back up only these `resources` (deployments, deploy, Deployment or deployments.apps; comma-separated)")
+	fs.StringSliceVar(&f.excludeResources, "exclude-resources", nil, "do not back up these `resources` (comma-separated)")
+	fs.BoolVar(&f.includeCluster, "include-cluster-resources", false, "back up all cluster-scoped objects (=false: none but the namespaces; default: all only when all namespaces are backed up)")
+	fs.StringVarP(&f.selector, "selector", "l", "", "back up only objects matching this label `selector`")
+	fs.StringArrayVar(&f.orSelectors, "or-selector", nil, "also back up objects matching this label `selector` (can be repeated; an object matching any selector is backed up)")
+	fs.StringVar(&f.ttl, "ttl", "720h", "the backup expires after this `duration` (e.g. 720h, 30d; 0 = never)")
+	fs.StringVar(&f.clusterName, "cluster-name", "", "record this cluster `name` (default: the kubeconfig context's cluster)")
+	fs.BoolVar(&f.wait, "wait", true, "wait until the backup is done (always: cairn backs up synchronously)")
+	return cmd
+}
+
+// clusterBackupJSON is `cluster backup --json`.
+type clusterBackupJSON struct {
+	Name            string         `json:"name"`
+	SnapshotID      string         `json:"snapshot_id"`
+	Cluster         string         `json:"cluster"`
+	Phase           string         `json:"phase"`
+	Items           int            `json:"items"`
+	ItemsByResource map[string]int `json:"items_by_resource"`
+	Warnings        []string       `json:"warnings"`
+	Errors          []string       `json:"errors"`
+	Start           time.Time      `json:"start"`
+	End             time.Time      `json:"end"`
+	Duration        float64        `json:"duration"` // seconds
+	Expires         *time.Time     `json:"expires,omitempty"`
+	Bytes           uint64         `json:"bytes"`      // manifests
+	DataAdded       uint64         `json:"data_added"` // new data in the repository
+}
+
+func runClusterBackup(cmd *cobra.Command, g *globalOptions, co *clusterOptions, f *clusterBackupFlags, name string) error {
+	ctx := cmd.Context()
+	if err := g.checkWritable("cluster backup"); err != nil {
+		return err
+	}
+	if !f.wait {
+		return errors.New("--wait=false is not supported: cairn backs up synchronously (run it in the background, or use a schedule)")
+	}
+	if err := k8s.ValidateBackupName(name); err != nil {
+		return err
+	}
+	ttl, err := k8s.ParseTTL(f.ttl)
+	if err != nil {
+		return fmt.Errorf("--ttl: %w", err)
+	}
+	spec := k8s.BackupSpec{
+		IncludeNamespaces: f.includeNamespaces, ExcludeNamespaces: f.excludeNamespaces,
+		IncludeResources: f.includeResources, ExcludeResources: f.excludeResources,
+		Selector: f.selector, OrSelectors: f.orSelectors,
+	}
+	if cmd.Flags().Changed("include-cluster-resources") {
+		spec.IncludeClusterResources = &f.includeCluster
+	}
+	cl, err := co.connect()
+	if err != nil {
+		return err
+	}
+	r, err := g.openRepo(ctx)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	unlock, err := g.lock(ctx, r, false)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	g.verbosef(1, "loading index\n")
+	if err := r.LoadIndex(ctx); err != nil {
+		return err
+	}
+	progress := &snapshot.Progress{}
+	opts := k8s.BackupOptions{
+		Name: name, Cluster: f.clusterName, Spec: spec, TTL: ttl,
+		CairnVersion: version, Progress: progress,
+		Log: func(line string) { g.verbosef(1, "%s\n", line) },
+	}
+	stop := g.startProgress(progress, "objects")
+	res, err := k8s.Backup(ctx, cl, r, opts)
+	stop()
+	if err != nil {
+		return err
+	}
+	return reportClusterBackup(g, res)
+}
+
+func reportClusterBackup(g *globalOptions, res *k8s.BackupResult) error {
+	info, sn := res.Info, res.Snapshot
+	if g.json {
+		out := clusterBackupJSON{
+			Name: info.Name, SnapshotID: sn.ID.String(), Cluster: info.Cluster, Phase: info.Phase,
+			Items: info.TotalItems, ItemsByResource: info.Items,
+			Warnings: nonNil(info.Warnings), Errors: nonNil(info.Errors),
+			Start: info.Start, End: info.End, Duration: info.End.Sub(info.Start).Seconds(),
+			Expires: info.Expires, Bytes: res.Bytes,
+		}
+		if sn.Summary != nil {
+			out.DataAdded = sn.Summary.DataAdded
+		}
+		if err := g.printJSON(out, false); err != nil {
+			return err
+		}
+	} else {
+		for _, w := range info.Warnings {
+			g.warnf("warning: %s\n", w)
+		}
+		for _, e := range info.Errors {
+			g.warnf("error: %s\n", e)
+		}
+		g.printf("backup %s of cluster %s: %s\n", info.Name, info.Cluster, info.Phase)
+		added := ""
+		if sn.Summary != nil {
+			added = fmt.Sprintf(", %s added to the repository", formatBytes(sn.Summary.DataAdded))
+		}
+		g.printf("%s of %s (%s of manifests%s) in %s\n", plural(info.TotalItems, "object"), plural(len(info.Items), "resource"),
+			formatBytes(res.Bytes), added, formatDuration(info.End.Sub(info.Start)))
+		exp := "never expires"
+		if info.Expires != nil {
+			exp = "expires " + info.Expires.Local().Format("2006-01-02 15:04:05")
+		}
+		g.printf("snapshot %s saved; %s\n", sn.ID.Str(), exp)
+	}
+	if info.Phase != k8s.PhaseCompleted {
+		return &exitError{code: exitPartial, err: fmt.Errorf(
+			"backup %s saved as snapshot %s, but only in part (%s, %s): some objects are missing; `cairn cluster logs %s` tells more",
+			info.Name, sn.ID.Str(), info.Phase, plural(len(info.Errors), "error"), info.Name)}
+	}
+	return nil
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// openBackup opens the repository with its index and finds a backup by
+// name (or snapshot ID).
+func openBackup(ctx context.Context, g *globalOptions, name string) (*backupHandle, error) {
+	r, err := g.openRepo(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := r.LoadIndex(ctx); err != nil {
+		r.Close()
+		return nil, err
+	}
+	e, err := k8s.FindBackupEntry(ctx, r, name)
+	if err != nil {
+		r.Close()
+		return nil, err
+	}
+	return &backupHandle{r: r, entry: e}, nil
+}

@@ -1,0 +1,281 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/cairn-backup/cairn/k8s"
+	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/spf13/cobra"
+)
+
+func init() { clusterSubcommands = append(clusterSubcommands, newClusterRestoreCmd) }
+
+type clusterRestoreFlags struct {
+	name                   string
+	includeNS, excludeNS   []string
+	includeRes, excludeRes []string
+	selector               string
+	orSelectors            []string
+	includeCluster         bool
+	nsMaps, scMaps, imgMap []string
+	existing               string
+	preserveNodePorts      bool
+	restoreStatus          []string
+	dryRun                 bool
+	workers                int
+}
+
+func newClusterRestoreCmd(g *globalOptions, co *clusterOptions) *cobra.Command {
+	var f clusterRestoreFlags
+	cmd := &cobra.Command{
+		Use:   "restore BACKUP",
+		Short: "Restore a cluster backup (or part of it) into the cluster",
+		Long: `Restore the Kubernetes objects of a backup into the cluster.
+
+BACKUP is a backup's name (the newest snapshot tagged backup=NAME) or a
+snapshot ID. The filters select from what the backup holds; namespaces are
+matched before --namespace-mappings renames them. Objects are created in
+dependency order: CRDs (then waiting until they are served), namespaces,
+storage classes, volumes and claims, RBAC, secrets and config maps, pods,
+services, then the rest.
+
+Objects that exist are left alone and reported (--existing-resource-policy
+none) or updated to the backed-up state (update); nothing is ever deleted.
+Cluster-scoped objects are restored for a restore without namespace
+filters, else only those the restored objects need (PVs of restored claims,
+their storage classes, the CRDs of custom resources), unless
+--include-cluster-resources says otherwise.
+
+Every restored object is labelled cairn.io/backup-name and
+cairn.io/restore-name. Requests are rate-limited by --kube-qps (default 50
+per second); raise it for large restores. The exit code is 0 when every object was restored
+(or existed), 3 when some failed, 1 when all failed.`,
+		Args: exactArgs(1, "one backup: its name or a snapshot ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var inc *bool
+			if cmd.Flags().Changed("include-cluster-resources") {
+				inc = &f.includeCluster
+			}
+			return runClusterRestore(cmd.Context(), g, co, &f, inc, args[0])
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.name, "restore-name", "", "`name` of this restore, put on restored objects (default BACKUP-YYYYMMDDhhmmss)")
+	fs.StringSliceVar(&f.includeNS, "include-namespaces", nil, "restore only these namespaces (`globs`, comma-separated; default all)")
+	fs.StringSliceVar(&f.excludeNS, "exclude-namespaces", nil, "do not restore these namespaces (`globs`)")
+	fs.StringSliceVar(&f.includeRes, "include-resources", nil, "restore only these `resources` (resource, resource.group or kind)")
+	fs.StringSliceVar(&f.excludeRes, "exclude-resources", nil, "do not restore these `resources`")
+	fs.StringVarP(&f.selector, "selector", "l", "", "restore only objects matching this label `selector`")
+	fs.StringArrayVar(&f.orSelectors, "or-selector", nil, "also restore objects matching this label `selector` (can be repeated)")
+	fs.BoolVar(&f.includeCluster, "include-cluster-resources", false, "restore cluster-scoped objects: true = all in the backup, false = none (default: automatic)")
+	fs.StringArrayVar(&f.nsMaps, "namespace-mappings", nil, "restore namespaces under new names (`old:new`,...)")
+	fs.StringArrayVar(&f.scMaps, "storage-class-mappings", nil, "replace storage classes of volumes and claims (`old:new`,...)")
+	fs.StringArrayVar(&f.imgMap, "image-repository-mappings", nil, "replace image registry/repository `prefixes` (old/prefix:new/prefix,...)")
+	fs.StringVar(&f.existing, "existing-resource-policy", k8s.ExistingNone, "`policy` for objects that exist: none (leave and report them) or update")
+	fs.BoolVar(&f.preserveNodePorts, "preserve-nodeports", false, "keep the node ports of services (default: the cluster allocates new ones)")
+	fs.StringSliceVar(&f.restoreStatus, "restore-status", nil, "restore the status of these `resources` too")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "change nothing: let the API server validate and print what would be done")
+	fs.IntVar(&f.workers, "workers", 8, "objects restored at once")
+	return cmd
+}
+
+// restoreOptions turns the flags into library options; mistakes are
+// reported before anything is opened.
+func (f *clusterRestoreFlags) restoreOptions(inc *bool) (k8s.RestoreOptions, error) {
+	o := k8s.RestoreOptions{
+		Name: f.name, IncludeNamespaces: f.includeNS, ExcludeNamespaces: f.excludeNS,
+		IncludeResources: f.includeRes, ExcludeResources: f.excludeRes,
+		Selector: f.selector, OrSelectors: f.orSelectors, IncludeClusterResources: inc,
+		ExistingResourcePolicy: f.existing, PreserveNodePorts: f.preserveNodePorts,
+		RestoreStatus: f.restoreStatus, DryRun: f.dryRun, Workers: f.workers,
+	}
+	var err error
+	if o.NamespaceMappings, err = k8s.ParseMappings("namespace-mappings", f.nsMaps); err != nil {
+		return o, err
+	}
+	if o.StorageClassMappings, err = k8s.ParseMappings("storage-class-mappings", f.scMaps); err != nil {
+		return o, err
+	}
+	if o.ImageMappings, err = k8s.ParseImageMappings(f.imgMap); err != nil {
+		return o, err
+	}
+	if f.existing != k8s.ExistingNone && f.existing != k8s.ExistingUpdate {
+		return o, fmt.Errorf("--existing-resource-policy %q: use %s or %s", f.existing, k8s.ExistingNone, k8s.ExistingUpdate)
+	}
+	if f.workers < 1 || f.workers > 64 {
+		return o, fmt.Errorf("--workers %d is out of range: use 1 to 64", f.workers)
+	}
+	return o, nil
+}
+
+func runClusterRestore(ctx context.Context, g *globalOptions, co *clusterOptions, f *clusterRestoreFlags, inc *bool, spec string) error {
+	opts, err := f.restoreOptions(inc)
+	if err != nil {
+		return err
+	}
+	r, err := g.openRepo(ctx)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	unlock, err := g.lock(ctx, r, false)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	sn, err := k8s.ResolveBackup(ctx, r, spec)
+	if err != nil {
+		return err
+	}
+	if err := r.LoadIndex(ctx); err != nil {
+		return err
+	}
+	src, err := k8s.OpenBackupSource(ctx, r, sn)
+	if err != nil {
+		return err
+	}
+	cl, err := co.connect()
+	if err != nil {
+		return err
+	}
+	backup := k8s.BackupName(sn, src.Info)
+	if opts.Name == "" {
+		opts.Name = k8s.DefaultRestoreName(backup, time.Now())
+	}
+	from := sn.Hostname
+	if src.Info != nil && src.Info.Cluster != "" {
+		from = src.Info.Cluster
+	}
+	dry := ""
+	if opts.DryRun {
+		dry = " (dry run)"
+	}
+	g.printf("restoring backup %s (snapshot %s of cluster %s, %s) into cluster %s as %s%s\n",
+		backup, sn.ID.Str(), from, sn.Time.Local().Format("2006-01-02 15:04:05"), cl.Cluster, opts.Name, dry)
+
+	progress := &snapshot.Progress{}
+	opts.OnItem = func(it k8s.ItemResult) {
+		progress.Files.Add(1)
+		progress.SetCurrent(it.Resource + " " + itemPath(it))
+		if it.Action == k8s.ActionFailed {
+			progress.Errors.Add(1)
+		}
+		g.verbosef(1, "%-14s %s %s%s\n", it.Action, it.Resource, itemPath(it), reasonSuffix(it.Reason))
+	}
+	stop := g.startProgress(progress, "objects")
+	res, err := k8s.RestoreFrom(ctx, src, cl, opts)
+	stop()
+	if res == nil {
+		return err
+	}
+	if g.json {
+		if jerr := g.printJSON(res, false); jerr != nil {
+			return jerr
+		}
+	} else {
+		printRestoreSummary(g, res)
+	}
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", res.Name, err)
+	}
+	return restorePhaseError(res)
+}
+
+// restorePhaseError maps the phase to the exit code.
+func restorePhaseError(res *k8s.RestoreResult) error {
+	failed := res.Total(k8s.ActionFailed)
+	switch res.Phase {
+	case k8s.PhaseCompleted:
+		return nil
+	case k8s.PhasePartiallyFailed:
+		return &exitError{code: exitPartial, err: fmt.Errorf("restore %s partially failed: %s could not be restored (see the list of failed objects)",
+			res.Name, plural(failed, "object"))}
+	default:
+		msg := "nothing could be restored"
+		if len(res.Errors) > 0 {
+			msg = res.Errors[0]
+			if len(res.Errors) > 1 {
+				msg += fmt.Sprintf(" (and %d more errors)", len(res.Errors)-1)
+			}
+		}
+		return &exitError{code: exitFailure, err: errors.New("restore " + res.Name + " failed: " + msg)}
+	}
+}
+
+func itemPath(it k8s.ItemResult) string {
+	if it.Namespace == "" {
+		return it.Name
+	}
+	return it.Namespace + "/" + it.Name
+}
+
+func reasonSuffix(r string) string {
+	if r == "" {
+		return ""
+	}
+	return " (" + r + ")"
+}
+
+// restoreColumns are the actions shown as table columns.
+var restoreColumns = []struct{ action, title string }{
+	{k8s.ActionCreated, "Created"},
+	{k8s.ActionUpdated, "Updated"},
+	{k8s.ActionSkippedExists, "Existed"},
+	{k8s.ActionFailed, "Failed"},
+}
+
+// restoreTable is the summary: one row per resource with listed items.
+func restoreTable(res *k8s.RestoreResult) (header []string, rows [][]string) {
+	header = []string{"Resource"}
+	for _, c := range restoreColumns {
+		header = append(header, c.title)
+	}
+	var resources []string
+	for r, counts := range res.Counts {
+		if len(counts) > 1 || counts[k8s.ActionSkipped] == 0 {
+			resources = append(resources, r)
+		}
+	}
+	slices.SortFunc(resources, k8s.CompareRestoreOrder)
+	for _, r := range resources {
+		row := []string{r}
+		for _, c := range restoreColumns {
+			row = append(row, strconv.Itoa(res.Counts[r][c.action]))
+		}
+		rows = append(rows, row)
+	}
+	return header, rows
+}
+
+func printRestoreSummary(g *globalOptions, res *k8s.RestoreResult) {
+	if g.quiet {
+		return
+	}
+	header, rows := restoreTable(res)
+	if len(rows) > 0 {
+		printTable(g, header, rows)
+	}
+	g.printf("%d created, %d updated, %d existed, %d failed; %d skipped (filtered out or never restored) in %s\n",
+		res.Total(k8s.ActionCreated), res.Total(k8s.ActionUpdated), res.Total(k8s.ActionSkippedExists),
+		res.Total(k8s.ActionFailed), res.Skipped, formatDuration(res.End.Sub(res.Start)))
+	if n := res.Total(k8s.ActionFailed); n > 0 {
+		g.printf("failed:\n")
+		for _, it := range res.Items {
+			if it.Action == k8s.ActionFailed {
+				g.printf("  %s %s: %s\n", it.Resource, itemPath(it), it.Reason)
+			}
+		}
+	}
+	for _, w := range res.Warnings {
+		g.warnf("warning: %s\n", w)
+	}
+	if res.DryRun {
+		g.printf("dry run: nothing was changed; the counts say what would have been done\n")
+	}
+	g.printf("restore %s: %s\n", res.Name, res.Phase)
+}
