@@ -36,8 +36,8 @@ The cluster is reached like kubectl does: --kubeconfig, $KUBECONFIG,
 	f := cmd.PersistentFlags()
 	f.StringVar(&co.kubeconfig, "kubeconfig", "", "kubeconfig `file` (default $KUBECONFIG or ~/.kube/config)")
 	f.StringVar(&co.context, "context", "", "kubeconfig `context` to use (default: the current context)")
-	f.Float32Var(&co.qps, "kube-qps", 50, "requests per second to the API server")
-	f.IntVar(&co.burst, "kube-burst", 100, "request burst to the API server")
+	f.Float32Var(&co.qps, "kube-qps", 200, "requests per second to the API server (the server's own fairness limits still apply)")
+	f.IntVar(&co.burst, "kube-burst", 400, "request burst to the API server")
 	for _, sub := range clusterSubcommands {
 		cmd.AddCommand(sub(g, co))
 	}
