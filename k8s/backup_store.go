@@ -157,9 +157,16 @@ func (s *itemStore) saveTree(ctx context.Context, a *snapshot.Archiver, when tim
 	}})
 }
 
+// Manifests hold Secrets (and ConfigMaps often hold credentials too), so a
+// backup restored as files, by cairn or restic, is readable by its owner only.
+const (
+	manifestMode = 0o600
+	manifestDir  = os.ModeDir | 0o700
+)
+
 func fileNode(name string, content []repo.ID, size uint64, when time.Time) *snapshot.Node {
 	return &snapshot.Node{
-		Name: name, Type: snapshot.NodeFile, Mode: 0o644,
+		Name: name, Type: snapshot.NodeFile, Mode: manifestMode,
 		ModTime: when, AccessTime: when, ChangeTime: when,
 		Size: size, Content: content,
 	}
@@ -167,7 +174,7 @@ func fileNode(name string, content []repo.ID, size uint64, when time.Time) *snap
 
 func dirNode(name string, id repo.ID, when time.Time) *snapshot.Node {
 	return &snapshot.Node{
-		Name: name, Type: snapshot.NodeDir, Mode: os.ModeDir | 0o755,
+		Name: name, Type: snapshot.NodeDir, Mode: manifestDir,
 		ModTime: when, AccessTime: when, ChangeTime: when, Subtree: &id,
 	}
 }

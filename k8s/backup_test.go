@@ -272,7 +272,7 @@ func TestBackupNamespace(t *testing.T) {
 		if !reflect.DeepEqual(got.Object["spec"], now.Object["spec"]) {
 			t.Errorf("%s: spec differs from the live object:\n%v\n%v", p, got.Object["spec"], now.Object["spec"])
 		}
-		if n := nodes[p]; n.Mode != 0o644 || !n.ModTime.Equal(info.Start) {
+		if n := nodes[p]; n.Mode != manifestMode || !n.ModTime.Equal(info.Start) {
 			t.Errorf("%s: mode %v mtime %v (start %v)", p, n.Mode, n.ModTime, info.Start)
 		}
 	}
@@ -338,7 +338,7 @@ func TestBackupNamespace(t *testing.T) {
 	if v := nodes["/volumes/file.txt"]; v == nil || string(btReadFile(t, r, v)) != "volume data\n" {
 		t.Error("volume tree missing")
 	}
-	if n := nodes["/resources/namespaces"]; n.Mode != os.ModeDir|0o755 || !n.ModTime.Equal(info.Start) {
+	if n := nodes["/resources/namespaces"]; n.Mode != manifestDir || !n.ModTime.Equal(info.Start) {
 		t.Errorf("dir mode %v", n.Mode)
 	}
 
