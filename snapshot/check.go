@@ -87,12 +87,13 @@ func Check(ctx context.Context, r *repo.Repository, opts CheckOptions, report fu
 		return res, err
 	}
 	res.Snapshots = len(sns)
-	tc := newTreeChecker(r, rep)
+	tc := &treeChecker{r: r, rep: rep}
+	var roots []treeJob
 	for _, sn := range sns {
-		tc.add(treeJob{id: *sn.Tree, sn: sn.ID, path: "/"})
+		roots = append(roots, treeJob{id: *sn.Tree, sn: sn.ID, path: "/"})
 	}
 	opts.Progress.SetCurrent("checking snapshots")
-	res.Trees = tc.run(ctx, max(4, runtime.GOMAXPROCS(0)))
+	res.Trees = walkTrees(ctx, roots, max(4, runtime.GOMAXPROCS(0)), func(j treeJob) []treeJob { return tc.check(ctx, j) })
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}
@@ -172,80 +173,11 @@ func loadAllSnapshots(ctx context.Context, r *repo.Repository, rep func(Severity
 	return slices.DeleteFunc(out, func(sn *Snapshot) bool { return sn == nil }), nil
 }
 
-// treeJob is a tree to check, with the first snapshot and path that reached
-// it (trees are shared, each is checked once and named by that path).
-type treeJob struct {
-	id   repo.ID
-	sn   repo.ID
-	path string
-}
 
-// treeChecker walks trees with a few workers over a shared LIFO queue
-// (depth first keeps the queue short).
+// treeChecker checks trees; walkTrees drives it.
 type treeChecker struct {
 	r   *repo.Repository
 	rep func(Severity, string)
-
-	mu      sync.Mutex
-	cond    *sync.Cond
-	queue   []treeJob
-	pending int // queued or being checked
-	seen    map[repo.ID]struct{}
-}
-
-func newTreeChecker(r *repo.Repository, rep func(Severity, string)) *treeChecker {
-	tc := &treeChecker{r: r, rep: rep, seen: map[repo.ID]struct{}{}}
-	tc.cond = sync.NewCond(&tc.mu)
-	return tc
-}
-
-// add queues a tree unless it was seen; call with mu held or before run.
-func (tc *treeChecker) add(j treeJob) {
-	if _, ok := tc.seen[j.id]; ok {
-		return
-	}
-	tc.seen[j.id] = struct{}{}
-	tc.queue = append(tc.queue, j)
-	tc.pending++
-}
-
-// run checks all queued trees and their subtrees; it returns how many trees
-// it visited. On cancellation queued trees are dropped.
-func (tc *treeChecker) run(ctx context.Context, workers int) int {
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				tc.mu.Lock()
-				for len(tc.queue) == 0 && tc.pending > 0 {
-					tc.cond.Wait()
-				}
-				if len(tc.queue) == 0 {
-					tc.mu.Unlock()
-					return
-				}
-				j := tc.queue[len(tc.queue)-1]
-				tc.queue = tc.queue[:len(tc.queue)-1]
-				tc.mu.Unlock()
-
-				var subs []treeJob
-				if ctx.Err() == nil {
-					subs = tc.check(ctx, j)
-				}
-				tc.mu.Lock()
-				for _, s := range subs {
-					tc.add(s)
-				}
-				tc.pending--
-				tc.mu.Unlock()
-				tc.cond.Broadcast()
-			}
-		}()
-	}
-	wg.Wait()
-	return len(tc.seen)
 }
 
 func (tc *treeChecker) errorf(j treeJob, p, format string, args ...any) {

@@ -52,105 +52,49 @@ func LoadAllSnapshots(ctx context.Context, r *repo.Repository) ([]*Snapshot, err
 // the snapshot and path: a caller that deletes data must not guess.
 // progress, if set, is called once per tree visited (from several goroutines).
 func UsedBlobs(ctx context.Context, loader *TreeLoader, sns []*Snapshot, progress func()) (map[repo.BlobHandle]struct{}, error) {
-	u := &usedWalk{loader: loader, progress: progress, used: map[repo.BlobHandle]struct{}{}}
-	u.cond = sync.NewCond(&u.mu)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	var roots []treeJob
 	for _, sn := range sns {
 		if sn.Tree == nil || sn.Tree.IsNull() {
 			return nil, fmt.Errorf("snapshot %s has no tree", sn.ID.Str())
 		}
-		u.add(usedJob{tree: *sn.Tree, sn: sn.ID, path: "/"})
+		roots = append(roots, treeJob{id: *sn.Tree, sn: sn.ID, path: "/"})
 	}
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			u.work(ctx, cancel)
-		}()
-	}
-	wg.Wait()
-	if u.err != nil {
-		return nil, u.err
+	var mu sync.Mutex
+	used := map[repo.BlobHandle]struct{}{}
+	var firstErr error
+	walkTrees(ctx, roots, 4, func(j treeJob) []treeJob {
+		t, err := loader.Tree(ctx, j.id)
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			if firstErr == nil && ctx.Err() == nil {
+				firstErr = fmt.Errorf("snapshot %s: directory %s: tree %s cannot be loaded: %w", j.sn.Str(), showPath(j.path), j.id.Str(), err)
+				cancel()
+			}
+			return nil
+		}
+		used[repo.BlobHandle{ID: j.id, Type: repo.TreeBlob}] = struct{}{}
+		var subs []treeJob
+		for _, n := range t.Nodes {
+			for _, id := range n.Content {
+				used[repo.BlobHandle{ID: id, Type: repo.DataBlob}] = struct{}{}
+			}
+			if n.Subtree != nil && !n.Subtree.IsNull() {
+				subs = append(subs, treeJob{id: *n.Subtree, sn: j.sn, path: path.Join(j.path, n.Name)})
+			}
+		}
+		if progress != nil {
+			progress()
+		}
+		return subs
+	})
+	if firstErr != nil {
+		return nil, firstErr
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return u.used, nil
-}
-
-type usedJob struct {
-	tree repo.ID
-	sn   repo.ID // the first snapshot that reached the tree, for messages
-	path string
-}
-
-// usedWalk is a LIFO work queue shared by a few workers; used doubles as the
-// set of trees already queued.
-type usedWalk struct {
-	loader   *TreeLoader
-	progress func()
-
-	mu      sync.Mutex
-	cond    *sync.Cond
-	queue   []usedJob
-	pending int // queued or being loaded
-	used    map[repo.BlobHandle]struct{}
-	err     error
-}
-
-// add queues a tree unless it is known; call with mu held or before work.
-func (u *usedWalk) add(j usedJob) {
-	h := repo.BlobHandle{ID: j.tree, Type: repo.TreeBlob}
-	if _, ok := u.used[h]; ok {
-		return
-	}
-	u.used[h] = struct{}{}
-	u.queue = append(u.queue, j)
-	u.pending++
-}
-
-func (u *usedWalk) work(ctx context.Context, cancel func()) {
-	for {
-		u.mu.Lock()
-		for len(u.queue) == 0 && u.pending > 0 {
-			u.cond.Wait()
-		}
-		if len(u.queue) == 0 {
-			u.mu.Unlock()
-			return
-		}
-		j := u.queue[len(u.queue)-1]
-		u.queue = u.queue[:len(u.queue)-1]
-		u.mu.Unlock()
-
-		var t *Tree
-		err := ctx.Err()
-		if err == nil {
-			t, err = u.loader.Tree(ctx, j.tree)
-		}
-		u.mu.Lock()
-		if err != nil {
-			if u.err == nil && ctx.Err() == nil {
-				u.err = fmt.Errorf("snapshot %s: directory %s: tree %s cannot be loaded: %w", j.sn.Str(), showPath(j.path), j.tree.Str(), err)
-				cancel()
-			}
-		} else {
-			for _, n := range t.Nodes {
-				for _, id := range n.Content {
-					u.used[repo.BlobHandle{ID: id, Type: repo.DataBlob}] = struct{}{}
-				}
-				if n.Subtree != nil && !n.Subtree.IsNull() {
-					u.add(usedJob{tree: *n.Subtree, sn: j.sn, path: path.Join(j.path, n.Name)})
-				}
-			}
-		}
-		u.pending--
-		u.mu.Unlock()
-		u.cond.Broadcast()
-		if err == nil && u.progress != nil {
-			u.progress()
-		}
-	}
+	return used, nil
 }
