@@ -173,7 +173,6 @@ func loadAllSnapshots(ctx context.Context, r *repo.Repository, rep func(Severity
 	return slices.DeleteFunc(out, func(sn *Snapshot) bool { return sn == nil }), nil
 }
 
-
 // treeChecker checks trees; walkTrees drives it.
 type treeChecker struct {
 	r   *repo.Repository
