@@ -28,6 +28,9 @@
 #                 from the Go module proxy when missing (about 80 s); if that
 #                 fails, restic from PATH (Debian's 0.14).
 #   BENCH_VERIFY  1: compare each restored tree with the dataset (diff -r)
+#   BENCH_BACKEND local (default) or s3: both tools use a MinIO server that the
+#                 script starts on 127.0.0.1 with a fresh data directory (the
+#                 binary from tests/setup.sh's cache or $CAIRN_MINIO)
 #
 # restic runs with its defaults (cache on, warm after the first backup), with
 # its cache in $BENCH_DIR/cache-restic; cairn runs with XDG_CACHE_HOME set to
@@ -42,6 +45,7 @@ BENCH_SCALE=${BENCH_SCALE:-1}
 BENCH_MUTATE=${BENCH_MUTATE:-5}
 BENCH_TOOLS=${BENCH_TOOLS:-cairn restic}
 BENCH_VERIFY=${BENCH_VERIFY:-0}
+BENCH_BACKEND=${BENCH_BACKEND:-local}
 RESTIC_VERSION=0.19.1
 RESTIC_CACHED=${XDG_CACHE_HOME:-$HOME/.cache}/cairn/bin/restic-$RESTIC_VERSION
 SEED=1
@@ -137,16 +141,39 @@ fi
 
 RESULTS=$BENCH_DIR/results.jsonl
 RUN_ID=$(date -u +%Y%m%dT%H%M%SZ)
-declare -A WALL CPU RSS SIZE
+declare -A WALL CPU RSS SIZE LOC DIR
+
+# Repository locations: a local directory each, or a bucket each on MinIO
+# (sizes are then read from MinIO's data directory).
+start_minio() {
+	local bin=${CAIRN_MINIO:-${XDG_CACHE_HOME:-$HOME/.cache}/cairn/bin/minio}
+	[ -x "$bin" ] || bin=$(command -v minio) || die "no minio binary: run tests/setup.sh"
+	MINIO_DATA=$BENCH_DIR/minio-data
+	rm -rf "$MINIO_DATA" && mkdir -p "$MINIO_DATA"
+	local port
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	MINIO_ROOT_USER=benchadmin MINIO_ROOT_PASSWORD=bench-secret-key MINIO_BROWSER=off \
+		"$bin" server "$MINIO_DATA" --address "127.0.0.1:$port" --console-address 127.0.0.1:0 --quiet >"$BENCH_DIR/logs/minio.log" 2>&1 &
+	MINIO_PID=$!
+	trap 'kill $MINIO_PID 2>/dev/null || true' EXIT
+	for _ in $(seq 100); do
+		code=$(curl -s -o /dev/null -w '%{http_code}' -I "http://127.0.0.1:$port/probe" || true)
+		[ -n "$code" ] && [ "$code" != 000 ] && [ "$code" != 503 ] && break
+		sleep 0.2
+	done
+	export AWS_ACCESS_KEY_ID=benchadmin AWS_SECRET_ACCESS_KEY=bench-secret-key AWS_DEFAULT_REGION=us-east-1
+	MINIO_URL="s3:http://127.0.0.1:$port"
+	log "minio on 127.0.0.1:$port"
+}
 
 # tool_cmd TOOL: sets CMD to the command line that runs TOOL on its repository
 # (env execs the tool, so GNU time measures the tool itself).
 tool_cmd() {
 	case $1 in
 	cairn) CMD=(env CAIRN_PASSWORD="$PASSWORD" XDG_CACHE_HOME="$BENCH_DIR/cache-cairn"
-		"$CAIRN" -r "$BENCH_DIR/repo-cairn") ;;
+		"$CAIRN" -r "${LOC[cairn]}") ;;
 	restic) CMD=(env RESTIC_PASSWORD="$PASSWORD"
-		"$RESTIC" -r "$BENCH_DIR/repo-restic" --cache-dir "$BENCH_DIR/cache-restic") ;;
+		"$RESTIC" -r "${LOC[restic]}" --cache-dir "$BENCH_DIR/cache-restic") ;;
 	esac
 }
 
@@ -165,7 +192,8 @@ step() {
 	fi
 	local wall user sys rss size
 	read -r wall user sys rss < <(tail -n 1 "$tf")
-	size=$(du -sb "$BENCH_DIR/repo-$tool" | cut -f1)
+	size=$(du -sb "${DIR[$tool]}" 2>/dev/null | cut -f1)
+	size=${size:-0}
 	WALL[$tool,$name]=$wall
 	CPU[$tool,$name]=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
 	RSS[$tool,$name]=$rss
@@ -178,7 +206,13 @@ step() {
 }
 
 # --- phase 1: init, first and unchanged backups --------------------------------
+[ "$BENCH_BACKEND" = s3 ] && start_minio
 for tool in $BENCH_TOOLS; do
+	if [ "$BENCH_BACKEND" = s3 ]; then
+		LOC[$tool]=$MINIO_URL/bench-$tool DIR[$tool]=$MINIO_DATA/bench-$tool
+	else
+		LOC[$tool]=$BENCH_DIR/repo-$tool DIR[$tool]=$BENCH_DIR/repo-$tool
+	fi
 	rm -rf "$BENCH_DIR/repo-$tool" "$BENCH_DIR/cache-$tool" "$BENCH_DIR/restore-$tool"
 	step "$tool" init init
 	step "$tool" backup-first backup "$DATA"
@@ -251,4 +285,4 @@ done
 if [ "$both" = 1 ]; then
 	echo "wall r/c, cpu r/c: restic/cairn time (>1: cairn faster); rss c/r: cairn/restic peak RSS (<1: cairn smaller)"
 fi
-echo "logs: $BENCH_DIR/logs; results: $RESULTS"
+echo "backend: $BENCH_BACKEND; logs: $BENCH_DIR/logs; results: $RESULTS"
