@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 )
 
 // Local is a backend in a local directory, in restic's default layout.
@@ -35,7 +36,26 @@ func OpenLocal(dir string) (*Local, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("repository %s is not a directory", dir)
 	}
+	removeOldTemp(filepath.Join(dir, "tmp"))
 	return &Local{dir: dir}, nil
+}
+
+// staleTempAge is how long a temp file must have been untouched before it
+// counts as left behind by a killed process; a live writer touches its
+// file far more often.
+const staleTempAge = time.Hour
+
+// removeOldTemp deletes temp files that killed processes left behind.
+func removeOldTemp(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > staleTempAge {
+			_ = os.Remove(filepath.Join(dir, e.Name()))
+		}
+	}
 }
 
 // CreateLocal makes the directory layout of a new repository. It fails when

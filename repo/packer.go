@@ -149,7 +149,9 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte, id I
 		p.cur[t] = pf
 	}
 	if err := pf.add(h, sealed, ulen); err != nil {
+		delete(p.cur, t)
 		p.mu.Unlock()
+		pf.discard()
 		p.fail(err)
 		return id, false, 0, err
 	}

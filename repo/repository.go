@@ -424,8 +424,19 @@ func (r *Repository) DecodeBlob(pb PackedBlob, raw, dst []byte) ([]byte, error) 
 	return plain, nil
 }
 
-// Close flushes nothing; call Flush first when writing. It releases the backend.
-func (r *Repository) Close() error { return r.be.Close() }
+// Close releases the backend. It flushes nothing: call Flush first when
+// writing; packs not flushed by then (a failed backup) are discarded.
+func (r *Repository) Close() error {
+	if r.pk != nil {
+		r.pk.mu.Lock()
+		for t, pf := range r.pk.cur {
+			pf.discard()
+			delete(r.pk.cur, t)
+		}
+		r.pk.mu.Unlock()
+	}
+	return r.be.Close()
+}
 
 // Now is overridable in tests.
 var Now = time.Now

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -150,4 +151,31 @@ func TestUnreadableSource(t *testing.T) {
 	target := filepath.Join(t.TempDir(), "restore")
 	mustCairn(t, repoDir, "restore", "latest", "--target", target)
 	testutil.CompareTrees(t, src, filepath.Join(target, src), testutil.CompareOptions{})
+}
+
+// A full disk: one clear line, no temp files left, the repository intact.
+func TestFullDisk(t *testing.T) {
+	mnt := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("mount tmpfs (tests run as root): %v %s", err, out)
+		}
+		t.Skipf("cannot mount a small tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	repoDir := filepath.Join(mnt, "repo")
+	mustCairn(t, repoDir, "init")
+	src := filepath.Join(t.TempDir(), "src")
+	o := testutil.DefaultGenOptions(9)
+	o.LargeFiles = []int64{40 << 20}
+	testutil.GenTree(t, src, o)
+	r := cairn(t, repoDir, "backup", src)
+	oneLine(t, r, "no space left")
+	if left, _ := os.ReadDir(filepath.Join(repoDir, "tmp")); len(left) != 0 {
+		t.Fatalf("%d temp files left after the failed backup", len(left))
+	}
+	mustCairn(t, repoDir, "check")
+	if out := mustCairn(t, repoDir, "snapshots", "--json").stdout; strings.TrimSpace(out) != "[]" {
+		t.Fatalf("a failed backup left a snapshot: %s", out)
+	}
 }
