@@ -34,6 +34,10 @@ type Policy struct {
 
 	// KeepTags keeps a snapshot that has all tags of any one list.
 	KeepTags [][]string
+
+	// NoKeepOldest gives restic 0.16's decisions: a bucket rule that is not
+	// used up does not also keep the oldest snapshot (restic 0.17+ does).
+	NoKeepOldest bool
 }
 
 // Empty reports whether the policy has no rule at all.
@@ -204,6 +208,8 @@ func Apply(list []Snapshot, p Policy) Result {
 		lastWithin[i] = -1
 	}
 
+	oldestNr := len(sns) - 1
+	matchedOldest := map[string]bool{} // rules that kept the oldest snapshot themselves
 	for nr, sn := range sns {
 		var matches []string
 		for _, tl := range p.KeepTags {
@@ -225,6 +231,9 @@ func Apply(list []Snapshot, p Policy) Result {
 					c.n--
 				}
 				matches = append(matches, c.reason)
+				if nr == oldestNr {
+					matchedOldest[c.reason] = true
+				}
 			}
 		}
 		for i, w := range withins {
@@ -233,7 +242,11 @@ func Apply(list []Snapshot, p Policy) Result {
 			}
 			if b := w.bucket(sn.Time, nr); b != lastWithin[i] {
 				lastWithin[i] = b
-				matches = append(matches, fmt.Sprintf("%s within %s", w.name, w.d))
+				reason := fmt.Sprintf("%s within %s", w.name, w.d)
+				matches = append(matches, reason)
+				if nr == oldestNr {
+					matchedOldest[reason] = true
+				}
 			}
 		}
 		if len(matches) == 0 {
@@ -249,7 +262,44 @@ func Apply(list []Snapshot, p Policy) Result {
 		res.Keep = append(res.Keep, sn)
 		res.Reasons = append(res.Reasons, KeepReason{Snapshot: sn, Matches: matches, Counters: counters})
 	}
+	if !p.NoKeepOldest {
+		keepOldest(&res, sns[oldestNr], p, counts, withins, latest, matchedOldest)
+	}
 	return res
+}
+
+// keepOldest does what restic does since 0.17: a bucket rule that is not
+// used up when the oldest snapshot is reached (or a within-bucket rule whose
+// span holds the oldest snapshot) also keeps the oldest snapshot, so that
+// the history reaches back as far as it can.
+func keepOldest(res *Result, oldest Snapshot, p Policy, counts []countRule, withins []withinRule, latest time.Time, matched map[string]bool) {
+	var extra []string
+	given := p.counts()
+	for i, c := range counts {
+		if c.flag == "last" || given[i].n == 0 || c.n == 0 || matched[c.reason] {
+			continue
+		}
+		extra = append(extra, "oldest "+c.reason)
+	}
+	for _, w := range withins {
+		reason := fmt.Sprintf("%s within %s", w.name, w.d)
+		if w.d.Zero() || !oldest.Time.After(w.d.Before(latest)) || matched[reason] {
+			continue
+		}
+		extra = append(extra, "oldest "+reason)
+	}
+	if len(extra) == 0 {
+		return
+	}
+	for i := range res.Reasons {
+		if res.Reasons[i].Snapshot.ID == oldest.ID {
+			res.Reasons[i].Matches = append(res.Reasons[i].Matches, extra...)
+			return
+		}
+	}
+	res.Remove = slices.DeleteFunc(res.Remove, func(sn Snapshot) bool { return sn.ID == oldest.ID })
+	res.Keep = append(res.Keep, oldest)
+	res.Reasons = append(res.Reasons, KeepReason{Snapshot: oldest, Matches: extra, Counters: map[string]int{}})
 }
 
 func hasAllTags(have, want []string) bool {

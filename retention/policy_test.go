@@ -148,6 +148,8 @@ func TestApplyGolden(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			// These tables hold restic 0.14–0.16's decisions.
+			tc.p.NoKeepOldest = true
 			res := Apply(tc.sns, tc.p)
 			got := keptTimes(res)
 			if tc.keep != nil && !slices.Equal(got, tc.keep) {
@@ -283,6 +285,64 @@ func TestPolicyValidateAndString(t *testing.T) {
 		}
 		if got := tc.p.String(); got != tc.desc {
 			t.Errorf("String() = %q, want %q", got, tc.desc)
+		}
+	}
+}
+
+// Since restic 0.17 a bucket rule that is not used up also keeps the
+// oldest snapshot. Expected results are what restic 0.19.1 decided for the
+// same five snapshots.
+func TestApplyKeepOldest(t *testing.T) {
+	at := func(id, ts string) Snapshot {
+		tm, err := time.ParseInLocation("2006-01-02 15:04", ts, time.UTC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Snapshot{ID: id, Time: tm}
+	}
+	sns := []Snapshot{at("a", "2026-01-01 08:00"), at("b", "2026-01-01 20:00"), at("c", "2026-01-02 09:00"),
+		at("d", "2026-01-03 09:00"), at("e", "2026-01-03 10:00")}
+	d := func(s string) Duration {
+		v, err := ParseDuration(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	tests := []struct {
+		p    Policy
+		want map[string][]string // kept ID -> reasons
+	}{
+		{Policy{Daily: 5}, map[string][]string{"e": {"daily snapshot"}, "c": {"daily snapshot"}, "b": {"daily snapshot"}, "a": {"oldest daily snapshot"}}},
+		{Policy{Daily: Unlimited}, map[string][]string{"e": {"daily snapshot"}, "c": {"daily snapshot"}, "b": {"daily snapshot"}, "a": {"oldest daily snapshot"}}},
+		{Policy{Daily: 2}, map[string][]string{"e": {"daily snapshot"}, "c": {"daily snapshot"}}},
+		{Policy{Last: 2}, map[string][]string{"e": {"last snapshot"}, "d": {"last snapshot"}}},
+		{Policy{Weekly: 3}, map[string][]string{"e": {"weekly snapshot"}, "a": {"oldest weekly snapshot"}}},
+		{Policy{Monthly: 2}, map[string][]string{"e": {"monthly snapshot"}, "a": {"oldest monthly snapshot"}}},
+		{Policy{Hourly: 3}, map[string][]string{"e": {"hourly snapshot"}, "d": {"hourly snapshot"}, "c": {"hourly snapshot"}}},
+		{Policy{Hourly: 5, Daily: 1}, map[string][]string{"e": {"hourly snapshot", "daily snapshot"}, "d": {"hourly snapshot"}, "c": {"hourly snapshot"}, "b": {"hourly snapshot"}, "a": {"hourly snapshot"}}},
+		{Policy{Last: 5, Daily: 5}, map[string][]string{"e": {"last snapshot", "daily snapshot"}, "d": {"last snapshot"}, "c": {"last snapshot", "daily snapshot"}, "b": {"last snapshot", "daily snapshot"}, "a": {"last snapshot", "oldest daily snapshot"}}},
+		{Policy{Daily: 5, Weekly: 5}, map[string][]string{"e": {"daily snapshot", "weekly snapshot"}, "c": {"daily snapshot"}, "b": {"daily snapshot"}, "a": {"oldest daily snapshot", "oldest weekly snapshot"}}},
+		{Policy{WithinDaily: d("10y")}, map[string][]string{"e": {"daily within 10y"}, "c": {"daily within 10y"}, "b": {"daily within 10y"}, "a": {"oldest daily within 10y"}}},
+		{Policy{WithinDaily: d("1d")}, map[string][]string{"e": {"daily within 1d"}}},
+		{Policy{WithinDaily: d("2d")}, map[string][]string{"e": {"daily within 2d"}, "c": {"daily within 2d"}, "b": {"daily within 2d"}}},
+		{Policy{Within: d("1d")}, map[string][]string{"e": {"within 1d"}, "d": {"within 1d"}}},
+		{Policy{Yearly: 1}, map[string][]string{"e": {"yearly snapshot"}}},
+	}
+	for _, tc := range tests {
+		res := Apply(sns, tc.p)
+		got := map[string][]string{}
+		for _, r := range res.Reasons {
+			got[r.Snapshot.ID] = r.Matches
+		}
+		if len(got) != len(tc.want) || len(res.Keep)+len(res.Remove) != len(sns) {
+			t.Errorf("%v: kept %v, want %v", tc.p, got, tc.want)
+			continue
+		}
+		for id, reasons := range tc.want {
+			if !slices.Equal(got[id], reasons) {
+				t.Errorf("%v: %s kept for %q, want %q", tc.p, id, got[id], reasons)
+			}
 		}
 	}
 }

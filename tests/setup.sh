@@ -38,6 +38,11 @@ if [ ! -x "$cache_bin/minio" ] && ! command -v minio >/dev/null; then
 	(cd /tmp && GOFLAGS= GOBIN="$cache_bin" go install github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c)
 fi
 
+# --- restic 0.19.1 beside Debian's 0.14 ----------------------------------------
+# Interop and forget tests compare with every restic they find: the old one
+# from apt and a current one built from the Go module proxy (~80 s once).
+echo "setup: restic $(bash tests/build-restic.sh 0.19.1)"
+
 # --- Kubernetes control plane (etcd, kube-apiserver, controller-manager) -----
 # Built once from the Go module proxy (~12 min cold, 3 GB RAM) into the user
 # cache; tests/cluster starts it on 127.0.0.1 for the tests that need it.

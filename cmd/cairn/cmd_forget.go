@@ -85,6 +85,7 @@ removes the data no snapshot needs any more.`,
 	}
 	fs.StringArrayVar(&f.tags, "keep-tag", nil, "keep snapshots with all tags of this `taglist` (\"a,b\"; can be repeated)")
 	fs.BoolVar(&f.expired, "expired", false, "remove snapshots whose time to live (backup --ttl) has run out")
+	fs.BoolVar(&f.policy.NoKeepOldest, "no-keep-oldest", false, "do not also keep the oldest snapshot when a --keep-hourly..yearly rule is not used up (restic 0.16 and older)")
 	fs.StringVarP(&f.groupBy, "group-by", "g", "host,paths", "apply the policy to each `group` of snapshots: host, paths and/or tags, or '' for one group")
 	fs.StringArrayVar(&f.hosts, "host", nil, "only consider snapshots of this `host` (can be repeated)")
 	fs.StringArrayVar(&f.filter, "tag", nil, "only consider snapshots with this `taglist` (\"a,b\" needs both; can be repeated)")

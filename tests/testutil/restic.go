@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -93,4 +94,30 @@ func resticFreeEnv() []string {
 		env = append(env, kv)
 	}
 	return env
+}
+
+// ResticBins returns ResticBin and, when tests/setup.sh has built it, the
+// current restic (0.19.1) from the user cache: tests that compare behaviour
+// run against both an old and a new restic.
+func ResticBins(t testing.TB) []string {
+	t.Helper()
+	bins := []string{ResticBin(t)}
+	cache := os.Getenv("XDG_CACHE_HOME")
+	if cache == "" {
+		home, _ := os.UserHomeDir()
+		cache = filepath.Join(home, ".cache")
+	}
+	if p := filepath.Join(cache, "cairn", "bin", "restic-0.19.1"); p != bins[0] {
+		if _, err := os.Stat(p); err == nil {
+			bins = append(bins, p)
+		}
+	}
+	return bins
+}
+
+// ResticOlderThan reports whether version v ("0.14.0") is before major.minor.
+func ResticOlderThan(v string, major, minor int) bool {
+	var a, b int
+	fmt.Sscanf(v, "%d.%d", &a, &b)
+	return a < major || (a == major && b < minor)
 }
