@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -42,17 +44,19 @@ func TestCairnRoundTripAndResticReadsIt(t *testing.T) {
 	}
 	mustCairn(t, repoDir, "check", "--read-data")
 
-	// The real restic program accepts and restores the same repository.
-	restic := testutil.ResticBin(t)
-	_ = restic
-	if out, err := testutil.RunRestic(t, repoDir, password, "check", "--read-data"); err != nil {
-		t.Fatalf("restic check --read-data on a cairn repository: %v\n%s", err, out)
+	// Every restic present (old and current) accepts and restores it.
+	for i, bin := range testutil.ResticBins(t) {
+		t.Setenv("CAIRN_RESTIC", bin)
+		if out, err := testutil.RunRestic(t, repoDir, password, "check", "--read-data"); err != nil {
+			t.Fatalf("%s check --read-data on a cairn repository: %v\n%s", bin, err, out)
+		}
+		rtarget := filepath.Join(tmp, fmt.Sprintf("restore-restic-%d", i))
+		if out, err := testutil.RunRestic(t, repoDir, password, "restore", "latest", "--target", rtarget); err != nil {
+			t.Fatalf("%s restore: %v\n%s", bin, err, out)
+		}
+		testutil.CompareTrees(t, src, filepath.Join(rtarget, src), restoreOpts)
+		os.RemoveAll(rtarget)
 	}
-	rtarget := filepath.Join(tmp, "restore-restic")
-	if out, err := testutil.RunRestic(t, repoDir, password, "restore", "latest", "--target", rtarget); err != nil {
-		t.Fatalf("restic restore: %v\n%s", err, out)
-	}
-	testutil.CompareTrees(t, src, filepath.Join(rtarget, src), restoreOpts)
 
 	// restic lists the snapshot with our tag and path.
 	out, err := testutil.RunRestic(t, repoDir, password, "snapshots", "--json")
@@ -69,37 +73,43 @@ func TestCairnRoundTripAndResticReadsIt(t *testing.T) {
 }
 
 func TestCairnReadsResticRepositories(t *testing.T) {
-	testutil.ResticBin(t)
-	for _, version := range []string{"1", "2"} {
-		t.Run("v"+version, func(t *testing.T) {
-			tmp := t.TempDir()
-			src := filepath.Join(tmp, "src")
-			o := testutil.DefaultGenOptions(11)
-			o.LargeFiles = []int64{7 << 20}
-			testutil.GenTree(t, src, o)
-			repoDir := filepath.Join(tmp, "repo")
-			if out, err := testutil.RunRestic(t, repoDir, password, "init", "--repository-version", version); err != nil {
-				t.Fatalf("restic init: %v\n%s", err, out)
-			}
-			if out, err := testutil.RunRestic(t, repoDir, password, "backup", "--tag", "from-restic", src); err != nil {
-				t.Fatalf("restic backup: %v\n%s", err, out)
-			}
-			var sns []map[string]any
-			r := mustCairn(t, repoDir, "snapshots", "--json")
-			if err := json.Unmarshal([]byte(r.stdout), &sns); err != nil || len(sns) != 1 {
-				t.Fatalf("cairn snapshots --json: %v\n%s", err, r.stdout)
-			}
-			mustCairn(t, repoDir, "check", "--read-data")
-			target := filepath.Join(tmp, "restore")
-			mustCairn(t, repoDir, "restore", "latest", "--target", target, "--verify")
-			testutil.CompareTrees(t, src, filepath.Join(target, src), restoreOpts)
+	for _, bin := range testutil.ResticBins(t) {
+		for _, version := range []string{"1", "2"} {
+			t.Run(filepath.Base(bin)+"-v"+version, func(t *testing.T) {
+				t.Setenv("CAIRN_RESTIC", bin)
+				resticReposRoundTrip(t, version)
+			})
+		}
+	}
+}
 
-			// cairn can add to restic's repository, and restic still checks it.
-			mustCairn(t, repoDir, "backup", src)
-			if out, err := testutil.RunRestic(t, repoDir, password, "check", "--read-data"); err != nil {
-				t.Fatalf("restic check after a cairn backup: %v\n%s", err, out)
-			}
-		})
+func resticReposRoundTrip(t *testing.T, version string) {
+	tmp := t.TempDir()
+	src := filepath.Join(tmp, "src")
+	o := testutil.DefaultGenOptions(11)
+	o.LargeFiles = []int64{7 << 20}
+	testutil.GenTree(t, src, o)
+	repoDir := filepath.Join(tmp, "repo")
+	if out, err := testutil.RunRestic(t, repoDir, password, "init", "--repository-version", version); err != nil {
+		t.Fatalf("restic init: %v\n%s", err, out)
+	}
+	if out, err := testutil.RunRestic(t, repoDir, password, "backup", "--tag", "from-restic", src); err != nil {
+		t.Fatalf("restic backup: %v\n%s", err, out)
+	}
+	var sns []map[string]any
+	r := mustCairn(t, repoDir, "snapshots", "--json")
+	if err := json.Unmarshal([]byte(r.stdout), &sns); err != nil || len(sns) != 1 {
+		t.Fatalf("cairn snapshots --json: %v\n%s", err, r.stdout)
+	}
+	mustCairn(t, repoDir, "check", "--read-data")
+	target := filepath.Join(tmp, "restore")
+	mustCairn(t, repoDir, "restore", "latest", "--target", target, "--verify")
+	testutil.CompareTrees(t, src, filepath.Join(target, src), restoreOpts)
+
+	// cairn can add to restic's repository, and restic still checks it.
+	mustCairn(t, repoDir, "backup", src)
+	if out, err := testutil.RunRestic(t, repoDir, password, "check", "--read-data"); err != nil {
+		t.Fatalf("restic check after a cairn backup: %v\n%s", err, out)
 	}
 }
 
