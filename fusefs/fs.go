@@ -35,7 +35,9 @@ type Options struct {
 	// Trees is how many decoded trees are kept (default 8192).
 	Trees int
 	// ReadAhead is how many blobs after the one a read touches are loaded
-	// in the background (default 2).
+	// in the background (default 8, and no more than a quarter of the
+	// cache: enough to keep every core decrypting and hashing while the
+	// kernel copies what was read).
 	ReadAhead int
 	// Warn is told about errors that reach the kernel only as EIO, and
 	// about failed refreshes. May be nil.
@@ -64,6 +66,8 @@ type FS struct {
 
 	treeMu    sync.Mutex
 	treeLoads map[repo.ID]chan struct{} // trees being loaded
+
+	prefetch treePrefetcher // trees loaded ahead of directory walks
 }
 
 // New loads the repository's index (unless the caller did) and its
@@ -77,7 +81,7 @@ func New(ctx context.Context, r *repo.Repository, opts Options) (*FS, error) {
 		opts.Trees = 8192
 	}
 	if opts.ReadAhead == 0 {
-		opts.ReadAhead = 2
+		opts.ReadAhead = 8
 	}
 	f := &FS{r: r, loader: snapshot.NewTreeLoader(r, opts.Trees), cache: snapshot.NewBlobCache(r, opts.CacheSize),
 		opts: opts, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()),

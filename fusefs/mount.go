@@ -14,6 +14,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 )
 
 // MountOptions are the options of the mount itself.
@@ -68,12 +69,41 @@ func Mount(dir string, f *FS, mo MountOptions) (*Mounted, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mount %s: %w", abs, err)
 	}
+	raiseReadAhead(abs, readAheadKiB)
 	m := &Mounted{Server: srv, Dir: abs, done: make(chan struct{})}
 	go func() {
 		srv.Wait()
 		close(m.done)
 	}()
 	return m, nil
+}
+
+// readAheadKiB is the kernel read-ahead the mount asks for: one maximal
+// FUSE read (MaxWrite), so that sequential reads arrive as 1 MiB requests
+// with the next one already under way, instead of 128 KiB ones. (Larger
+// windows measured slower: the reading process then spends more time
+// allocating page cache than it gains.)
+const readAheadKiB = 1024
+
+// raiseReadAhead sets the read-ahead of the mount's backing device info to
+// kib unless it is larger already. The kernel caps what a FUSE server can
+// ask for at mount time at its default (128 KiB); the sysfs knob of the
+// mount's own bdi is the way past that. It is writable by root only, so
+// other users keep the default, silently: this is only about speed.
+func raiseReadAhead(mountPoint string, kib int) {
+	var st unix.Stat_t
+	if err := unix.Stat(mountPoint, &st); err != nil {
+		return
+	}
+	p := fmt.Sprintf("/sys/class/bdi/%d:%d/read_ahead_kb", unix.Major(st.Dev), unix.Minor(st.Dev))
+	cur, err := os.ReadFile(p)
+	if err != nil {
+		return
+	}
+	if n, err := strconv.Atoi(strings.TrimSpace(string(cur))); err == nil && n >= kib {
+		return
+	}
+	_ = os.WriteFile(p, []byte(strconv.Itoa(kib)), 0)
 }
 
 // Done is closed when the file system is no longer served: after Unmount,

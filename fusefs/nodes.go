@@ -2,8 +2,6 @@ package fusefs
 
 import (
 	"context"
-	"errors"
-	"io"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -247,6 +245,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	nlink := fileLinks(n)
 	switch n.Type {
 	case snapshot.NodeDir:
+		d.fsys.prefetchAfter(t, n) // a walk goes on with the next ones
 		c := &dirNode{fsys: d.fsys, node: n}
 		if nlink, errno = c.links(ctx); errno != 0 {
 			return nil, errno
@@ -271,6 +270,7 @@ func (d *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	if errno != 0 {
 		return nil, errno
 	}
+	d.fsys.prefetchSubtrees(t, 0) // a walk looks them up next
 	pino := d.StableAttr().Ino
 	list := make([]fuse.DirEntry, 0, len(t.Nodes))
 	for _, n := range t.Nodes {
@@ -339,16 +339,41 @@ type fileHandle struct {
 var _ fs.FileReader = (*fileHandle)(nil)
 
 func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadResult, syscall.Errno) {
-	n, err := h.fr.ReadAtContext(ctx, dest, off)
-	if err != nil && !errors.Is(err, io.EOF) {
+	sp, err := h.fr.Span(ctx, off, len(dest))
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil, syscall.EINTR
 		}
 		h.fsys.warn(err)
 		return nil, syscall.EIO
 	}
-	return fuse.ReadResultData(dest[:n]), 0
+	return &spanResult{sp: sp}, 0
 }
+
+// spanResult hands cached blob data to go-fuse without copying it: go-fuse
+// writes the slices to the kernel (its withSlice path) and then calls Done,
+// which lets the cache reuse the buffers.
+type spanResult struct {
+	sp *snapshot.Span
+}
+
+var _ fuse.ReadResult = (*spanResult)(nil)
+
+func (r *spanResult) Size() int { return r.sp.Len() }
+
+// Slices is go-fuse's scatter-gather path: the slices stay valid until Done.
+func (r *spanResult) Slices() ([][]byte, fuse.Status) { return r.sp.Slices(), fuse.OK }
+
+// Bytes copies, so that the result does not depend on Done being called
+// only after it is used.
+func (r *spanResult) Bytes(buf []byte) ([]byte, fuse.Status) {
+	if cap(buf) < r.sp.Len() {
+		buf = make([]byte, r.sp.Len())
+	}
+	return buf[:r.sp.CopyTo(buf[:r.sp.Len()])], fuse.OK
+}
+
+func (r *spanResult) Done() { r.sp.Release() }
 
 // linkNode is a symlink, inside a snapshot or computed ("latest").
 type linkNode struct {

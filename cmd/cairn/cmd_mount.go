@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"runtime"
 
 	"github.com/cairn-backup/cairn/fusefs"
 	"github.com/spf13/cobra"
@@ -25,6 +27,15 @@ New snapshots appear without remounting.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			dir := args[0]
+			if os.Getenv("GOMAXPROCS") == "" {
+				// Serving FUSE is syscall-heavy (reading /dev/fuse, pack
+				// files, writing replies): with a P per core, a thread
+				// blocked in one holds its P and a core idles while blobs
+				// wait to be decrypted. Twice as many Ps keep the cores
+				// busy (measured: 256 MiB sequential read 0.254 s -> 0.230 s
+				// on 2 cores).
+				runtime.GOMAXPROCS(2 * runtime.GOMAXPROCS(0))
+			}
 			if err := fusefs.CheckMountPoint(dir); err != nil {
 				return err
 			}

@@ -81,6 +81,7 @@ log "backing up the dataset with cairn"
 "$CAIRN" -r "$REPO" backup -q "$DATA"
 
 sync
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -148,3 +149,4 @@ done
 awk -v c="${WALL[cairn,read]}" -v r="${WALL[restic,read]}" \
 	'BEGIN { printf "\nsequential read of 256 MiB: cairn %.0f MiB/s, restic %.0f MiB/s\n", 256 / c, 256 / r }'
 echo "find over $WANT_FIND entries (20,000 files)"
+echo "load average (1, 5, 15 min): $LOAD_BEFORE before the runs, $(cut -d' ' -f1-3 /proc/loadavg) after (the machine may be shared)"
