@@ -24,7 +24,6 @@ var skippedResources = map[string]string{
 	"volumeattachments.storage.k8s.io": "volume attachments belong to the machines",
 	"resourceslices.resource.k8s.io":   "resource slices are published by drivers on each machine",
 	"componentstatuses":                "component statuses are computed, not stored",
-	"endpointslices.discovery.k8s.io":  "endpoint slices are managed by a controller",
 	"ipaddresses.networking.k8s.io":    "IP addresses are allocated by the API server for Services",
 }
 
@@ -47,14 +46,36 @@ func SkipReason(r Resource) string {
 
 // skipObject says why one object is never backed up, or "".
 func skipObject(r Resource, namespace string, labels map[string]string) string {
-	if r.Dir() != "leases.coordination.k8s.io" {
-		return ""
+	switch r.Dir() {
+	case "leases.coordination.k8s.io":
+		switch {
+		case namespace == "kube-node-lease":
+			return "node heartbeat"
+		case labels["apiserver.kubernetes.io/identity"] != "":
+			return "API server heartbeat"
+		}
+	case "endpointslices.discovery.k8s.io":
+		return clusterEndpointSlice(namespace, labels)
 	}
+	return ""
+}
+
+// endpointSliceControllers are the values of the managed-by label of the
+// EndpointSlices the cluster makes from Services and Endpoints.
+var endpointSliceControllers = map[string]bool{
+	"endpointslice-controller.k8s.io":          true,
+	"endpointslicemirroring-controller.k8s.io": true,
+}
+
+// clusterEndpointSlice says why an EndpointSlice is made by the cluster
+// (and so neither backed up nor restored), or "" for one made by a user or
+// another controller, as for a Service without a selector.
+func clusterEndpointSlice(namespace string, labels map[string]string) string {
 	switch {
-	case namespace == "kube-node-lease":
-		return "node heartbeat"
-	case labels["apiserver.kubernetes.io/identity"] != "":
-		return "API server heartbeat"
+	case endpointSliceControllers[labels["endpointslice.kubernetes.io/managed-by"]]:
+		return "endpoint slices of services are made by the cluster"
+	case namespace == "default" && labels["kubernetes.io/service-name"] == "kubernetes":
+		return "the API servers keep the endpoints of the kubernetes service"
 	}
 	return ""
 }

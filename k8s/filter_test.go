@@ -42,7 +42,7 @@ func TestSkipReason(t *testing.T) {
 		{mkRes("events.events.k8s.io", true), true},
 		{mkRes("nodes", false), true},
 		{mkRes("componentstatuses", false, "get", "list"), true},
-		{mkRes("endpointslices.discovery.k8s.io", true), true},
+		{mkRes("endpointslices.discovery.k8s.io", true), false}, // per object: see below
 		{mkRes("ipaddresses.networking.k8s.io", false), true},
 		{mkRes("pods.metrics.k8s.io", true, "get", "list"), true},
 		{mkRes("bindings", true, "create"), true},
@@ -59,6 +59,15 @@ func TestSkipReason(t *testing.T) {
 	if skipObject(leases, "kube-node-lease", nil) == "" || skipObject(leases, "kube-system", apiserver) == "" ||
 		skipObject(leases, "kube-system", nil) != "" || skipObject(resCM, "kube-node-lease", nil) != "" || skipObject(resCM, "x", apiserver) != "" {
 		t.Error("skipObject: only node and API server leases are skipped")
+	}
+	epSlices := mkRes("endpointslices.discovery.k8s.io", true)
+	if skipObject(epSlices, "x", map[string]string{"endpointslice.kubernetes.io/managed-by": "endpointslice-controller.k8s.io"}) == "" ||
+		skipObject(epSlices, "x", map[string]string{"endpointslice.kubernetes.io/managed-by": "endpointslicemirroring-controller.k8s.io"}) == "" ||
+		skipObject(epSlices, "default", map[string]string{"kubernetes.io/service-name": "kubernetes"}) == "" ||
+		skipObject(epSlices, "x", map[string]string{"kubernetes.io/service-name": "kubernetes"}) != "" ||
+		skipObject(epSlices, "x", map[string]string{"endpointslice.kubernetes.io/managed-by": "payments-team"}) != "" ||
+		skipObject(epSlices, "x", nil) != "" {
+		t.Error("skipObject: only the cluster's endpoint slices are skipped")
 	}
 	if countObjects(1) != "1 object" || countObjects(0) != "0 objects" {
 		t.Error("countObjects")

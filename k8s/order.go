@@ -31,6 +31,19 @@ var restorePriorities = []schema.GroupResource{
 	{Resource: "services"},
 }
 
+// restoreLast are restored after everything else, in this order: admission
+// control. Restored earlier, a webhook whose service does not run yet (it
+// is being restored too, or its pods are still starting) would reject the
+// objects restored after it, and a policy would judge them.
+var restoreLast = []schema.GroupResource{
+	{Group: "admissionregistration.k8s.io", Resource: "validatingadmissionpolicies"},
+	{Group: "admissionregistration.k8s.io", Resource: "mutatingadmissionpolicies"},
+	{Group: "admissionregistration.k8s.io", Resource: "validatingadmissionpolicybindings"},
+	{Group: "admissionregistration.k8s.io", Resource: "mutatingadmissionpolicybindings"},
+	{Group: "admissionregistration.k8s.io", Resource: "validatingwebhookconfigurations"},
+	{Group: "admissionregistration.k8s.io", Resource: "mutatingwebhookconfigurations"},
+}
+
 // Well-known resources the transforms and the planner look at.
 var (
 	grCRD          = restorePriorities[0]
@@ -43,17 +56,25 @@ var (
 	grConfigMap    = restorePriorities[11]
 	grPod          = restorePriorities[14]
 	grService      = restorePriorities[17]
+	grJob          = schema.GroupResource{Group: "batch", Resource: "jobs"}
+	grCronJob      = schema.GroupResource{Group: "batch", Resource: "cronjobs"}
+
+	grClusterTrustBundle = schema.GroupResource{Group: "certificates.k8s.io", Resource: "clustertrustbundles"}
+	grEndpointSlice      = schema.GroupResource{Group: "discovery.k8s.io", Resource: "endpointslices"}
 )
 
 // grString is the "<resource>.<group>" spelling used in the snapshot and in
 // reports ("configmaps", "deployments.apps").
 func grString(gr schema.GroupResource) string { return ResourceDir(gr.Resource, gr.Group) }
 
-// restoreRank is gr's position among the priorities, or len(priorities) for
-// the rest.
+// restoreRank is gr's position among the priorities, len(priorities) for
+// the rest, and above that for those restored last.
 func restoreRank(gr schema.GroupResource) int {
 	if i := slices.Index(restorePriorities, gr); i >= 0 {
 		return i
+	}
+	if i := slices.Index(restoreLast, gr); i >= 0 {
+		return len(restorePriorities) + 1 + i
 	}
 	return len(restorePriorities)
 }
@@ -83,13 +104,13 @@ var neverRestored = map[schema.GroupResource]string{
 	{Group: "events.k8s.io", Resource: "events"}:                           "events are not restored",
 	{Resource: "componentstatuses"}:                                        "component status is computed by the API server",
 	{Resource: "bindings"}:                                                 "bindings are not objects",
-	{Group: "discovery.k8s.io", Resource: "endpointslices"}:                "endpoint slices are made by the cluster from services",
 	{Group: "coordination.k8s.io", Resource: "leases"}:                     "leases record liveness, not configuration",
 	{Group: "storage.k8s.io", Resource: "csinodes"}:                        "CSI nodes belong to nodes",
 	{Group: "storage.k8s.io", Resource: "volumeattachments"}:               "volume attachments belong to nodes",
 	{Group: "metrics.k8s.io", Resource: "pods"}:                            "metrics are not objects",
 	{Group: "metrics.k8s.io", Resource: "nodes"}:                           "metrics are not objects",
 	{Group: "certificates.k8s.io", Resource: "certificatesigningrequests"}: "certificate requests belong to the old cluster's nodes and users",
+	{Group: "certificates.k8s.io", Resource: "podcertificaterequests"}:     "pod certificate requests belong to the old cluster's nodes",
 	{Group: "authentication.k8s.io", Resource: "tokenreviews"}:             "reviews are not stored",
 	{Group: "authorization.k8s.io", Resource: "subjectaccessreviews"}:      "reviews are not stored",
 }

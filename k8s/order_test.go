@@ -18,6 +18,9 @@ func TestRestoreStages(t *testing.T) {
 		gr("serviceaccounts"), gr("replicasets.apps"), gr("endpoints"), gr("cronjobs.batch"),
 		gr("clusterroles.rbac.authorization.k8s.io"), gr("clusterrolebindings.rbac.authorization.k8s.io"),
 		gr("limitranges"), gr("priorityclasses.scheduling.k8s.io"), gr("statefulsets.apps"),
+		gr("mutatingwebhookconfigurations.admissionregistration.k8s.io"), gr("validatingadmissionpolicybindings.admissionregistration.k8s.io"),
+		gr("validatingwebhookconfigurations.admissionregistration.k8s.io"), gr("validatingadmissionpolicies.admissionregistration.k8s.io"),
+		gr("apiservices.apiregistration.k8s.io"),
 	}
 	want := []string{
 		"customresourcedefinitions.apiextensions.k8s.io", "namespaces", "storageclasses.storage.k8s.io",
@@ -26,7 +29,11 @@ func TestRestoreStages(t *testing.T) {
 		"rolebindings.rbac.authorization.k8s.io", "secrets", "configmaps", "limitranges",
 		"priorityclasses.scheduling.k8s.io", "pods", "replicasets.apps", "endpoints", "services",
 		// the rest, alphabetically by resource.group
-		"cronjobs.batch", "deployments.apps", "ingresses.networking.k8s.io", "statefulsets.apps", "widgets.example.com",
+		"apiservices.apiregistration.k8s.io", "cronjobs.batch", "deployments.apps", "ingresses.networking.k8s.io",
+		"statefulsets.apps", "widgets.example.com",
+		// admission control last, policies before their bindings, webhooks
+		"validatingadmissionpolicies.admissionregistration.k8s.io", "validatingadmissionpolicybindings.admissionregistration.k8s.io",
+		"validatingwebhookconfigurations.admissionregistration.k8s.io", "mutatingwebhookconfigurations.admissionregistration.k8s.io",
 	}
 	var got []string
 	for _, g := range RestoreStages(in) {
@@ -46,9 +53,11 @@ func TestNeverRestoreReason(t *testing.T) {
 		{"nodes", "", true},
 		{"events", "default", true},
 		{"events.events.k8s.io", "default", true},
-		{"endpointslices.discovery.k8s.io", "default", true},
+		{"endpointslices.discovery.k8s.io", "default", false}, // per object
 		{"leases.coordination.k8s.io", "kube-system", true},
 		{"componentstatuses", "", true},
+		{"podcertificaterequests.certificates.k8s.io", "default", true},
+		{"clustertrustbundles.certificates.k8s.io", "", false},
 		{"configmaps", "kube-node-lease", true},
 		{"configmaps", "default", false},
 		{"endpoints", "default", false},

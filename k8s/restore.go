@@ -217,8 +217,10 @@ type restorer struct {
 
 	seenWarnings map[string]bool
 
-	mu  sync.Mutex // guards res and the dry-run sets
+	mu  sync.Mutex // guards res, createdNS and the dry-run sets
 	res *RestoreResult
+	// createdNS are the namespaces this restore created.
+	createdNS map[string]bool
 	// In a dry run, namespaces and resources that would be created first:
 	// objects in them cannot be validated by the server.
 	dryNamespaces map[string]bool

@@ -122,6 +122,9 @@ func (rs *restorer) restoreOne(ctx context.Context, it *restoreItem) {
 	case err == nil:
 		res.Action = ActionCreated
 		rs.noteDryCreate(it)
+		if it.gr == grNamespace && !rs.opts.DryRun {
+			rs.noteCreatedNamespace(it.obj.GetName())
+		}
 		if status != nil {
 			rs.writeStatus(ctx, ri, it, created, status)
 		}
@@ -130,6 +133,14 @@ func (rs *restorer) restoreOne(ctx context.Context, it *restoreItem) {
 		}
 	case apierrors.IsAlreadyExists(err):
 		switch {
+		case it.gr == grServiceAcct && autoCreated(it.gr, it.obj.GetName()) && rs.createdNamespace(ns):
+			// Made by the cluster an instant ago, in the namespace this
+			// restore created: it gets what the backed-up one had
+			// (image pull secrets, automount setting, labels).
+			rs.update(ctx, ri, it, status)
+			if res.Action == ActionUpdated {
+				res.Reason = "made by the cluster in the restored namespace; set to the backed-up one"
+			}
 		case autoCreated(it.gr, it.obj.GetName()):
 			res.Action, res.Reason = ActionSkippedExists, "made by the cluster in every namespace"
 		case rs.opts.ExistingResourcePolicy != ExistingUpdate:
@@ -173,6 +184,22 @@ func (rs *restorer) namespaceGone(ctx context.Context, ri dynamic.ResourceInterf
 			return true, nil
 		}
 	}
+}
+
+func (rs *restorer) noteCreatedNamespace(name string) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	if rs.createdNS == nil {
+		rs.createdNS = map[string]bool{}
+	}
+	rs.createdNS[name] = true
+}
+
+// createdNamespace reports whether this restore created namespace name.
+func (rs *restorer) createdNamespace(name string) bool {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	return rs.createdNS[name]
 }
 
 // noteDryCreate remembers, in a dry run, namespaces and CRDs that would be

@@ -309,6 +309,8 @@ func rtNormalize(o *unstructured.Unstructured, gr schema.GroupResource) map[stri
 		mapClaimRef(o, nil)
 	case grPod:
 		unstructured.RemoveNestedField(o.Object, "spec", "nodeName")
+	case grSecret:
+		cleanTokenSecret(o) // the cluster issues a new token
 	}
 	if ann := o.GetAnnotations(); ann != nil {
 		for _, a := range pvcBindingAnnotations {

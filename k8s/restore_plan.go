@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -80,9 +81,15 @@ func (rs *restorer) plan(ctx context.Context) ([]*restoreItem, error) {
 			pvs[it.m.Name] = true
 		}
 	}
+	owners := map[ownerKey]bool{}
+	for it := range selected {
+		if it.gr == grJob || it.gr == grCronJob {
+			owners[ownerKey{it.gr, it.m.Namespace, it.m.Name}] = true
+		}
+	}
 	var out []*restoreItem
 	for _, it := range items {
-		if !selected[it] {
+		if !selected[it] || madeByRestoredOwner(it, owners) {
 			rs.skip(it)
 			continue
 		}
@@ -113,6 +120,40 @@ func (rs *restorer) plan(ctx context.Context) ([]*restoreItem, error) {
 		out = append(out, it)
 	}
 	return out, nil
+}
+
+// ownerKey names a Job or CronJob of the restore.
+type ownerKey struct {
+	gr              schema.GroupResource
+	namespace, name string
+}
+
+// restoredOwners are the owners whose objects a restore leaves to them:
+// what a pod's or a Job's controller must be.
+var restoredOwners = map[schema.GroupResource]struct {
+	gr   schema.GroupResource
+	kind string
+}{
+	grPod: {grJob, "Job"},
+	grJob: {grCronJob, "CronJob"},
+}
+
+// madeByRestoredOwner reports a pod whose controller is a Job, or a Job
+// whose controller is a CronJob, when that owner is restored too. They are
+// left to it: restored without owner and status, they would not be
+// adopted (a restored Job's selector holds its new UID; a CronJob adopts
+// no Job) and would run again beside what the owner starts itself.
+func madeByRestoredOwner(it *restoreItem, owners map[ownerKey]bool) bool {
+	owner, ok := restoredOwners[it.gr]
+	if !ok || it.src == nil {
+		return false
+	}
+	c := metav1.GetControllerOfNoCopy(it.src)
+	if c == nil || c.Kind != owner.kind {
+		return false
+	}
+	gv, err := schema.ParseGroupVersion(c.APIVersion)
+	return err == nil && gv.Group == owner.gr.Group && owners[ownerKey{owner.gr, it.m.Namespace, c.Name}]
 }
 
 // skip records an item as skipped (not listed).

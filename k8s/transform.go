@@ -38,11 +38,20 @@ func transformForRestore(obj *unstructured.Unstructured, gr schema.GroupResource
 		resetServiceAllocations(obj, c.PreserveNodePorts)
 	case grPod:
 		unstructured.RemoveNestedField(obj.Object, "spec", "nodeName")
+		// Computed on create from the PriorityClass (or the cluster's
+		// default class) and the RuntimeClass; given, they must equal
+		// what the target cluster computes (overhead may not be given at
+		// all), so they are left to it.
+		for _, f := range []string{"priority", "preemptionPolicy", "overhead"} {
+			unstructured.RemoveNestedField(obj.Object, "spec", f)
+		}
 	case grPVC:
 		cleanPVC(obj, c.KeepVolumeName)
 	case grPV:
 		mapClaimRef(obj, c.Namespaces)
-	case schema.GroupResource{Group: "batch", Resource: "jobs"}:
+	case grSecret:
+		cleanTokenSecret(obj)
+	case grJob:
 		cleanJob(obj)
 	}
 	mapStorageClass(obj, gr, c.StorageClasses)
@@ -55,9 +64,16 @@ func transformForRestore(obj *unstructured.Unstructured, gr schema.GroupResource
 // skipObjectReason says why one object (as opposed to a whole resource)
 // is never restored, or "".
 func skipObjectReason(obj *unstructured.Unstructured, gr schema.GroupResource) string {
-	if gr == grSecret {
-		if t, _, _ := unstructured.NestedString(obj.Object, "type"); t == "kubernetes.io/service-account-token" {
-			return "service account token secrets are made by the cluster"
+	switch gr {
+	case grEndpointSlice:
+		return clusterEndpointSlice(obj.GetNamespace(), obj.GetLabels())
+	case grClusterTrustBundle:
+		// The bundles of the built-in signers (kube-apiserver-serving, …)
+		// are published by the cluster and hold its own CA certificates;
+		// their names hash the content, so another cluster's would be
+		// added beside its own, not found existing.
+		if s, _, _ := unstructured.NestedString(obj.Object, "spec", "signerName"); strings.HasPrefix(s, "kubernetes.io/") {
+			return "trust bundles of the kubernetes.io signers hold the old cluster's certificate authorities"
 		}
 	}
 	return ""
@@ -99,6 +115,24 @@ func resetServiceAllocations(obj *unstructured.Unstructured, preserveNodePorts b
 		if m, ok := p.(map[string]any); ok {
 			delete(m, "nodePort")
 		}
+	}
+}
+
+// cleanTokenSecret empties a Secret that holds a ServiceAccount's token
+// (since Kubernetes 1.24 only made by hand, for a long-lived token): the
+// token was signed by the old cluster and the UID annotation names the old
+// ServiceAccount, so that the token controller would delete the Secret.
+// Without them, the controller fills in a token of the new cluster.
+func cleanTokenSecret(obj *unstructured.Unstructured) {
+	if t, _, _ := unstructured.NestedString(obj.Object, "type"); t != "kubernetes.io/service-account-token" {
+		return
+	}
+	for _, k := range []string{"token", "ca.crt", "namespace"} {
+		unstructured.RemoveNestedField(obj.Object, "data", k)
+	}
+	if ann := obj.GetAnnotations(); ann != nil {
+		delete(ann, "kubernetes.io/service-account.uid")
+		setOrDropAnnotations(obj, ann)
 	}
 }
 

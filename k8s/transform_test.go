@@ -37,9 +37,7 @@ func sameObj(t *testing.T, what string, got, want *unstructured.Unstructured) {
 }
 
 var (
-	grJob         = schema.GroupResource{Group: "batch", Resource: "jobs"}
 	grStatefulSet = schema.GroupResource{Group: "apps", Resource: "statefulsets"}
-	grCronJob     = schema.GroupResource{Group: "batch", Resource: "cronjobs"}
 	grRoleBinding = schema.GroupResource{Group: "rbac.authorization.k8s.io", Resource: "rolebindings"}
 )
 
@@ -129,18 +127,24 @@ func TestTransformForRestore(t *testing.T) {
 		{name: "status kept when asked", gr: grConfigMap, cfg: func(c *transformConfig) { c.KeepStatus = true },
 			in:   `{apiVersion: v1, kind: ConfigMap, metadata: {name: a, namespace: other}, status: {x: 1}}`,
 			want: `{apiVersion: v1, kind: ConfigMap, metadata: {name: a, namespace: other, labels: ` + labels + `}, status: {x: 1}}`},
-		{name: "service account token secret skipped", gr: grSecret, skip: true,
-			in: `{apiVersion: v1, kind: Secret, metadata: {name: t, namespace: prod}, type: kubernetes.io/service-account-token}`},
+		{name: "service account token secret emptied", gr: grSecret,
+			in: `{apiVersion: v1, kind: Secret, type: kubernetes.io/service-account-token,
+			      metadata: {name: t, namespace: prod, annotations: {kubernetes.io/service-account.name: app, kubernetes.io/service-account.uid: old}},
+			      data: {token: dA==, ca.crt: Yw==, namespace: cHJvZA==, extra: eA==}}`,
+			want: `{apiVersion: v1, kind: Secret, type: kubernetes.io/service-account-token,
+			      metadata: {name: t, namespace: staging, annotations: {kubernetes.io/service-account.name: app}, labels: ` + labels + `},
+			      data: {extra: eA==}}`},
 		{name: "opaque secret kept", gr: grSecret,
 			in:   `{apiVersion: v1, kind: Secret, metadata: {name: s, namespace: prod, labels: {a: b}}, type: Opaque, data: {k: dg==}}`,
 			want: `{apiVersion: v1, kind: Secret, metadata: {name: s, namespace: staging, labels: {a: b, cairn.io/backup-name: nightly, cairn.io/restore-name: nightly-1}}, type: Opaque, data: {k: dg==}}`},
-		{name: "pod node name cleared, images mapped", gr: grPod,
+		{name: "pod node name and admission-computed fields cleared, images mapped", gr: grPod,
 			in: `{apiVersion: v1, kind: Pod, metadata: {name: p, namespace: prod},
-			      spec: {nodeName: n1, initContainers: [{name: i, image: "registry.old/team/init:1"}],
+			      spec: {nodeName: n1, priority: 1000, preemptionPolicy: Never, overhead: {cpu: 250m}, runtimeClassName: kata, priorityClassName: batch,
+			             initContainers: [{name: i, image: "registry.old/team/init:1"}],
 			             containers: [{name: c, image: "registry.old/team/app@sha256:abc"}, {name: d, image: "nginx:1.25"}],
 			             ephemeralContainers: [{name: e, image: "registry.old/team/debug"}]}}`,
 			want: `{apiVersion: v1, kind: Pod, metadata: {name: p, namespace: staging, labels: ` + labels + `},
-			      spec: {initContainers: [{name: i, image: "mirror.new/team/init:1"}],
+			      spec: {runtimeClassName: kata, priorityClassName: batch, initContainers: [{name: i, image: "mirror.new/team/init:1"}],
 			             containers: [{name: c, image: "mirror.new/team/app@sha256:abc"}, {name: d, image: "nginx:1.25"}],
 			             ephemeralContainers: [{name: e, image: "mirror.new/team/debug"}]}}`},
 		{name: "cronjob template images mapped", gr: grCronJob,
@@ -324,6 +328,24 @@ func TestAutoCreatedAndSkipped(t *testing.T) {
 	if !autoCreated(grConfigMap, "kube-root-ca.crt") || !autoCreated(grServiceAcct, "default") ||
 		autoCreated(grConfigMap, "default") || autoCreated(grSecret, "kube-root-ca.crt") {
 		t.Error("autoCreated")
+	}
+	for _, c := range []struct {
+		gr   schema.GroupResource
+		yaml string
+		skip bool
+	}{
+		{grSecret, "type: kubernetes.io/service-account-token", false}, // emptied, see TestTransformForRestore
+		{grSecret, "type: kubernetes.io/tls", false},
+		{grClusterTrustBundle, "spec: {signerName: kubernetes.io/kube-apiserver-serving}", true},
+		{grClusterTrustBundle, "spec: {signerName: example.com/internal-ca}", false},
+		{grClusterTrustBundle, "spec: {trustBundle: x}", false},
+		{grEndpointSlice, "metadata: {labels: {endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io}}", true},
+		{grEndpointSlice, "metadata: {namespace: default, labels: {kubernetes.io/service-name: kubernetes}}", true},
+		{grEndpointSlice, "metadata: {labels: {kubernetes.io/service-name: payments}}", false},
+	} {
+		if got := skipObjectReason(obj(t, c.yaml), c.gr) != ""; got != c.skip {
+			t.Errorf("%s %s: skipped %v, want %v", c.gr, c.yaml, got, c.skip)
+		}
 	}
 }
 

@@ -42,7 +42,8 @@ snapshot ID. The filters select from what the backup holds; namespaces are
 matched before --namespace-mappings renames them. Objects are created in
 dependency order: CRDs (then waiting until they are served), namespaces,
 storage classes, volumes and claims, RBAC, secrets and config maps, pods,
-services, then the rest.
+services, then the rest, and last admission policies and webhooks (so that
+they do not judge, or reject, the restore itself).
 
 Objects that exist are left alone and reported (--existing-resource-policy
 none) or updated to the backed-up state (update); nothing is ever deleted.
