@@ -159,7 +159,7 @@ func TestForgetSameAsRestic(t *testing.T) {
 		{"--keep-monthly", "3", "--host", "h1"},
 		{"--keep-last", "2", "--tag", "important"},
 		{"--keep-daily", "4", "--path", srcA, "--group-by", "host,paths,tags"},
-		{"--keep-hourly", "100", "--keep-within", "3m"},
+		{"--keep-hourly", "10", "--keep-within", "3m"},
 	}
 	for _, bin := range testutil.ResticBins(t) {
 		t.Run(filepath.Base(bin), func(t *testing.T) {
