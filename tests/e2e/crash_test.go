@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -33,14 +32,17 @@ func TestKilledBackup(t *testing.T) {
 	const runs = 6
 	killed := 0
 	for i := 0; i < runs; i++ {
-		// Touch a file per run so each backup has new data to write.
-		os.WriteFile(filepath.Join(src, "run.txt"), []byte(strings.Repeat("x", i*1000+1)), 0o644)
+		// New random data per run, so each backup has packs to write (the rest
+		// deduplicates and is quick) and the kill lands mid-way.
+		fresh := make([]byte, 30<<20)
+		rand.NewChaCha8([32]byte{byte(i), 1}).Read(fresh)
+		os.WriteFile(filepath.Join(src, "run.bin"), fresh, 0o644)
 		cmd := exec.Command(cairnBin, "backup", "--force", src)
 		cmd.Env = append(cleanEnv(), "CAIRN_REPOSITORY="+repoDir, "CAIRN_PASSWORD="+password, "CAIRN_KDF_N=1024")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		delay := time.Duration(20+rnd.IntN(1200)) * time.Millisecond
+		delay := time.Duration(10+rnd.IntN(400)) * time.Millisecond
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		select {
