@@ -114,16 +114,11 @@ func runBackup(ctx context.Context, g *globalOptions, f *backupFlags, args []str
 		}
 	}
 
-	r, err := g.openRepo(ctx)
+	r, release, err := g.openLocked(ctx, false)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	unlock, err := g.lock(ctx, r, false)
-	if err != nil {
-		return err
-	}
-	defer unlock()
+	defer release()
 	g.verbosef(1, "loading index\n")
 	if err := r.LoadIndex(ctx); err != nil {
 		return err

@@ -115,16 +115,11 @@ func runClusterBackup(cmd *cobra.Command, g *globalOptions, co *clusterOptions, 
 	if err != nil {
 		return err
 	}
-	r, err := g.openRepo(ctx)
+	r, release, err := g.openLocked(ctx, false)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	unlock, err := g.lock(ctx, r, false)
-	if err != nil {
-		return err
-	}
-	defer unlock()
+	defer release()
 	g.verbosef(1, "loading index\n")
 	if err := r.LoadIndex(ctx); err != nil {
 		return err

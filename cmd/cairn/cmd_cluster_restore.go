@@ -119,16 +119,11 @@ func runClusterRestore(ctx context.Context, g *globalOptions, co *clusterOptions
 	if err != nil {
 		return err
 	}
-	r, err := g.openRepo(ctx)
+	r, release, err := g.openLocked(ctx, false)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	unlock, err := g.lock(ctx, r, false)
-	if err != nil {
-		return err
-	}
-	defer unlock()
+	defer release()
 	sn, err := k8s.ResolveBackup(ctx, r, spec)
 	if err != nil {
 		return err

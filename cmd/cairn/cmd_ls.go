@@ -17,18 +17,9 @@ import (
 // (ls, find, dump, diff, stats): a shared lock and the loaded index. The
 // returned function releases both.
 func (g *globalOptions) openForBrowsing(ctx context.Context) (*repo.Repository, func(), error) {
-	r, err := g.openRepo(ctx)
+	r, done, err := g.openLocked(ctx, false)
 	if err != nil {
 		return nil, nil, err
-	}
-	unlock, err := g.lock(ctx, r, false)
-	if err != nil {
-		r.Close()
-		return nil, nil, err
-	}
-	done := func() {
-		unlock()
-		r.Close()
 	}
 	if err := r.LoadIndex(ctx); err != nil {
 		done()

@@ -61,16 +61,11 @@ func runRestore(ctx context.Context, g *globalOptions, f *restoreFlags, spec str
 	if err != nil {
 		return err
 	}
-	r, err := g.openRepo(ctx)
+	r, release, err := g.openLocked(ctx, false)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	unlock, err := g.lock(ctx, r, false)
-	if err != nil {
-		return err
-	}
-	defer unlock()
+	defer release()
 	sn, err := snapshot.FindSnapshot(ctx, r, snapSpec, f.filter.filter())
 	if err != nil {
 		return err

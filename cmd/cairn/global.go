@@ -295,6 +295,22 @@ func (g *globalOptions) lock(ctx context.Context, r *repo.Repository, exclusive 
 	}, nil
 }
 
+// openLocked opens the repository and takes a lock; the returned function
+// releases both. Callers load the index themselves, after reading the
+// snapshots they need (design.rst's read order).
+func (g *globalOptions) openLocked(ctx context.Context, exclusive bool) (*repo.Repository, func(), error) {
+	r, err := g.openRepo(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	unlock, err := g.lock(ctx, r, exclusive)
+	if err != nil {
+		r.Close()
+		return nil, nil, err
+	}
+	return r, func() { unlock(); r.Close() }, nil
+}
+
 // printf writes normal output to stdout unless -q or --json is given.
 func (g *globalOptions) printf(format string, args ...any) {
 	if g.quiet || g.json {
