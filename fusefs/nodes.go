@@ -3,6 +3,7 @@ package fusefs
 import (
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -178,6 +179,9 @@ var (
 	_ fs.NodeGetxattrer = (*dirNode)(nil)
 )
 
+// tree loads the directory's tree. One that cannot be loaded or decoded
+// is EIO for this directory only (named in the log once); everything
+// around it still works.
 func (d *dirNode) tree(ctx context.Context) (*snapshot.Tree, syscall.Errno) {
 	if d.node.Subtree == nil {
 		return &snapshot.Tree{}, 0
@@ -185,18 +189,23 @@ func (d *dirNode) tree(ctx context.Context) (*snapshot.Tree, syscall.Errno) {
 	// Not cancelled with the request: the tree is cached for the next one.
 	t, err := d.fsys.tree(context.WithoutCancel(ctx), *d.node.Subtree)
 	if err != nil {
-		d.fsys.warn(err)
+		d.fsys.damagedTree(*d.node.Subtree, "/"+d.Path(nil), err)
 		return nil, syscall.EIO
 	}
 	return t, 0
 }
 
-// links is 2 plus the number of subdirectories, as on a local disk.
+// links is 2 plus the number of subdirectories, as on a local disk. For a
+// directory whose tree cannot be loaded it is 2 (not remembered), so that
+// the directory itself can still be looked up and stat'ed.
 func (d *dirNode) links(ctx context.Context) (uint32, syscall.Errno) {
 	if n := d.nlink.Load(); n != 0 {
 		return n, 0
 	}
 	t, errno := d.tree(ctx)
+	if errno == syscall.EIO {
+		return 2, 0
+	}
 	if errno != 0 {
 		return 0, errno
 	}
@@ -273,9 +282,25 @@ func (d *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	d.fsys.prefetchSubtrees(t, 0) // a walk looks them up next
 	pino := d.StableAttr().Ino
 	list := make([]fuse.DirEntry, 0, len(t.Nodes))
-	for _, n := range t.Nodes {
-		if n.Name == "" || strings.Contains(n.Name, "/") || n.Name == "." || n.Name == ".." {
+	var seen map[string]bool // for unsorted trees only
+	sorted := slices.IsSortedFunc(t.Nodes, func(a, b *snapshot.Node) int { return strings.Compare(a.Name, b.Name) })
+	for i, n := range t.Nodes {
+		if n.Name == "" || strings.ContainsAny(n.Name, "/\x00") || n.Name == "." || n.Name == ".." {
 			continue // cannot be a file name
+		}
+		// A repeated name is listed once, as the node Lookup finds (the first).
+		if sorted {
+			if i > 0 && t.Nodes[i-1].Name == n.Name {
+				continue
+			}
+		} else {
+			if seen == nil {
+				seen = map[string]bool{}
+			}
+			if seen[n.Name] {
+				continue
+			}
+			seen[n.Name] = true
 		}
 		list = append(list, fuse.DirEntry{Name: n.Name, Mode: fileType(n.Type), Ino: childIno(pino, 't', n.Name, "")})
 	}
