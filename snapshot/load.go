@@ -24,7 +24,8 @@ type UnreadableSnapshotError struct {
 }
 
 func (e *UnreadableSnapshotError) Error() string {
-	return fmt.Sprintf("snapshot %s (file snapshots/%s) cannot be read: %v", e.ID.Str(), e.ID, e.Err)
+	// Err names the file (as the repository's load errors do).
+	return fmt.Sprintf("snapshot %s cannot be read: %v", e.ID.Str(), e.Err)
 }
 
 func (e *UnreadableSnapshotError) Unwrap() []error { return []error{ErrUnreadableSnapshot, e.Err} }
@@ -40,7 +41,7 @@ func LoadSnapshot(ctx context.Context, r *repo.Repository, id repo.ID) (*Snapsho
 		return nil, &UnreadableSnapshotError{ID: id, Err: err}
 	}
 	if sn.Tree == nil {
-		return nil, &UnreadableSnapshotError{ID: id, Err: errors.New("it names no tree")}
+		return nil, &UnreadableSnapshotError{ID: id, Err: fmt.Errorf("snapshot file %s names no tree", id)}
 	}
 	sn.ID = id
 	return sn, nil

@@ -98,7 +98,7 @@ func (d *damageLog) result(err error) error {
 		msg = fmt.Sprintf("%s could not be read and %s left out (named above); run `cairn check`, then `cairn forget` the damaged ones",
 			plural(d.snapshots, "snapshot file"), pronoun(d.snapshots))
 	case d.snapshots == 0:
-		msg = fmt.Sprintf("%s could not be read and %s left out (named above); run `cairn check` to see all damage",
+		msg = fmt.Sprintf("%s %s left out (named above); run `cairn check` to see all damage",
 			plural(d.items, "damaged item"), pronoun(d.items))
 	default:
 		msg = fmt.Sprintf("%s and %s could not be read and were left out (named above); run `cairn check` to see all damage",
