@@ -3,6 +3,7 @@ package fusefs
 import (
 	"context"
 	"os"
+	"path"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -150,7 +151,7 @@ func (f *FS) newVirtChild(ctx context.Context, parent *fs.Inode, e *ventry, out 
 		out.SetAttrTimeout(f.opts.RefreshInterval)
 		ops = &linkNode{fsys: f, node: &snapshot.Node{Type: snapshot.NodeSymlink, LinkTarget: e.target}}
 	case kindTree:
-		d := &dirNode{fsys: f, node: e.node}
+		d := &dirNode{fsys: f, node: e.node, path: path.Join("/", parent.Path(nil), e.name)}
 		nlink, errno := d.links(ctx)
 		if errno != 0 {
 			return nil, errno
@@ -170,6 +171,9 @@ type dirNode struct {
 	fsys  *FS
 	node  *snapshot.Node
 	nlink atomic.Uint32 // 0 until known
+	// path is where the directory is in the mount, for messages (the
+	// inode is not linked yet when its tree is first loaded).
+	path string
 }
 
 var (
@@ -189,7 +193,7 @@ func (d *dirNode) tree(ctx context.Context) (*snapshot.Tree, syscall.Errno) {
 	// Not cancelled with the request: the tree is cached for the next one.
 	t, err := d.fsys.tree(context.WithoutCancel(ctx), *d.node.Subtree)
 	if err != nil {
-		d.fsys.damagedTree(*d.node.Subtree, "/"+d.Path(nil), err)
+		d.fsys.damagedTree(*d.node.Subtree, d.path, err)
 		return nil, syscall.EIO
 	}
 	return t, 0
@@ -255,7 +259,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	switch n.Type {
 	case snapshot.NodeDir:
 		d.fsys.prefetchAfter(t, n) // a walk goes on with the next ones
-		c := &dirNode{fsys: d.fsys, node: n}
+		c := &dirNode{fsys: d.fsys, node: n, path: d.path + "/" + name}
 		if nlink, errno = c.links(ctx); errno != 0 {
 			return nil, errno
 		}

@@ -7,6 +7,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -434,5 +435,27 @@ func TestBrowseEscapesNamesOnTerminal(t *testing.T) {
 	var n map[string]any
 	if err := json.Unmarshal([]byte(strings.Split(strings.TrimSpace(out), "\n")[1]), &n); err != nil || n["name"] != esc {
 		t.Errorf("ls --json on a terminal: %q (%v)", out, err)
+	}
+}
+
+// TestMountDamagedExit: cairn mount names what it could not read when it
+// meets it and exits 1 when unmounted.
+func TestMountDamagedExit(t *testing.T) {
+	e, _, damaged := damagedRepo(t)
+	mnt := filepath.Join(e.dir, "mnt")
+	os.Mkdir(mnt, 0o755)
+	m := browseMount(t, e, mnt)
+	data := filepath.Join(mnt, "ids", damaged[:8], "data")
+	if _, err := os.ReadDir(filepath.Join(data, "bad")); !errors.Is(err, syscall.EIO) {
+		t.Errorf("damaged directory through the mount: %v, want EIO", err)
+	}
+	if got, err := os.ReadFile(filepath.Join(data, "good", "y.txt")); err != nil || string(got) != "y" {
+		t.Errorf("good/y.txt through the mount: %q, %v", got, err)
+	}
+	m.cancel()
+	res := m.wait(t)
+	e.fails(exitFailure, res, "1 damaged item was left out")
+	if !strings.Contains(res.stderr, "/ids/"+damaged[:8]+"/data/bad: cannot read this directory") {
+		t.Errorf("mount did not name the damaged directory:\n%s", res.stderr)
 	}
 }
