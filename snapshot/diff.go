@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -187,7 +188,13 @@ func (d *differ) onlyOne(ctx context.Context, p string, n *Node, added bool) err
 	if err := visit(p, n); err != nil {
 		return err
 	}
-	if n.Type != NodeDir || n.Subtree == nil {
+	if n.Type != NodeDir {
+		return nil
+	}
+	if n.Subtree == nil {
+		if d.opts.Damaged != nil {
+			return d.opts.Damaged(p, errors.New("directory node has no subtree"))
+		}
 		return nil
 	}
 	fn := func(rel string, n *Node) error { return visit(path.Join(p, rel), n) }
