@@ -35,10 +35,10 @@ Modes:
 				return fmt.Errorf("--mode %q is unknown: use %s", mode, strings.Join(snapshot.StatsModes, ", "))
 			}
 			var sns []*snapshot.Snapshot
+			dl := &damageLog{g: g} // unreadable snapshot files: named, and exit 1
 			r, done, err := g.openForBrowsing(ctx, func(r *repo.Repository) (err error) {
 				if len(args) == 0 {
-					warn := func(err error) { g.warnf("warning: %v\n", err) }
-					sns, err = snapshot.ListSnapshots(ctx, r, filt.filter(), warn)
+					sns, err = snapshot.ListSnapshots(ctx, r, filt.filter(), dl.snapshot)
 					return err
 				}
 				for _, a := range args {
@@ -59,10 +59,10 @@ Modes:
 				return err
 			}
 			if g.json {
-				return g.printJSON(st, false)
+				return dl.result(g.printJSON(st, false))
 			}
 			printStats(g, mode, st)
-			return nil
+			return dl.result(nil)
 		},
 	}
 	cmd.Flags().StringVar(&mode, "mode", snapshot.StatsRestoreSize, "counting `mode`: "+strings.Join(snapshot.StatsModes, ", "))
