@@ -68,6 +68,8 @@ type FS struct {
 	treeLoads map[repo.ID]chan struct{} // trees being loaded
 
 	prefetch treePrefetcher // trees loaded ahead of directory walks
+
+	damage damageLog // unreadable snapshots and trees, reported once
 }
 
 // New loads the repository's index (unless the caller did) and its
@@ -163,7 +165,6 @@ func (f *FS) refresh(ctx context.Context, initial bool) error {
 			fresh = append(fresh, id)
 		}
 	}
-	changed := len(fresh) > 0 || len(current) != len(f.snaps)
 	f.mu.Unlock()
 
 	if len(fresh) > 0 || initial {
@@ -175,11 +176,10 @@ func (f *FS) refresh(ctx context.Context, initial bool) error {
 	for _, id := range fresh {
 		sn, err := snapshot.LoadSnapshot(ctx, f.r, id)
 		if err != nil {
-			if initial {
-				f.warn(err)
-			} else {
-				f.warn(fmt.Errorf("skipping %w", err))
+			if ctx.Err() != nil {
+				return err
 			}
+			f.unreadableSnapshot(id, err)
 			continue
 		}
 		loaded = append(loaded, sn)
@@ -187,9 +187,12 @@ func (f *FS) refresh(ctx context.Context, initial bool) error {
 
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	// Unreadable snapshot files are tried again, but change nothing.
+	changed := len(loaded) > 0
 	for id := range f.snaps {
 		if !current[id] {
 			delete(f.snaps, id) // forgotten
+			changed = true
 		}
 	}
 	for _, sn := range loaded {

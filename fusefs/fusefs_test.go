@@ -67,7 +67,13 @@ func mountRepo(t *testing.T, dir string, opts Options) (*Mounted, *FS) {
 		t.Skip("no /dev/fuse")
 	}
 	r := openRepo(t, dir)
-	opts.Warn = func(err error) { t.Logf("fusefs warning: %v", err) }
+	also := opts.Warn
+	opts.Warn = func(err error) {
+		t.Logf("fusefs warning: %v", err)
+		if also != nil {
+			also(err)
+		}
+	}
 	f, err := New(context.Background(), r, opts)
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,8 @@ package fusefs
 import (
 	"context"
 	"os"
+	"path"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -149,7 +151,7 @@ func (f *FS) newVirtChild(ctx context.Context, parent *fs.Inode, e *ventry, out 
 		out.SetAttrTimeout(f.opts.RefreshInterval)
 		ops = &linkNode{fsys: f, node: &snapshot.Node{Type: snapshot.NodeSymlink, LinkTarget: e.target}}
 	case kindTree:
-		d := &dirNode{fsys: f, node: e.node}
+		d := &dirNode{fsys: f, node: e.node, path: path.Join("/", parent.Path(nil), e.name)}
 		nlink, errno := d.links(ctx)
 		if errno != 0 {
 			return nil, errno
@@ -169,6 +171,9 @@ type dirNode struct {
 	fsys  *FS
 	node  *snapshot.Node
 	nlink atomic.Uint32 // 0 until known
+	// path is where the directory is in the mount, for messages (the
+	// inode is not linked yet when its tree is first loaded).
+	path string
 }
 
 var (
@@ -178,6 +183,9 @@ var (
 	_ fs.NodeGetxattrer = (*dirNode)(nil)
 )
 
+// tree loads the directory's tree. One that cannot be loaded or decoded
+// is EIO for this directory only (named in the log once); everything
+// around it still works.
 func (d *dirNode) tree(ctx context.Context) (*snapshot.Tree, syscall.Errno) {
 	if d.node.Subtree == nil {
 		return &snapshot.Tree{}, 0
@@ -185,18 +193,23 @@ func (d *dirNode) tree(ctx context.Context) (*snapshot.Tree, syscall.Errno) {
 	// Not cancelled with the request: the tree is cached for the next one.
 	t, err := d.fsys.tree(context.WithoutCancel(ctx), *d.node.Subtree)
 	if err != nil {
-		d.fsys.warn(err)
+		d.fsys.damagedTree(*d.node.Subtree, d.path, err)
 		return nil, syscall.EIO
 	}
 	return t, 0
 }
 
-// links is 2 plus the number of subdirectories, as on a local disk.
+// links is 2 plus the number of subdirectories, as on a local disk. For a
+// directory whose tree cannot be loaded it is 2 (not remembered), so that
+// the directory itself can still be looked up and stat'ed.
 func (d *dirNode) links(ctx context.Context) (uint32, syscall.Errno) {
 	if n := d.nlink.Load(); n != 0 {
 		return n, 0
 	}
 	t, errno := d.tree(ctx)
+	if errno == syscall.EIO {
+		return 2, 0
+	}
 	if errno != 0 {
 		return 0, errno
 	}
@@ -246,7 +259,7 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	switch n.Type {
 	case snapshot.NodeDir:
 		d.fsys.prefetchAfter(t, n) // a walk goes on with the next ones
-		c := &dirNode{fsys: d.fsys, node: n}
+		c := &dirNode{fsys: d.fsys, node: n, path: d.path + "/" + name}
 		if nlink, errno = c.links(ctx); errno != 0 {
 			return nil, errno
 		}
@@ -273,9 +286,25 @@ func (d *dirNode) Readdir(ctx context.Context) (fs.DirStream, syscall.Errno) {
 	d.fsys.prefetchSubtrees(t, 0) // a walk looks them up next
 	pino := d.StableAttr().Ino
 	list := make([]fuse.DirEntry, 0, len(t.Nodes))
-	for _, n := range t.Nodes {
-		if n.Name == "" || strings.Contains(n.Name, "/") || n.Name == "." || n.Name == ".." {
+	var seen map[string]bool // for unsorted trees only
+	sorted := slices.IsSortedFunc(t.Nodes, func(a, b *snapshot.Node) int { return strings.Compare(a.Name, b.Name) })
+	for i, n := range t.Nodes {
+		if n.Name == "" || strings.ContainsAny(n.Name, "/\x00") || n.Name == "." || n.Name == ".." {
 			continue // cannot be a file name
+		}
+		// A repeated name is listed once, as the node Lookup finds (the first).
+		if sorted {
+			if i > 0 && t.Nodes[i-1].Name == n.Name {
+				continue
+			}
+		} else {
+			if seen == nil {
+				seen = map[string]bool{}
+			}
+			if seen[n.Name] {
+				continue
+			}
+			seen[n.Name] = true
 		}
 		list = append(list, fuse.DirEntry{Name: n.Name, Mode: fileType(n.Type), Ino: childIno(pino, 't', n.Name, "")})
 	}

@@ -121,13 +121,15 @@ func (f *FS) k8sOf(ctx context.Context, sn *snapshot.Snapshot) (*k8sInfo, error)
 
 // backupsIn groups the backups of v (with their directory names) by the
 // namespaces they hold.
+// Backups whose trees cannot be read are left out (and logged once).
 func (f *FS) backupsIn(ctx context.Context, v *view) (map[string][]backup, syscall.Errno) {
 	byNS := map[string][]backup{}
 	for _, b := range v.backups {
 		info, err := f.k8sOf(context.WithoutCancel(ctx), b.sn)
 		if err != nil {
-			f.warn(err)
-			return nil, syscall.EIO
+			// One damaged backup is left out; the others are still shown.
+			f.damagedTree(*b.sn.Tree, "namespaces (backup "+b.name+")", err)
+			continue
 		}
 		for ns := range info.resources {
 			byNS[ns] = append(byNS[ns], b)
@@ -166,7 +168,7 @@ func (f *FS) namespaceEntries(ctx context.Context, ns string) ([]ventry, syscall
 	for _, b := range byNS[ns] {
 		info, err := f.k8sOf(context.WithoutCancel(ctx), b.sn)
 		if err != nil {
-			return nil, syscall.EIO
+			continue // reported by backupsIn
 		}
 		var sub []ventry
 		if n := info.resources[ns]; n != nil {

@@ -213,11 +213,14 @@ func parseItemPath(p string) (BackupItem, bool) {
 }
 
 // WriteResourcesArchive writes the /resources tree of a backup as a
-// gzip-compressed tar archive (entries "resources/…").
-func WriteResourcesArchive(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, w io.Writer) error {
+// gzip-compressed tar archive (entries "resources/…"). As snapshot.Dump,
+// it never writes an entry name that leads out of the directory the
+// archive is extracted in: damaged trees and unusable names go to damaged
+// (nil: they end the download with an error).
+func WriteResourcesArchive(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, w io.Writer, damaged snapshot.DamagedFunc) error {
 	gz := gzip.NewWriter(w)
 	loader := snapshot.NewTreeLoader(r, 64)
-	if err := snapshot.Dump(ctx, loader, snapshot.NewBlobCache(r, 0), *sn.Tree, "/"+ResourcesDir, snapshot.ArchiveTar, gz); err != nil {
+	if err := snapshot.Dump(ctx, loader, snapshot.NewBlobCache(r, 0), *sn.Tree, "/"+ResourcesDir, snapshot.ArchiveTar, gz, damaged); err != nil {
 		if errors.Is(err, snapshot.ErrPathNotFound) {
 			return fmt.Errorf("snapshot %s is not a cluster backup: it has no /%s", sn.ID.Str(), ResourcesDir)
 		}

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"slices"
@@ -24,6 +25,10 @@ type DiffOptions struct {
 	// Metadata reports nodes whose content is the same but whose mode,
 	// owner, mtime or extended attributes changed ("U").
 	Metadata bool
+	// Damaged, when set, is told about trees that cannot be loaded or
+	// decoded and entries with unusable names (see WalkDamaged); the diff
+	// goes on without them. Unset, the first one ends the diff.
+	Damaged DamagedFunc
 }
 
 // DiffChange is one changed path. Old or New is nil for added or
@@ -116,15 +121,14 @@ func (d *differ) trees(ctx context.Context, dir string, a, b repo.ID) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	ta, err := d.loader.Tree(ctx, a)
-	if err != nil {
-		return fmt.Errorf("diff %s: %w", dir, err)
+	na, ok, err := d.nodes(ctx, dir, a)
+	if !ok {
+		return err
 	}
-	tb, err := d.loader.Tree(ctx, b)
-	if err != nil {
-		return fmt.Errorf("diff %s: %w", dir, err)
+	nb, ok, err := d.nodes(ctx, dir, b)
+	if !ok {
+		return err
 	}
-	na, nb := sortedNodes(ta), sortedNodes(tb)
 	i, j := 0, 0
 	for i < len(na) || j < len(nb) {
 		var c int
@@ -184,22 +188,63 @@ func (d *differ) onlyOne(ctx context.Context, p string, n *Node, added bool) err
 	if err := visit(p, n); err != nil {
 		return err
 	}
-	if n.Type != NodeDir || n.Subtree == nil {
+	if n.Type != NodeDir {
 		return nil
 	}
-	return Walk(ctx, d.loader, *n.Subtree, func(rel string, n *Node) error {
-		return visit(path.Join(p, rel), n)
+	if n.Subtree == nil {
+		if d.opts.Damaged != nil {
+			return d.opts.Damaged(p, errors.New("directory node has no subtree"))
+		}
+		return nil
+	}
+	fn := func(rel string, n *Node) error { return visit(path.Join(p, rel), n) }
+	if d.opts.Damaged == nil {
+		return Walk(ctx, d.loader, *n.Subtree, fn)
+	}
+	return WalkDamaged(ctx, d.loader, *n.Subtree, fn, func(rel string, err error) error {
+		return d.opts.Damaged(path.Join(p, rel), err)
 	})
+}
+
+// nodes returns the entries of directory dir (tree id) in name order. With
+// a Damaged handler, a tree that cannot be loaded is reported and ok is
+// false with a nil error (skip it), and unusable entries are reported and
+// left out.
+func (d *differ) nodes(ctx context.Context, dir string, id repo.ID) (nodes []*Node, ok bool, err error) {
+	t, err := d.loader.Tree(ctx, id)
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, false, cerr
+		}
+		if d.opts.Damaged == nil {
+			return nil, false, fmt.Errorf("diff %s: %w", dir, err)
+		}
+		return nil, false, d.opts.Damaged(dir, err)
+	}
+	all := sortedNodes(t)
+	if d.opts.Damaged == nil {
+		return all, true, nil
+	}
+	for i, n := range all {
+		if msg := walkNameProblem(all, i); msg != "" {
+			if err := d.opts.Damaged(dir, badEntry(n.Name, msg)); err != nil {
+				return nil, false, err
+			}
+			continue
+		}
+		nodes = append(nodes, n)
+	}
+	return nodes, true, nil
 }
 
 // children reports everything below directory p (tree id) as added or
 // removed.
 func (d *differ) children(ctx context.Context, p string, id repo.ID, added bool) error {
-	t, err := d.loader.Tree(ctx, id)
-	if err != nil {
-		return fmt.Errorf("diff %s: %w", p, err)
+	nodes, ok, err := d.nodes(ctx, p, id)
+	if !ok {
+		return err
 	}
-	for _, n := range sortedNodes(t) {
+	for _, n := range nodes {
 		if err := d.onlyOne(ctx, path.Join(p, n.Name), n, added); err != nil {
 			return err
 		}

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"archive/zip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -25,7 +26,14 @@ const (
 // archive in format (ArchiveTar or ArchiveZip). Archive entry names are
 // relative to the parent of p, as `tar c -C parent name` would write them;
 // dumping "/" writes the root's entries at the top.
-func Dump(ctx context.Context, loader *TreeLoader, cache *BlobCache, root repo.ID, p, format string, w io.Writer) error {
+//
+// Whatever names a tree holds, no entry name is absolute or has an empty,
+// "." or ".." component, and no name occurs twice (extracting the archive
+// stays inside the directory it is extracted in; symlink targets are only
+// data). Trees that cannot be loaded and entries with unusable names go to
+// damaged and are left out; with a nil damaged the first one ends the dump
+// with an error.
+func Dump(ctx context.Context, loader *TreeLoader, cache *BlobCache, root repo.ID, p, format string, w io.Writer, damaged DamagedFunc) error {
 	if format != ArchiveTar && format != ArchiveZip {
 		return fmt.Errorf("dump: unknown archive format %q (use tar or zip)", format)
 	}
@@ -37,25 +45,43 @@ func Dump(ctx context.Context, loader *TreeLoader, cache *BlobCache, root repo.I
 	if node.Type == NodeFile {
 		return DumpFile(ctx, loader.Repository(), cache, node, w)
 	}
+	if damaged == nil {
+		damaged = func(p string, err error) error { return fmt.Errorf("dump %s: %w", p, err) }
+	}
 	var aw archiveWriter
 	if format == ArchiveTar {
 		aw = &tarDumper{ctx: ctx, r: loader.Repository(), cache: cache, w: tar.NewWriter(w)}
 	} else {
 		aw = &zipDumper{ctx: ctx, r: loader.Repository(), cache: cache, w: zip.NewWriter(w)}
 	}
-	prefix := ""
+	add := func(name, snapPath string, n *Node) error {
+		if msg := archiveNameProblem(name, format); msg != "" {
+			if err := damaged(snapPath, fmt.Errorf("not archived: %w: %s", ErrBadName, msg)); err != nil {
+				return err
+			}
+			return ErrSkipDir // nor anything below it
+		}
+		return aw.add(name, n)
+	}
+	prefix, skip := "", false
 	if p != "/" {
 		prefix = node.Name
-		if err := aw.add(prefix, node); err != nil {
+		if err := add(prefix, p, node); errors.Is(err, ErrSkipDir) {
+			skip = true
+		} else if err != nil {
 			return err
 		}
 	}
-	if node.Type == NodeDir {
+	if node.Type == NodeDir && !skip {
 		if node.Subtree == nil {
 			return fmt.Errorf("dump %s: directory node has no subtree", p)
 		}
-		err := Walk(ctx, loader, *node.Subtree, func(rel string, n *Node) error {
-			return aw.add(strings.TrimPrefix(path.Join(prefix, rel), "/"), n)
+		// rel is "/"-joined from checked names; it is not cleaned, so that
+		// nothing in a name can vanish into a shorter path unchecked.
+		err := WalkDamaged(ctx, loader, *node.Subtree, func(rel string, n *Node) error {
+			return add(strings.TrimPrefix(prefix+rel, "/"), path.Join(p, rel), n)
+		}, func(rel string, err error) error {
+			return damaged(path.Join(p, rel), err)
 		})
 		if err != nil {
 			return err
@@ -65,6 +91,29 @@ func Dump(ctx context.Context, loader *TreeLoader, cache *BlobCache, root repo.I
 		return fmt.Errorf("dump %s: finish %s archive: %w", p, format, err)
 	}
 	return nil
+}
+
+// archiveNameProblem says why name cannot be an archive entry name, or ""
+// if it can: it must be relative, with no empty, "." or ".." component and
+// no NUL. In zip, where extractors on Windows read a backslash as a separator,
+// it must not hold one either.
+func archiveNameProblem(name, format string) string {
+	switch {
+	case name == "":
+		return "empty name"
+	case strings.HasPrefix(name, "/"):
+		return "absolute path"
+	case strings.ContainsRune(name, 0):
+		return "holds NUL"
+	case format == ArchiveZip && strings.ContainsRune(name, '\\'):
+		return "holds a backslash, a path separator for zip extractors on Windows"
+	}
+	for _, c := range strings.Split(name, "/") {
+		if c == "" || c == "." || c == ".." {
+			return fmt.Sprintf("component %q", c)
+		}
+	}
+	return ""
 }
 
 // DumpFile writes a file node's content to w.

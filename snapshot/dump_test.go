@@ -20,7 +20,7 @@ import (
 func brDump(t *testing.T, l *TreeLoader, sn *Snapshot, p, format string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := Dump(context.Background(), l, NewBlobCache(l.Repository(), 0), *sn.Tree, p, format, &buf); err != nil {
+	if err := Dump(context.Background(), l, NewBlobCache(l.Repository(), 0), *sn.Tree, p, format, &buf, nil); err != nil {
 		t.Fatalf("dump %s as %s: %v", p, format, err)
 	}
 	return buf.Bytes()
@@ -177,10 +177,10 @@ func TestDumpFileAndErrors(t *testing.T) {
 		t.Fatalf("dump of a file: %d bytes, want %d", len(got), len(want))
 	}
 	var buf bytes.Buffer
-	if err := Dump(context.Background(), l, NewBlobCache(l.Repository(), 0), *sn.Tree, src+"/missing", ArchiveTar, &buf); err == nil {
+	if err := Dump(context.Background(), l, NewBlobCache(l.Repository(), 0), *sn.Tree, src+"/missing", ArchiveTar, &buf, nil); err == nil {
 		t.Fatal("dump of a missing path succeeded")
 	}
-	if err := Dump(context.Background(), l, NewBlobCache(l.Repository(), 0), *sn.Tree, src, "rar", &buf); err == nil {
+	if err := Dump(context.Background(), l, NewBlobCache(l.Repository(), 0), *sn.Tree, src, "rar", &buf, nil); err == nil {
 		t.Fatal("unknown format accepted")
 	}
 }

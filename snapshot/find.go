@@ -30,6 +30,10 @@ type FindOptions struct {
 	// either is set, Patterns are not used.
 	BlobIDs []string
 	TreeIDs []string
+	// Damaged, when set, is told about each tree of a snapshot that cannot
+	// be loaded or decoded and each unusable entry (see WalkDamaged); the
+	// search goes on with the rest. Unset, the first one ends the search.
+	Damaged func(sn *Snapshot, p string, err error) error
 }
 
 // FindMatch is one found node.
@@ -218,15 +222,24 @@ func Find(ctx context.Context, loader *TreeLoader, sns []*Snapshot, opts FindOpt
 	empty := map[repo.ID]bool{} // subtrees without any match (ID searches)
 	for _, sn := range order {
 		res := &FindResult{Snapshot: sn}
+		walk := func(root repo.ID, fn func(string, *Node) error, onDamaged func()) error {
+			if opts.Damaged == nil {
+				return Walk(ctx, loader, root, fn)
+			}
+			return WalkDamaged(ctx, loader, root, fn, func(p string, err error) error {
+				onDamaged()
+				return opts.Damaged(sn, p, err)
+			})
+		}
 		if f.byID() {
-			err = f.findIDs(ctx, loader, sn, res, empty)
+			err = f.findIDs(sn, res, empty, walk)
 		} else {
-			err = Walk(ctx, loader, *sn.Tree, func(p string, n *Node) error {
+			err = walk(*sn.Tree, func(p string, n *Node) error {
 				if f.inTime(n) && f.matchName(p, n) {
 					res.Matches = append(res.Matches, FindMatch{Path: p, Node: n})
 				}
 				return nil
-			})
+			}, func() {})
 		}
 		if err != nil {
 			return fmt.Errorf("find in snapshot %s: %w", sn.ID.Str(), err)
@@ -240,10 +253,14 @@ func Find(ctx context.Context, loader *TreeLoader, sns []*Snapshot, opts FindOpt
 	return nil
 }
 
+// walkFunc walks one snapshot's tree; onDamaged runs before a damaged item
+// is reported.
+type walkFunc func(root repo.ID, fn func(string, *Node) error, onDamaged func()) error
+
 // findIDs walks one snapshot for blob and tree IDs. It tracks the open
 // directories on a stack so that it learns, when one is left, whether
 // anything below it matched; subtrees without matches go into empty.
-func (f *finder) findIDs(ctx context.Context, loader *TreeLoader, sn *Snapshot, res *FindResult, empty map[repo.ID]bool) error {
+func (f *finder) findIDs(sn *Snapshot, res *FindResult, empty map[repo.ID]bool, walk walkFunc) error {
 	root := *sn.Tree
 	if len(f.trees) > 0 && f.trees.match(root) {
 		id := root
@@ -267,7 +284,7 @@ func (f *finder) findIDs(ctx context.Context, loader *TreeLoader, sn *Snapshot, 
 			stack = stack[:len(stack)-1]
 		}
 	}
-	err := Walk(ctx, loader, root, func(p string, n *Node) error {
+	err := walk(root, func(p string, n *Node) error {
 		pop(func(o open) bool { return strings.HasPrefix(p, o.prefix) })
 		if id, ok := f.matchID(n); ok && f.inTime(n) {
 			res.Matches = append(res.Matches, FindMatch{Path: p, Node: n, ID: id})
@@ -282,6 +299,12 @@ func (f *finder) findIDs(ctx context.Context, loader *TreeLoader, sn *Snapshot, 
 			stack = append(stack, open{prefix: p + "/", id: *n.Subtree})
 		}
 		return nil
+	}, func() {
+		// What a damaged item held is unknown: no open directory may be
+		// remembered as holding no match.
+		for i := range stack {
+			stack[i].matched = true
+		}
 	})
 	if err != nil {
 		return err

@@ -12,14 +12,36 @@ import (
 	"github.com/cairn-backup/cairn/repo"
 )
 
-// LoadSnapshot reads one snapshot file.
+// ErrUnreadableSnapshot is wrapped by the errors for snapshot files that
+// cannot be read or decoded.
+var ErrUnreadableSnapshot = errors.New("snapshot file cannot be read")
+
+// UnreadableSnapshotError names a snapshot file that cannot be read or
+// decoded.
+type UnreadableSnapshotError struct {
+	ID  repo.ID
+	Err error
+}
+
+func (e *UnreadableSnapshotError) Error() string {
+	// Err names the file (as the repository's load errors do).
+	return fmt.Sprintf("snapshot %s cannot be read: %v", e.ID.Str(), e.Err)
+}
+
+func (e *UnreadableSnapshotError) Unwrap() []error { return []error{ErrUnreadableSnapshot, e.Err} }
+
+// LoadSnapshot reads one snapshot file. Its errors are
+// *UnreadableSnapshotError, unless the context ended.
 func LoadSnapshot(ctx context.Context, r *repo.Repository, id repo.ID) (*Snapshot, error) {
 	sn := &Snapshot{}
 	if err := r.LoadJSONUnpacked(ctx, repo.SnapshotFile, id, sn); err != nil {
-		return nil, fmt.Errorf("load snapshot %v: %w", id.Str(), err)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("load snapshot %v: %w", id.Str(), err)
+		}
+		return nil, &UnreadableSnapshotError{ID: id, Err: err}
 	}
 	if sn.Tree == nil {
-		return nil, fmt.Errorf("snapshot %v has no tree", id.Str())
+		return nil, &UnreadableSnapshotError{ID: id, Err: fmt.Errorf("snapshot file %s names no tree", id)}
 	}
 	sn.ID = id
 	return sn, nil
@@ -126,11 +148,35 @@ func ListSnapshots(ctx context.Context, r *repo.Repository, f Filter, warn func(
 var ErrNoSnapshot = errors.New("no snapshot found")
 
 // FindSnapshot resolves "latest" (newest passing f) or an ID prefix.
+// "latest" is an error (wrapping ErrUnreadableSnapshot and naming the
+// file) when any snapshot file cannot be read: that one may be the newest,
+// and an older snapshot must not pass for it.
 func FindSnapshot(ctx context.Context, r *repo.Repository, spec string, f Filter) (*Snapshot, error) {
 	if spec == "latest" {
-		sns, err := ListSnapshots(ctx, r, f, nil)
+		var bad []*UnreadableSnapshotError
+		var other error
+		sns, err := ListSnapshots(ctx, r, f, func(err error) {
+			var ue *UnreadableSnapshotError
+			if errors.As(err, &ue) {
+				bad = append(bad, ue)
+			} else if other == nil {
+				other = err
+			}
+		})
 		if err != nil {
 			return nil, err
+		}
+		if other != nil {
+			return nil, other
+		}
+		if len(bad) > 0 {
+			slices.SortFunc(bad, func(a, b *UnreadableSnapshotError) int { return strings.Compare(a.ID.String(), b.ID.String()) })
+			more := ""
+			if len(bad) > 1 {
+				more = fmt.Sprintf(" (and %d more)", len(bad)-1)
+			}
+			return nil, fmt.Errorf("cannot tell which snapshot is \"latest\": %w%s; name a snapshot by ID instead, or run `cairn check` and remove the damaged snapshot with `cairn forget %s`",
+				bad[0], more, bad[0].ID.Str())
 		}
 		if len(sns) == 0 {
 			return nil, fmt.Errorf("%w: the repository has no snapshot matching the filter", ErrNoSnapshot)

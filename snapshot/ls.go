@@ -15,8 +15,9 @@ import (
 // Ls calls fn for the entries of directory dir in the snapshot tree root,
 // in name order: its children, or with recursive everything below it
 // (depth first). If dir is not a directory, fn sees just that node. Paths
-// are absolute slash paths inside the snapshot.
-func Ls(ctx context.Context, loader *TreeLoader, root repo.ID, dir string, recursive bool, fn func(p string, n *Node) error) error {
+// are absolute slash paths inside the snapshot. Damaged trees and entries
+// below dir go to damaged (see WalkDamaged); nil makes them errors.
+func Ls(ctx context.Context, loader *TreeLoader, root repo.ID, dir string, recursive bool, fn func(p string, n *Node) error, damaged DamagedFunc) error {
 	dir = path.Clean("/" + dir)
 	node, err := FindNode(ctx, loader, root, dir)
 	if err != nil {
@@ -28,7 +29,7 @@ func Ls(ctx context.Context, loader *TreeLoader, root repo.ID, dir string, recur
 	if node.Subtree == nil {
 		return fmt.Errorf("ls %s: directory node has no subtree", dir)
 	}
-	return Walk(ctx, loader, *node.Subtree, func(p string, n *Node) error {
+	walk := func(p string, n *Node) error {
 		if err := fn(path.Join(dir, p), n); err != nil {
 			return err
 		}
@@ -36,6 +37,12 @@ func Ls(ctx context.Context, loader *TreeLoader, root repo.ID, dir string, recur
 			return ErrSkipDir
 		}
 		return nil
+	}
+	if damaged == nil {
+		return Walk(ctx, loader, *node.Subtree, walk)
+	}
+	return WalkDamaged(ctx, loader, *node.Subtree, walk, func(p string, err error) error {
+		return damaged(path.Join(dir, p), err)
 	})
 }
 
@@ -122,13 +129,18 @@ func GroupName(n *Node) string {
 const LsTimeFormat = "2006-01-02 15:04:05"
 
 // FormatLong renders one `ls -l` style line (without newline): mode,
-// owner, group, size, mtime, path and, for symlinks, "-> target".
-func FormatLong(p string, n *Node) string {
+// owner, group, size, mtime, path and, for symlinks, "-> target". esc, if
+// not nil, is applied to the names (path, owner, group, link target), e.g.
+// to escape control characters for a terminal.
+func FormatLong(p string, n *Node, esc func(string) string) string {
+	if esc == nil {
+		esc = func(s string) string { return s }
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s %-8s %-8s %10d %s %s", ModeString(n), OwnerName(n), GroupName(n),
-		n.Size, n.ModTime.Local().Format(LsTimeFormat), p)
+	fmt.Fprintf(&b, "%s %-8s %-8s %10d %s %s", ModeString(n), esc(OwnerName(n)), esc(GroupName(n)),
+		n.Size, n.ModTime.Local().Format(LsTimeFormat), esc(p))
 	if n.Type == NodeSymlink {
-		b.WriteString(" -> " + n.LinkTarget)
+		b.WriteString(" -> " + esc(n.LinkTarget))
 	}
 	return b.String()
 }

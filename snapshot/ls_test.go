@@ -67,7 +67,7 @@ func brLs(t *testing.T, l *TreeLoader, sn *Snapshot, dir string, recursive bool)
 		paths = append(paths, p)
 		nodes[p] = n
 		return nil
-	})
+	}, nil)
 	if err != nil {
 		t.Fatalf("ls %s: %v", dir, err)
 	}
@@ -94,7 +94,7 @@ func TestLs(t *testing.T) {
 			t.Fatalf("stat %s: %v", p, err)
 		}
 		f := strings.Fields(string(out))
-		line := FormatLong(p, n)
+		line := FormatLong(p, n, nil)
 		fields := strings.Fields(line)
 		if fields[0] != f[0] || fields[1] != f[1] || fields[2] != f[2] {
 			t.Fatalf("%s: ls -l line %q, stat says %q", p, line, out)
@@ -125,7 +125,7 @@ func TestLs(t *testing.T) {
 	if !slices.Equal(got, []string{file}) {
 		t.Fatalf("ls of a file: %q", got)
 	}
-	err := Ls(context.Background(), l, *sn.Tree, src+"/nope", false, func(string, *Node) error { return nil })
+	err := Ls(context.Background(), l, *sn.Tree, src+"/nope", false, func(string, *Node) error { return nil }, nil)
 	if !errors.Is(err, ErrPathNotFound) {
 		t.Fatalf("ls of a missing path: %v", err)
 	}

@@ -25,20 +25,72 @@ var ErrPathNotFound = errors.New("path not found in snapshot")
 // from loader, so callers share its cache; fn must not modify nodes. An error
 // from fn (other than ErrSkipDir) or from loading a tree ends the walk.
 func Walk(ctx context.Context, loader *TreeLoader, root repo.ID, fn func(path string, node *Node) error) error {
-	return walkTree(ctx, loader, root, "/", fn)
+	w := &walker{loader: loader, fn: fn}
+	return w.tree(ctx, root, "/")
 }
 
-func walkTree(ctx context.Context, loader *TreeLoader, id repo.ID, dir string, fn func(string, *Node) error) error {
+// DamagedFunc is told about an item a browsing walk cannot use: a
+// directory (path p) whose tree cannot be loaded or decoded, or an entry
+// whose name cannot be a file name or repeats in its directory (p is then
+// the directory, err names the entry). Returning nil goes on without the
+// item; an error ends the walk with it.
+type DamagedFunc func(p string, err error) error
+
+// ErrBadName is wrapped by the errors WalkDamaged reports for entries
+// whose name is empty, ".", "..", holds "/" or NUL, or repeats.
+var ErrBadName = errors.New("unusable name")
+
+// WalkDamaged is Walk for the browse commands: a tree that cannot be loaded
+// or decoded, and an entry with an unusable or repeated name, are reported
+// through damaged and skipped, and the walk goes on with the rest.
+// Cancellation still ends the walk.
+func WalkDamaged(ctx context.Context, loader *TreeLoader, root repo.ID, fn func(path string, node *Node) error, damaged DamagedFunc) error {
+	w := &walker{loader: loader, fn: fn, damaged: damaged}
+	return w.tree(ctx, root, "/")
+}
+
+type walker struct {
+	loader  *TreeLoader
+	fn      func(string, *Node) error
+	damaged DamagedFunc // nil: the first damaged tree ends the walk
+}
+
+// loadTree loads the tree of directory dir; ok is false when it was
+// reported as damaged and is to be skipped.
+func (w *walker) loadTree(ctx context.Context, id repo.ID, dir string) (t *Tree, ok bool, err error) {
+	t, err = w.loader.Tree(ctx, id)
+	if err == nil {
+		return t, true, nil
+	}
+	if cerr := ctx.Err(); cerr != nil {
+		return nil, false, cerr
+	}
+	if w.damaged == nil {
+		return nil, false, fmt.Errorf("walk %s: %w", dir, err)
+	}
+	return nil, false, w.damaged(dir, err)
+}
+
+func (w *walker) tree(ctx context.Context, id repo.ID, dir string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	t, err := loader.Tree(ctx, id)
-	if err != nil {
-		return fmt.Errorf("walk %s: %w", dir, err)
+	t, ok, err := w.loadTree(ctx, id, dir)
+	if !ok {
+		return err
 	}
-	for _, n := range sortedNodes(t) {
+	nodes := sortedNodes(t)
+	for i, n := range nodes {
+		if w.damaged != nil {
+			if msg := walkNameProblem(nodes, i); msg != "" {
+				if err := w.damaged(dir, badEntry(n.Name, msg)); err != nil {
+					return err
+				}
+				continue
+			}
+		}
 		p := joinSnap(dir, n.Name)
-		err := fn(p, n)
+		err := w.fn(p, n)
 		if errors.Is(err, ErrSkipDir) {
 			continue
 		}
@@ -49,13 +101,41 @@ func walkTree(ctx context.Context, loader *TreeLoader, id repo.ID, dir string, f
 			continue
 		}
 		if n.Subtree == nil {
-			return fmt.Errorf("walk %s: directory node has no subtree", p)
+			err := errors.New("directory node has no subtree")
+			if w.damaged == nil {
+				return fmt.Errorf("walk %s: %w", p, err)
+			}
+			if err := w.damaged(p, err); err != nil {
+				return err
+			}
+			continue
 		}
-		if err := walkTree(ctx, loader, *n.Subtree, p, fn); err != nil {
+		if err := w.tree(ctx, *n.Subtree, p); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func badEntry(name, msg string) error {
+	return fmt.Errorf("entry %q: %w: %s", name, ErrBadName, msg)
+}
+
+// walkNameProblem says why nodes[i] (sorted by name) cannot be shown as a
+// directory entry, or "" if it can. Of repeated names only the first is
+// used: a second one could be anything (a symlink over the directory
+// just listed), and no file system holds both.
+func walkNameProblem(nodes []*Node, i int) string {
+	name := nodes[i].Name
+	switch {
+	case name == "" || name == "." || name == "..":
+		return "not a file name"
+	case strings.ContainsAny(name, "/\x00"):
+		return "holds \"/\" or NUL"
+	case i > 0 && nodes[i-1].Name == name:
+		return "repeats an earlier entry of the directory"
+	}
+	return ""
 }
 
 // sortedNodes returns t's nodes in name order. restic writes trees sorted,
@@ -67,7 +147,7 @@ func sortedNodes(t *Tree) []*Node {
 		return t.Nodes
 	}
 	nodes := slices.Clone(t.Nodes)
-	slices.SortFunc(nodes, cmp)
+	slices.SortStableFunc(nodes, cmp) // of repeated names, the first stays first
 	return nodes
 }
 
@@ -101,7 +181,8 @@ func FindNode(ctx context.Context, loader *TreeLoader, root repo.ID, p string) (
 	panic("unreachable")
 }
 
-// findNode is Tree.Find with a linear fallback for unsorted trees.
+// findNode is Tree.Find with a linear fallback for unsorted trees. Of
+// repeated names it finds the first, as WalkDamaged shows it.
 func findNode(t *Tree, name string) *Node {
 	if n := t.Find(name); n != nil {
 		return n

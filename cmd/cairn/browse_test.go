@@ -57,7 +57,17 @@ func TestBrowseLs(t *testing.T) {
 	if !slices.Equal(lines, want) {
 		t.Fatalf("ls latest %s:\n got %q\nwant %q", data, lines, want)
 	}
-	if top := strings.TrimSpace(e.ok("ls", id2[:8]).stdout); top != "/"+strings.Split(data, "/")[1] {
+	// Without a path, ls lists the whole snapshot, as restic ls does; with
+	// "/" only the top.
+	var wantAll []string
+	for p := data; p != "/"; p = filepath.Dir(p) {
+		wantAll = append([]string{p}, wantAll...)
+	}
+	wantAll = append(wantAll, data+"/B.JPG", data+"/a.txt", data+"/link", data+"/new.txt", data+"/sub", data+"/sub/c.txt", data+"/sub/deep")
+	if all := strings.Fields(e.ok("ls", id2[:8]).stdout); !slices.Equal(all, wantAll) {
+		t.Errorf("ls of the whole snapshot:\n got %q\nwant %q", all, wantAll)
+	}
+	if top := strings.TrimSpace(e.ok("ls", id2[:8], "/").stdout); top != "/"+strings.Split(data, "/")[1] {
 		t.Errorf("ls of the root: %q", top)
 	}
 	rec := e.ok("ls", "--recursive", "latest", data).stdout

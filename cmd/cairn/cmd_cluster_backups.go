@@ -286,10 +286,12 @@ output).`,
 				return err
 			}
 			defer b.r.Close()
+			// Damaged trees and unusable names are left out, named on
+			// stderr, and make the download exit 1 at the end.
+			dl := &damageLog{g: g}
 			if output == "-" {
-				g.outMu.Lock()
-				defer g.outMu.Unlock()
-				return k8s.WriteResourcesArchive(ctx, b.r, b.entry.Snapshot, g.env.stdout)
+				// Not under outMu: the warnings take it; nothing else writes stdout now.
+				return dl.result(k8s.WriteResourcesArchive(ctx, b.r, b.entry.Snapshot, g.env.stdout, dl.damaged))
 			}
 			if output == "" {
 				output = b.entry.Name + "-data.tar.gz"
@@ -304,7 +306,7 @@ output).`,
 			}
 			defer os.Remove(tmp.Name()) // after the rename: a no-op
 			w := bufio.NewWriterSize(tmp, 1<<20)
-			err = k8s.WriteResourcesArchive(ctx, b.r, b.entry.Snapshot, w)
+			err = k8s.WriteResourcesArchive(ctx, b.r, b.entry.Snapshot, w, dl.damaged)
 			if err == nil {
 				err = w.Flush()
 			}
@@ -319,7 +321,7 @@ output).`,
 			}
 			fi, _ := os.Stat(output)
 			g.printf("backup %s written to %s (%s)\n", b.entry.Name, output, formatBytes(uint64(fi.Size())))
-			return nil
+			return dl.result(nil)
 		},
 	}
 	// Not -o: that is the global --option (as in restic).

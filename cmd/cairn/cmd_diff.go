@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/spf13/cobra"
 )
@@ -30,28 +31,35 @@ func newDiffCmd(g *globalOptions) *cobra.Command {
   U  metadata changed (only with --metadata)
 
 and a summary of the files, directories and blobs added and removed. The
-byte counts are the plaintext sizes of the data blobs only one side has.`,
+byte counts are the plaintext sizes of the data blobs only one side has.
+A directory that cannot be read is named on stderr and skipped; diff then
+shows the rest and exits 1.`,
 		Args: exactArgs(2, "two snapshots (IDs or latest)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			r, done, err := g.openForBrowsing(ctx)
+			var a, b *snapshot.Snapshot
+			r, done, err := g.openForBrowsing(ctx, func(r *repo.Repository) (err error) {
+				if a, err = browseSnapshot(ctx, r, args[0], snapshot.Filter{}); err != nil {
+					return err
+				}
+				b, err = browseSnapshot(ctx, r, args[1], snapshot.Filter{})
+				return err
+			})
 			if err != nil {
 				return err
 			}
 			defer done()
-			a, err := browseSnapshot(ctx, r, args[0], snapshot.Filter{})
-			if err != nil {
-				return err
-			}
-			b, err := browseSnapshot(ctx, r, args[1], snapshot.Filter{})
-			if err != nil {
-				return err
-			}
+			dl := &damageLog{g: g}
 			out := newResultWriter(g.env.stdout)
 			if !g.json {
 				out.line("comparing snapshot %s to %s:\n", a.ID.Str(), b.ID.Str())
 			}
-			st, err := snapshot.Diff(ctx, snapshot.NewTreeLoader(r, 4096), *a.Tree, *b.Tree, snapshot.DiffOptions{Metadata: metadata},
+			st, err := snapshot.Diff(ctx, snapshot.NewTreeLoader(r, 4096), *a.Tree, *b.Tree, snapshot.DiffOptions{Metadata: metadata, Damaged: func(p string, err error) error {
+				if out.err == nil {
+					out.err = out.Flush()
+				}
+				return dl.damaged(p, err)
+			}},
 				func(c snapshot.DiffChange) error {
 					if g.json {
 						out.json(diffChangeJSON{MessageType: "change", Path: c.DisplayPath(), Modifier: c.Modifier})
@@ -65,7 +73,7 @@ byte counts are the plaintext sizes of the data blobs only one side has.`,
 			}
 			if g.json {
 				out.json(diffStatsJSON{MessageType: "statistics", SourceSnapshot: a.ID.String(), TargetSnapshot: b.ID.String(), DiffStats: st})
-				return out.finish()
+				return dl.result(out.finish())
 			}
 			ad, rm := st.Added, st.Removed
 			out.line("")
@@ -76,7 +84,7 @@ byte counts are the plaintext sizes of the data blobs only one side has.`,
 			out.line("Tree Blobs:  %5d new, %5d removed", ad.TreeBlobs, rm.TreeBlobs)
 			out.line("  Added:   %s", formatBytes(ad.Bytes))
 			out.line("  Removed: %s", formatBytes(rm.Bytes))
-			return out.finish()
+			return dl.result(out.finish())
 		},
 	}
 	cmd.Flags().BoolVar(&metadata, "metadata", false, "also show files whose metadata (mode, owner, mtime, xattrs) changed")

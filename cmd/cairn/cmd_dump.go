@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/spf13/cobra"
 )
@@ -22,22 +23,27 @@ func newDumpCmd(g *globalOptions) *cobra.Command {
 A directory (or any other non-file) is written as a tar or zip archive whose
 entries are named relative to the directory's parent, as
 "tar -c -C parent dir" names them. "/" dumps the whole snapshot.
-SNAPSHOT is an ID (or a unique prefix) or "latest".`,
+SNAPSHOT is an ID (or a unique prefix) or "latest".
+
+No entry name leads out of the directory the archive is extracted in,
+whatever names the snapshot holds: entries with names no file system has
+("..", "a/b", repeated names) and directories that cannot be read are left
+out and named on stderr; the rest is written and dump exits 1.`,
 		Args: exactArgs(2, "a snapshot (ID or latest) and a path in it"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			if archive != snapshot.ArchiveTar && archive != snapshot.ArchiveZip {
 				return fmt.Errorf("--archive %q is unknown: use tar or zip", archive)
 			}
-			r, done, err := g.openForBrowsing(ctx)
+			var sn *snapshot.Snapshot
+			r, done, err := g.openForBrowsing(ctx, func(r *repo.Repository) (err error) {
+				sn, err = browseSnapshot(ctx, r, args[0], filt.filter())
+				return err
+			})
 			if err != nil {
 				return err
 			}
 			defer done()
-			sn, err := browseSnapshot(ctx, r, args[0], filt.filter())
-			if err != nil {
-				return err
-			}
 			loader := snapshot.NewTreeLoader(r, 1024)
 			// Fail on a bad path before creating the target file.
 			if _, err := snapshot.FindNode(ctx, loader, *sn.Tree, args[1]); err != nil {
@@ -53,7 +59,8 @@ SNAPSHOT is an ID (or a unique prefix) or "latest".`,
 			}
 			bw := bufio.NewWriterSize(w, 1<<20)
 			cache := snapshot.NewBlobCache(r, 0)
-			err = snapshot.Dump(ctx, loader, cache, *sn.Tree, args[1], archive, bw)
+			dl := &damageLog{g: g}
+			err = snapshot.Dump(ctx, loader, cache, *sn.Tree, args[1], archive, bw, dl.damaged)
 			if err == nil {
 				err = bw.Flush()
 			}
@@ -71,7 +78,7 @@ SNAPSHOT is an ID (or a unique prefix) or "latest".`,
 				}
 				return fmt.Errorf("dump %s from snapshot %s: %w", args[1], sn.ID.Str(), err)
 			}
-			return nil
+			return dl.result(nil)
 		},
 	}
 	cmd.Flags().StringVarP(&archive, "archive", "a", snapshot.ArchiveTar, "archive `format` for directories: tar or zip")

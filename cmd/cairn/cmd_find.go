@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/spf13/cobra"
 )
@@ -44,7 +45,11 @@ A PATTERN is a glob (*, ?, [...]). One without "/" is matched against the
 base name; one with "/" against the path (a pattern that does not start with
 "/" may match any trailing part of it). With --blob or --tree the arguments
 are (prefixes of) blob or tree IDs, and find lists the files that use them.
-Times for --oldest/--newest: "2006-01-02", "2006-01-02 15:04[:05]" or RFC 3339.`,
+Times for --oldest/--newest: "2006-01-02", "2006-01-02 15:04[:05]" or RFC 3339.
+
+A snapshot or directory that cannot be read is named on stderr and skipped;
+find searches all the rest and then exits 1. On a terminal, names with
+control characters are printed quoted; piped output and --json are exact.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return &usageError{cmd: cmd.CommandPath(), err: errors.New("find expects at least one pattern (or ID with --blob/--tree)")}
@@ -72,28 +77,39 @@ Times for --oldest/--newest: "2006-01-02", "2006-01-02 15:04[:05]" or RFC 3339.`
 			if opts.Newest, err = parseFindTime("--newest", f.newest); err != nil {
 				return err
 			}
-			r, done, err := g.openForBrowsing(ctx)
+			dl := &damageLog{g: g}
+			var sns []*snapshot.Snapshot
+			r, done, err := g.openForBrowsing(ctx, func(r *repo.Repository) (err error) {
+				if len(f.snapshots) == 0 {
+					sns, err = snapshot.ListSnapshots(ctx, r, f.filter.filter(), dl.snapshot)
+					return err
+				}
+				for _, s := range f.snapshots {
+					sn, err := browseSnapshot(ctx, r, s, f.filter.filter())
+					if err != nil {
+						return err
+					}
+					sns = append(sns, sn)
+				}
+				return nil
+			})
 			if err != nil {
 				return err
 			}
 			defer done()
-			var sns []*snapshot.Snapshot
-			if len(f.snapshots) == 0 {
-				warn := func(err error) { g.warnf("warning: %v\n", err) }
-				if sns, err = snapshot.ListSnapshots(ctx, r, f.filter.filter(), warn); err != nil {
-					return err
-				}
-			}
-			for _, s := range f.snapshots {
-				sn, err := browseSnapshot(ctx, r, s, f.filter.filter())
-				if err != nil {
-					return err
-				}
-				sns = append(sns, sn)
+			esc := func(s string) string { return s }
+			if isTerminal(g.env.stdout) {
+				esc = escapeName
 			}
 			out := newResultWriter(g.env.stdout)
 			var results []findResultJSON
 			groups := 0
+			opts.Damaged = func(sn *snapshot.Snapshot, p string, err error) error {
+				if out.err == nil {
+					out.err = out.Flush()
+				}
+				return dl.item(sn, p, err)
+			}
 			err = snapshot.Find(ctx, snapshot.NewTreeLoader(r, 4096), sns, opts, func(res *snapshot.FindResult) error {
 				sn := res.Snapshot
 				if g.json {
@@ -113,9 +129,9 @@ Times for --oldest/--newest: "2006-01-02", "2006-01-02 15:04[:05]" or RFC 3339.`
 				}
 				out.line("Found matching entries in snapshot %s from %s", sn.ID.Str(), sn.Time.Local().Format(snapshot.LsTimeFormat))
 				for _, m := range res.Matches {
-					line := m.Path
+					line := esc(m.Path)
 					if f.long {
-						line = snapshot.FormatLong(m.Path, m.Node)
+						line = snapshot.FormatLong(m.Path, m.Node, esc)
 					}
 					if !m.ID.IsNull() {
 						kind := "tree"
@@ -137,7 +153,7 @@ Times for --oldest/--newest: "2006-01-02", "2006-01-02 15:04[:05]" or RFC 3339.`
 				}
 				out.json(results)
 			}
-			return out.finish()
+			return dl.result(out.finish())
 		},
 	}
 	fs := cmd.Flags()

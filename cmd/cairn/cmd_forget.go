@@ -161,6 +161,9 @@ func runForget(ctx context.Context, g *globalOptions, f *forgetFlags, args []str
 	}
 	byID := map[string]*snapshot.Snapshot{}
 	var groups []retention.GroupResult
+	// Unreadable snapshot files are named, left alone, and make forget
+	// exit 1 once it has done the rest.
+	unreadable := &damageLog{g: g}
 	if len(args) > 0 {
 		gr := retention.GroupResult{}
 		for _, a := range args {
@@ -175,8 +178,7 @@ func runForget(ctx context.Context, g *globalOptions, f *forgetFlags, args []str
 		}
 		groups = append(groups, gr)
 	} else {
-		warn := func(err error) { g.warnf("warning: %v\n", err) }
-		sns, err := snapshot.ListSnapshots(ctx, r, filter, warn)
+		sns, err := snapshot.ListSnapshots(ctx, r, filter, unreadable.snapshot)
 		if err != nil {
 			return err
 		}
@@ -222,10 +224,10 @@ func runForget(ctx context.Context, g *globalOptions, f *forgetFlags, args []str
 		g.printf("removed %s\n", plural(n, "snapshot"))
 	}
 	if !f.prune || len(forgotten) == 0 {
-		return nil
+		return unreadable.result(nil)
 	}
 	g.printf("\n")
-	return runPrune(ctx, g, r, &f.pf, f.dryRun, forgotten)
+	return unreadable.result(runPrune(ctx, g, r, &f.pf, f.dryRun, forgotten))
 }
 
 func toRetention(sn *snapshot.Snapshot) retention.Snapshot {

@@ -1,81 +1,13 @@
 package main
 
 import (
-	"bufio"
-	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/spf13/cobra"
 )
-
-// openForBrowsing opens the repository for the read-only browse commands
-// (ls, find, dump, diff, stats): a shared lock and the loaded index. The
-// returned function releases both.
-func (g *globalOptions) openForBrowsing(ctx context.Context) (*repo.Repository, func(), error) {
-	r, done, err := g.openLocked(ctx, false)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := r.LoadIndex(ctx); err != nil {
-		done()
-		return nil, nil, err
-	}
-	return r, done, nil
-}
-
-// browseSnapshot resolves SNAPSHOT (an ID prefix or "latest").
-func browseSnapshot(ctx context.Context, r *repo.Repository, spec string, f snapshot.Filter) (*snapshot.Snapshot, error) {
-	sn, err := snapshot.FindSnapshot(ctx, r, spec, f)
-	if err != nil && spec == "latest" {
-		return nil, fmt.Errorf("no snapshot for \"latest\": %w", err)
-	}
-	return sn, err
-}
-
-// resultWriter buffers a browse command's results on stdout; they are the
-// point of the command, so -q does not hide them.
-type resultWriter struct {
-	*bufio.Writer
-	err error
-}
-
-func newResultWriter(w io.Writer) *resultWriter {
-	return &resultWriter{Writer: bufio.NewWriterSize(w, 64<<10)}
-}
-
-func (w *resultWriter) line(format string, args ...any) {
-	if w.err == nil {
-		_, w.err = fmt.Fprintf(w, format+"\n", args...)
-	}
-}
-
-func (w *resultWriter) json(v any) {
-	if w.err != nil {
-		return
-	}
-	buf, err := json.Marshal(v)
-	if err != nil {
-		w.err = err
-		return
-	}
-	buf = append(buf, '\n')
-	_, w.err = w.Write(buf)
-}
-
-func (w *resultWriter) finish() error {
-	if w.err != nil {
-		return fmt.Errorf("write output: %w", w.err)
-	}
-	if err := w.Flush(); err != nil {
-		return fmt.Errorf("write output: %w", err)
-	}
-	return nil
-}
 
 // snapshotLsJSON is the first line of `ls --json`, as restic prints it.
 type snapshotLsJSON struct {
@@ -96,53 +28,69 @@ func newLsCmd(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ls [flags] SNAPSHOT [PATH]",
 		Short: "List files in a snapshot",
-		Long: `List the entries of a directory in a snapshot (default: its root).
+		Long: `List the files in a snapshot: without PATH everything in it (as restic
+ls does), with PATH the entries of that directory (everything below it with
+--recursive).
 
 SNAPSHOT is an ID (or a unique prefix) or "latest" (the newest snapshot that
-passes --host, --tag and --path). With --recursive everything below the
-directory is listed; with -l in the long format of ls -l; with --json one
-JSON object per line (the first describes the snapshot).`,
+passes --host, --tag and --path). With -l the long format of ls -l is used;
+with --json one JSON object per line (the first describes the snapshot).
+On a terminal, names with control characters are printed quoted; piped
+output and --json hold the names exactly. A directory that cannot be read
+is named on stderr and skipped; the rest is listed and ls exits 1.`,
 		Args: rangeArgs(1, 2, "a snapshot (ID or latest) and optionally a path in it"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			r, done, err := g.openForBrowsing(ctx)
+			var sn *snapshot.Snapshot
+			r, done, err := g.openForBrowsing(ctx, func(r *repo.Repository) (err error) {
+				sn, err = browseSnapshot(ctx, r, args[0], filt.filter())
+				return err
+			})
 			if err != nil {
 				return err
 			}
 			defer done()
-			sn, err := browseSnapshot(ctx, r, args[0], filt.filter())
-			if err != nil {
-				return err
-			}
-			dir := "/"
+			dir, rec := "/", true // restic lists a whole snapshot
 			if len(args) == 2 {
-				dir = args[1]
+				dir, rec = args[1], recursive
 			}
+			esc := func(s string) string { return s }
+			if isTerminal(g.env.stdout) {
+				esc = escapeName
+			}
+			dl := &damageLog{g: g}
 			out := newResultWriter(g.env.stdout)
 			if g.json {
 				out.json(snapshotLsJSON{Time: sn.Time, Tree: *sn.Tree, Paths: sn.Paths, Hostname: sn.Hostname,
 					Username: sn.Username, Tags: sn.Tags, ID: sn.ID.String(), ShortID: sn.ID.Str(), StructType: "snapshot"})
 			}
 			loader := snapshot.NewTreeLoader(r, 1024)
-			err = snapshot.Ls(ctx, loader, *sn.Tree, dir, recursive, func(p string, n *snapshot.Node) error {
+			err = snapshot.Ls(ctx, loader, *sn.Tree, dir, rec, func(p string, n *snapshot.Node) error {
 				switch {
 				case g.json:
 					out.json(snapshot.NewLsJSON(p, n))
 				case long:
-					out.line("%s", snapshot.FormatLong(p, n))
+					out.line("%s", snapshot.FormatLong(p, n, esc))
 				default:
-					out.line("%s", p)
+					out.line("%s", esc(p))
 				}
 				return out.err
+			}, func(p string, err error) error {
+				// Flush first, so that on a terminal the message sits
+				// where the item would have been listed.
+				if out.err == nil {
+					out.err = out.Flush()
+				}
+				return dl.damaged(p, err)
 			})
 			if err != nil {
 				return fmt.Errorf("snapshot %s: %w", sn.ID.Str(), err)
 			}
-			return out.finish()
+			return dl.result(out.finish())
 		},
 	}
 	cmd.Flags().BoolVarP(&long, "long", "l", false, "use the long format: mode, owner, group, size, mtime, path")
-	cmd.Flags().BoolVar(&recursive, "recursive", false, "list everything below the directory")
+	cmd.Flags().BoolVar(&recursive, "recursive", false, "list everything below PATH (without PATH, everything is listed anyway)")
 	filt.add(cmd.Flags(), " for \"latest\"")
 	return cmd
 }

@@ -68,7 +68,10 @@ New snapshots appear without remounting.`,
 			case <-m.Done():
 				g.printf("%s was unmounted\n", m.Dir)
 			}
-			return nil
+			// What could not be read was named on stderr when it was met.
+			dl := &damageLog{g: g}
+			dl.snapshots, dl.items = fsys.Damaged()
+			return dl.result(nil)
 		},
 	}
 	cmd.Flags().BoolVar(&allowOther, "allow-other", false, "let other users access the mount (needs user_allow_other in /etc/fuse.conf unless root)")

@@ -78,10 +78,12 @@ func newSnapshotsCmd(g *globalOptions) *cobra.Command {
 				return err
 			}
 			defer r.Close()
+			// Unreadable snapshot files are named on stderr; the others are
+			// listed, and the command exits 1.
+			dl := &damageLog{g: g}
 			var sns []*snapshot.Snapshot
 			if len(args) == 0 {
-				warn := func(err error) { g.warnf("warning: %v\n", err) }
-				if sns, err = snapshot.ListSnapshots(ctx, r, filt.filter(), warn); err != nil {
+				if sns, err = snapshot.ListSnapshots(ctx, r, filt.filter(), dl.snapshot); err != nil {
 					return err
 				}
 			}
@@ -96,10 +98,10 @@ func newSnapshotsCmd(g *globalOptions) *cobra.Command {
 				sns = latestPerGroup(sns, latest)
 			}
 			if g.json {
-				return g.printJSON(toSnapshotJSON(sns), false)
+				return dl.result(g.printJSON(toSnapshotJSON(sns), false))
 			}
 			printSnapshotTable(g, sns)
-			return nil
+			return dl.result(nil)
 		},
 	}
 	filt.add(cmd.Flags(), "")

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/spf13/cobra"
 )
@@ -33,34 +34,35 @@ Modes:
 			if !slices.Contains(snapshot.StatsModes, mode) {
 				return fmt.Errorf("--mode %q is unknown: use %s", mode, strings.Join(snapshot.StatsModes, ", "))
 			}
-			r, done, err := g.openForBrowsing(ctx)
+			var sns []*snapshot.Snapshot
+			dl := &damageLog{g: g} // unreadable snapshot files: named, and exit 1
+			r, done, err := g.openForBrowsing(ctx, func(r *repo.Repository) (err error) {
+				if len(args) == 0 {
+					sns, err = snapshot.ListSnapshots(ctx, r, filt.filter(), dl.snapshot)
+					return err
+				}
+				for _, a := range args {
+					sn, err := browseSnapshot(ctx, r, a, filt.filter())
+					if err != nil {
+						return err
+					}
+					sns = append(sns, sn)
+				}
+				return nil
+			})
 			if err != nil {
 				return err
 			}
 			defer done()
-			var sns []*snapshot.Snapshot
-			if len(args) == 0 {
-				warn := func(err error) { g.warnf("warning: %v\n", err) }
-				if sns, err = snapshot.ListSnapshots(ctx, r, filt.filter(), warn); err != nil {
-					return err
-				}
-			}
-			for _, a := range args {
-				sn, err := browseSnapshot(ctx, r, a, filt.filter())
-				if err != nil {
-					return err
-				}
-				sns = append(sns, sn)
-			}
 			st, err := snapshot.ComputeStats(ctx, snapshot.NewTreeLoader(r, 4096), sns, mode)
 			if err != nil {
 				return err
 			}
 			if g.json {
-				return g.printJSON(st, false)
+				return dl.result(g.printJSON(st, false))
 			}
 			printStats(g, mode, st)
-			return nil
+			return dl.result(nil)
 		},
 	}
 	cmd.Flags().StringVar(&mode, "mode", snapshot.StatsRestoreSize, "counting `mode`: "+strings.Join(snapshot.StatsModes, ", "))

@@ -96,6 +96,10 @@ func TestSnapshotIDErrors(t *testing.T) {
 	e.fails(exitFailure, e.run("restore", id[:8], "--target", target), "ambiguous", "give more characters")
 	e.fails(exitFailure, e.run("cat", "snapshot", id[:8]), "ambiguous")
 	e.ok("restore", id, "--target", target)
+	// The twin's content does not match its name: "latest" cannot be told
+	// while it is there, whatever the filter.
+	e.fails(exitFailure, e.run("restore", "latest", "--target", target, "--host", "elsewhere"), "cannot be read", twin)
+	os.Remove(filepath.Join(e.repo, "snapshots", twin))
 	e.fails(exitFailure, e.run("restore", "latest", "--target", target, "--host", "elsewhere"), "no snapshot")
 	e.fails(exitFailure, e.run("restore", "latest"), "--target")
 }

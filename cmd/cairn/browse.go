@@ -1,0 +1,175 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
+	"golang.org/x/term"
+)
+
+// openForBrowsing opens the repository for the read-only browse commands
+// (ls, find, dump, diff, stats) with a shared lock, runs resolve, which
+// reads the snapshot files the command needs, and only then loads the
+// index: design.rst's read order, so that every blob a snapshot found
+// needs is in the index read after it. The returned function releases the
+// lock and the repository.
+func (g *globalOptions) openForBrowsing(ctx context.Context, resolve func(*repo.Repository) error) (*repo.Repository, func(), error) {
+	r, done, err := g.openLocked(ctx, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := resolve(r); err != nil {
+		done()
+		return nil, nil, err
+	}
+	if err := r.LoadIndex(ctx); err != nil {
+		done()
+		return nil, nil, err
+	}
+	return r, done, nil
+}
+
+// browseSnapshot resolves SNAPSHOT (an ID prefix or "latest").
+func browseSnapshot(ctx context.Context, r *repo.Repository, spec string, f snapshot.Filter) (*snapshot.Snapshot, error) {
+	sn, err := snapshot.FindSnapshot(ctx, r, spec, f)
+	if errors.Is(err, snapshot.ErrNoSnapshot) && spec == "latest" {
+		return nil, fmt.Errorf("no snapshot for \"latest\": %w", err)
+	}
+	return sn, err
+}
+
+// damageLog names on stderr what a command could not read and skipped --
+// snapshot files, damaged trees, unusable entries -- and counts it, so
+// that the command, having done everything else, exits 1.
+type damageLog struct {
+	g                *globalOptions
+	mu               sync.Mutex
+	snapshots, items int
+}
+
+// snapshot reports a snapshot file that could not be read (ListSnapshots'
+// warn).
+func (d *damageLog) snapshot(err error) {
+	d.mu.Lock()
+	d.snapshots++
+	d.mu.Unlock()
+	d.g.warnf("warning: %s; skipped\n", escapeName(err.Error()))
+}
+
+// item reports a damaged item at path p (a snapshot.DamagedFunc); in
+// names the snapshot, if the command looks at several.
+func (d *damageLog) item(in *snapshot.Snapshot, p string, err error) error {
+	d.mu.Lock()
+	d.items++
+	d.mu.Unlock()
+	where := ""
+	if in != nil {
+		where = "snapshot " + in.ID.Str() + ": "
+	}
+	d.g.warnf("error: %s%s: %s; skipped\n", where, escapeName(p), escapeName(err.Error()))
+	return nil
+}
+
+// damaged is item for commands that look at one snapshot.
+func (d *damageLog) damaged(p string, err error) error { return d.item(nil, p, err) }
+
+// result is the command's error: err, or when something was skipped an
+// exit-1 error saying so (the rest of the output is complete).
+func (d *damageLog) result(err error) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err != nil || d.snapshots+d.items == 0 {
+		return err
+	}
+	var msg string
+	switch {
+	case d.items == 0:
+		msg = fmt.Sprintf("%s could not be read and %s left out (named above); run `cairn check`, then `cairn forget` the damaged ones",
+			plural(d.snapshots, "snapshot file"), pronoun(d.snapshots))
+	case d.snapshots == 0:
+		msg = fmt.Sprintf("%s %s left out (named above); run `cairn check` to see all damage",
+			plural(d.items, "damaged item"), pronoun(d.items))
+	default:
+		msg = fmt.Sprintf("%s and %s could not be read and were left out (named above); run `cairn check` to see all damage",
+			plural(d.snapshots, "snapshot file"), plural(d.items, "damaged item"))
+	}
+	return &exitError{code: exitFailure, err: errors.New(msg)}
+}
+
+func pronoun(n int) string {
+	if n == 1 {
+		return "was"
+	}
+	return "were"
+}
+
+// isTerminal reports whether w is a terminal.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// escapeName makes s safe to print on a terminal: a string with control
+// characters, other unprintable runes (such as bidi overrides) or invalid
+// UTF-8 is printed Go-quoted ("a\x1b[2Jb"), anything else as it is.
+func escapeName(s string) string {
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && size <= 1) || !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+		i += size
+	}
+	return s
+}
+
+// resultWriter buffers a browse command's results on stdout; they are the
+// point of the command, so -q does not hide them.
+type resultWriter struct {
+	*bufio.Writer
+	err error
+}
+
+func newResultWriter(w io.Writer) *resultWriter {
+	return &resultWriter{Writer: bufio.NewWriterSize(w, 64<<10)}
+}
+
+func (w *resultWriter) line(format string, args ...any) {
+	if w.err == nil {
+		_, w.err = fmt.Fprintf(w, format+"\n", args...)
+	}
+}
+
+func (w *resultWriter) json(v any) {
+	if w.err != nil {
+		return
+	}
+	buf, err := json.Marshal(v)
+	if err != nil {
+		w.err = err
+		return
+	}
+	buf = append(buf, '\n')
+	_, w.err = w.Write(buf)
+}
+
+func (w *resultWriter) finish() error {
+	if w.err != nil {
+		return fmt.Errorf("write output: %w", w.err)
+	}
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("write output: %w", err)
+	}
+	return nil
+}
