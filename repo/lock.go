@@ -120,6 +120,13 @@ func (r *Repository) Lock(ctx context.Context, exclusive bool) (*Lock, error) {
 		return nil, err
 	}
 	l.id = id
+	if exclusive {
+		// No locked writer can run now: temp files nobody can trace to a
+		// live process may go.
+		if tr, ok := unwrapBackend(r.be).(interface{ RemoveStaleTemp() (int, error) }); ok {
+			_, _ = tr.RemoveStaleTemp()
+		}
+	}
 	l.stop, l.done = make(chan struct{}), make(chan struct{})
 	go l.refresh(context.WithoutCancel(ctx))
 	return l, nil
@@ -193,4 +200,20 @@ func (r *Repository) RemoveLocks(ctx context.Context, all bool) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// unwrapBackend finds the storage backend below cairn's wrappers.
+func unwrapBackend(be Backend) Backend {
+	for {
+		switch w := be.(type) {
+		case RetryBackend:
+			be = w.Backend
+		case LimitBackend:
+			be = w.Backend
+		case ReadOnlyBackend:
+			be = w.Backend
+		default:
+			return be
+		}
+	}
 }
