@@ -4,6 +4,7 @@ package repo
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/user"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +27,9 @@ type Options struct {
 	ReadOnly    bool
 	Uploaders   int // parallel pack uploads (default 2)
 	KDF         crypto.KDFParams
+	// Warn, when set, is told about problems that do not stop an
+	// operation (a key file that is skipped).
+	Warn func(msg string)
 }
 
 // DefaultPackSize is restic's default target pack size.
@@ -129,41 +134,105 @@ func Open(ctx context.Context, be Backend, password string, opts Options) (*Repo
 	return r, nil
 }
 
+// maxKeyFileSize skips key files no key could need: a forged one might
+// be gigabytes.
+const maxKeyFileSize = 64 << 10
+
+// keyBudget bounds the scrypt work (N*r*p summed) one Open spends on a
+// password: two keys of the largest allowed cost.
+var keyBudget uint64 = 2 * crypto.MaxKDFWork
+
+// openKey tries the key files that can be opened at all, cheapest first,
+// within keyBudget. Key files that are unreadable, malformed or out of
+// bounds are skipped with a warning: one bad key file must not lock out
+// the holders of the others.
 func (r *Repository) openKey(ctx context.Context, password string) error {
-	var names []string
+	type candidate struct {
+		name string
+		kf   crypto.KeyFile
+	}
+	var files []FileInfo
 	if err := r.be.List(ctx, KeyFile, func(fi FileInfo) error {
-		names = append(names, fi.Name)
+		files = append(files, fi)
 		return nil
 	}); err != nil {
 		return fmt.Errorf("list keys: %w", err)
 	}
-	if len(names) == 0 {
+	if len(files) == 0 {
 		return fmt.Errorf("repository %s has no key files", r.be.Location())
 	}
-	for i, name := range names {
-		if i == maxKeyTries {
+	skipped := 0
+	skip := func(name string, format string, args ...any) {
+		skipped++
+		r.warnf("skipping key file %s: %s", name, fmt.Sprintf(format, args...))
+	}
+	var cands []candidate
+	for _, fi := range files {
+		if fi.Size > maxKeyFileSize {
+			skip(fi.Name, "%d bytes is too large for a key file", fi.Size)
+			continue
+		}
+		buf, err := LoadAll(ctx, r.be, Handle{Type: KeyFile, Name: fi.Name})
+		if err != nil {
+			if IsNotExist(err) {
+				continue // removed meanwhile
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			skip(fi.Name, "%v", err)
+			continue
+		}
+		var c candidate
+		c.name = fi.Name
+		if err := json.Unmarshal(buf, &c.kf); err != nil {
+			skip(fi.Name, "not a key file (%v)", err)
+			continue
+		}
+		if err := c.kf.Check(); err != nil {
+			skip(fi.Name, "%v", err)
+			continue
+		}
+		cands = append(cands, c)
+	}
+	slices.SortFunc(cands, func(a, b candidate) int {
+		if c := cmp.Compare(a.kf.Params().Work(), b.kf.Params().Work()); c != 0 {
+			return c
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	var spent uint64
+	for i, c := range cands {
+		if i == maxKeyTries || spent+c.kf.Params().Work() > keyBudget {
+			r.warnf("gave up after trying %d key files (the scrypt budget is spent); %d more were not tried", i, len(cands)-i)
 			break
 		}
-		buf, err := LoadAll(ctx, r.be, Handle{Type: KeyFile, Name: name})
-		if err != nil {
-			return fmt.Errorf("load key %s: %w", name, err)
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		var kf crypto.KeyFile
-		if err := json.Unmarshal(buf, &kf); err != nil {
-			continue // not a key file we understand; try the next
-		}
-		k, err := kf.Open(password)
+		spent += c.kf.Params().Work()
+		k, err := c.kf.Open(password)
 		if err != nil {
-			if errors.Is(err, crypto.ErrWrongPassword) {
-				continue
+			if !errors.Is(err, crypto.ErrWrongPassword) {
+				skip(c.name, "%v", err)
 			}
-			return fmt.Errorf("key %s: %w", name, err)
+			continue
 		}
 		r.key = k
-		r.keyID, _ = ParseID(name)
+		r.keyID, _ = ParseID(c.name)
 		return nil
 	}
+	if skipped > 0 {
+		return fmt.Errorf("%w for repository %s (%d key files were skipped, see the warnings)", ErrWrongPassword, r.be.Location(), skipped)
+	}
 	return fmt.Errorf("%w for repository %s", ErrWrongPassword, r.be.Location())
+}
+
+// warnf reports a problem that does not stop the operation.
+func (r *Repository) warnf(format string, args ...any) {
+	if r.opts.Warn != nil {
+		r.opts.Warn(fmt.Sprintf(format, args...))
+	}
 }
 
 // AddKey stores a new key file for password, encrypting the master key.

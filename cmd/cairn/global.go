@@ -158,7 +158,8 @@ func (g *globalOptions) repoOptions() repo.Options {
 	// gets a read-only repository, so a write it was not meant to do fails
 	// instead of racing a prune.
 	ro := g.readOnly || (g.noLock && !g.writer)
-	return repo.Options{PackSize: g.packSize << 20, Compression: comp, ReadOnly: ro, KDF: g.kdf}
+	return repo.Options{PackSize: g.packSize << 20, Compression: comp, ReadOnly: ro, KDF: g.kdf,
+		Warn: func(msg string) { g.warnf("warning: %s\n", msg) }}
 }
 
 // kdfParams are the scrypt costs for new key files: calibrated to about
