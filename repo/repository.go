@@ -51,6 +51,11 @@ type Repository struct {
 	opts  Options
 	idx   *Index
 
+	// idxMu serializes index loading; idxLoaded holds the index files
+	// whose entries are in idx.
+	idxMu     sync.Mutex
+	idxLoaded map[ID]bool
+
 	pk     *packer
 	pkOnce sync.Once
 }
@@ -368,18 +373,76 @@ func (r *Repository) FindID(ctx context.Context, t FileType, prefix string) (ID,
 	return match, nil
 }
 
-// LoadIndex reads every index file into memory, in parallel.
+// LoadIndex reads every index file into memory, in parallel, replacing
+// the in-memory index.
 func (r *Repository) LoadIndex(ctx context.Context) error {
+	r.idxMu.Lock()
+	defer r.idxMu.Unlock()
+	ids, err := r.listIndexFiles(ctx)
+	if err != nil {
+		return err
+	}
+	idx := NewIndex()
+	loaded, err := r.loadIndexFiles(ctx, idx, ids)
+	if err != nil {
+		return err
+	}
+	idx.Sort()
+	r.idx = idx
+	r.idxLoaded = map[ID]bool{}
+	for _, id := range loaded {
+		r.idxLoaded[id] = true
+	}
+	return nil
+}
+
+// LoadNewIndexes adds the index files that this Repository has not loaded
+// yet (by LoadIndex or an earlier call) to its index and returns how many
+// it added. A file counts as loaded only once its entries are in, so one
+// written or damaged meanwhile is tried again by the next call. Long-running
+// readers (the FUSE mount) call it to see new snapshots' data.
+func (r *Repository) LoadNewIndexes(ctx context.Context) (int, error) {
+	r.idxMu.Lock()
+	defer r.idxMu.Unlock()
+	ids, err := r.listIndexFiles(ctx)
+	if err != nil {
+		return 0, err
+	}
+	todo := slices.DeleteFunc(ids, func(id ID) bool { return r.idxLoaded[id] })
+	if len(todo) == 0 {
+		return 0, nil
+	}
+	loaded, err := r.loadIndexFiles(ctx, r.idx, todo)
+	if len(loaded) > 0 {
+		r.idx.Sort()
+	}
+	if r.idxLoaded == nil {
+		r.idxLoaded = map[ID]bool{}
+	}
+	for _, id := range loaded {
+		r.idxLoaded[id] = true
+	}
+	return len(loaded), err
+}
+
+func (r *Repository) listIndexFiles(ctx context.Context) ([]ID, error) {
 	var ids []ID
 	if err := r.List(ctx, IndexFile, func(id ID, _ int64) error {
 		ids = append(ids, id)
 		return nil
 	}); err != nil {
-		return fmt.Errorf("list index files: %w", err)
+		return nil, fmt.Errorf("list index files: %w", err)
 	}
-	idx := NewIndex()
+	return ids, nil
+}
+
+// loadIndexFiles adds the entries of the index files ids to idx, in
+// parallel, and returns the files it loaded; the error names the first
+// that failed.
+func (r *Repository) loadIndexFiles(ctx context.Context, idx *Index, ids []ID) ([]ID, error) {
 	var mu sync.Mutex
 	var firstErr error
+	var loaded []ID
 	work := make(chan ID)
 	var wg sync.WaitGroup
 	for range min(len(ids), 2*runtime.GOMAXPROCS(0)) {
@@ -392,15 +455,18 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 				if err == nil {
 					ij, err = DecodeIndex(buf)
 				}
+				mu.Lock()
 				if err != nil {
-					mu.Lock()
 					if firstErr == nil {
 						firstErr = fmt.Errorf("load index %v: %w", id.Str(), err)
 					}
-					mu.Unlock()
-					continue
+				} else {
+					loaded = append(loaded, id)
 				}
-				idx.AddLoaded(ij.Blobs())
+				mu.Unlock()
+				if err == nil {
+					idx.AddLoaded(ij.Blobs())
+				}
 			}
 		}()
 	}
@@ -410,11 +476,9 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	close(work)
 	wg.Wait()
 	if firstErr != nil {
-		return fmt.Errorf("%w (run `cairn check`; `cairn repair index` rebuilds the index from the packs)", firstErr)
+		return loaded, fmt.Errorf("%w (run `cairn check`; `cairn repair index` rebuilds the index from the packs)", firstErr)
 	}
-	idx.Sort()
-	r.idx = idx
-	return nil
+	return loaded, nil
 }
 
 // LookupBlob returns the locations of a blob.
