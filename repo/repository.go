@@ -58,6 +58,10 @@ type Repository struct {
 
 	pk     *packer
 	pkOnce sync.Once
+
+	locksMu sync.Mutex
+	locks   map[*Lock]bool // held by this Repository
+
 }
 
 func (o *Options) defaults() {
@@ -275,6 +279,11 @@ func (r *Repository) Compression() Compression { return r.opts.Compression }
 func (r *Repository) saveRaw(ctx context.Context, h Handle, buf []byte) error {
 	if r.opts.ReadOnly {
 		return fmt.Errorf("save %v: %w", h, ErrReadOnly)
+	}
+	if h.Type != LockFile {
+		if err := r.checkLocks(); err != nil {
+			return fmt.Errorf("save %v: %w", h, err)
+		}
 	}
 	return r.be.Save(ctx, h, bytes.NewReader(buf), int64(len(buf)))
 }
