@@ -85,4 +85,13 @@ func TestLoadNewIndexes(t *testing.T) {
 	if n, err := fresh.LoadNewIndexes(ctx); n != 2 || err != nil {
 		t.Fatalf("fresh LoadNewIndexes = %d, %v, want 2", n, err)
 	}
+
+	// The writer's index was built by Init and SaveBlob, not loaded: its
+	// first LoadNewIndexes rebuilds it from the files.
+	if n, err := writer.LoadNewIndexes(ctx); n != 2 || err != nil {
+		t.Fatalf("writer LoadNewIndexes = %d, %v, want 2", n, err)
+	}
+	if got := len(writer.LookupBlob(DataBlob, second)); got != 1 {
+		t.Errorf("second blob has %d locations in the rebuilt index, want 1", got)
+	}
 }

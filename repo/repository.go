@@ -53,8 +53,9 @@ type Repository struct {
 
 	// idxMu serializes index loading; idxLoaded holds the index files
 	// whose entries are in idx.
-	idxMu     sync.Mutex
-	idxLoaded map[ID]bool
+	idxMu        sync.Mutex
+	idxLoaded    map[ID]bool
+	idxLoadedFor *Index // the index idxLoaded describes
 
 	pk     *packer
 	pkOnce sync.Once
@@ -399,6 +400,7 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	idx.Sort()
 	r.idx = idx
 	r.idxLoaded = map[ID]bool{}
+	r.idxLoadedFor = idx
 	for _, id := range loaded {
 		r.idxLoaded[id] = true
 	}
@@ -417,19 +419,24 @@ func (r *Repository) LoadNewIndexes(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	todo := slices.DeleteFunc(ids, func(id ID) bool { return r.idxLoaded[id] })
-	if len(todo) == 0 {
-		return 0, nil
+	idx, done := r.idx, r.idxLoaded
+	fresh := r.idxLoadedFor != r.idx || done == nil
+	if fresh {
+		// The index was built elsewhere (Init, prune, check, repair) and
+		// what it holds is unknown: build a new one, installed once loaded.
+		idx, done = NewIndex(), map[ID]bool{}
 	}
-	loaded, err := r.loadIndexFiles(ctx, r.idx, todo)
+	todo := slices.DeleteFunc(ids, func(id ID) bool { return done[id] })
+	loaded, err := r.loadIndexFiles(ctx, idx, todo)
 	if len(loaded) > 0 {
-		r.idx.Sort()
-	}
-	if r.idxLoaded == nil {
-		r.idxLoaded = map[ID]bool{}
+		idx.Sort()
 	}
 	for _, id := range loaded {
-		r.idxLoaded[id] = true
+		done[id] = true
+	}
+	if fresh {
+		// Only here is r.idx replaced: readers use it concurrently.
+		r.idx, r.idxLoaded, r.idxLoadedFor = idx, done, idx
 	}
 	return len(loaded), err
 }
