@@ -18,24 +18,46 @@ type KDFParams struct {
 var DefaultKDFParams = KDFParams{N: 1 << 15, R: 8, P: 1}
 
 const (
-	// maxKDFMemory bounds 128*N*r. Key files are read from untrusted
-	// storage; without a bound a forged file could demand terabytes.
-	maxKDFMemory = 4 << 30
-	// maxKDFWork bounds N*r*p for the same reason (minutes of CPU).
-	maxKDFWork = 1 << 30
+	// MaxKDFMemory bounds scrypt's memory (128*N*r bytes) for any key this
+	// process derives. Key files are read from storage that anyone with
+	// write access can change; 256 MiB is four times what restic's and
+	// cairn's calibration ever pick (60 MiB), yet safe on a small node.
+	MaxKDFMemory = 256 << 20
+	// MaxKDFWork bounds N*r*p, scrypt's time: 2^24 is about 6 s on a
+	// desktop core and 30 s on a slow shared one; calibrated keys cost
+	// 2^18 to 2^23.
+	MaxKDFWork = 1 << 24
 )
 
-// validate rejects parameters scrypt cannot use or that are absurdly costly.
-func (p KDFParams) validate() error {
+// ErrKDFParams is returned (wrapped) for scrypt parameters that are
+// invalid or beyond MaxKDFMemory or MaxKDFWork.
+var ErrKDFParams = errors.New("scrypt parameters out of bounds")
+
+// Work is N*r*p, the measure MaxKDFWork bounds (saturating).
+func (p KDFParams) Work() uint64 {
+	if p.N <= 0 || p.R <= 0 || p.P <= 0 {
+		return 0
+	}
+	hi1, w := bits.Mul64(uint64(p.N), uint64(p.R))
+	hi2, w := bits.Mul64(w, uint64(p.P))
+	if hi1 != 0 || hi2 != 0 {
+		return ^uint64(0)
+	}
+	return w
+}
+
+// Validate rejects parameters scrypt cannot use or that cost more than
+// MaxKDFMemory or MaxKDFWork.
+func (p KDFParams) Validate() error {
 	switch {
 	case p.N <= 1 || bits.OnesCount(uint(p.N)) != 1:
-		return fmt.Errorf("crypto: scrypt N=%d is not a power of two > 1", p.N)
+		return fmt.Errorf("%w: N=%d is not a power of two > 1", ErrKDFParams, p.N)
 	case p.R <= 0 || p.P <= 0:
-		return fmt.Errorf("crypto: scrypt r=%d, p=%d must be positive", p.R, p.P)
-	case uint64(p.N) > maxKDFMemory/128/uint64(p.R):
-		return fmt.Errorf("crypto: scrypt N=%d, r=%d needs more than %d MiB", p.N, p.R, maxKDFMemory>>20)
-	case uint64(p.N)*uint64(p.R) > maxKDFWork/uint64(p.P):
-		return fmt.Errorf("crypto: scrypt N=%d, r=%d, p=%d is too expensive", p.N, p.R, p.P)
+		return fmt.Errorf("%w: r=%d, p=%d must be positive", ErrKDFParams, p.R, p.P)
+	case uint64(p.N) > MaxKDFMemory/128/uint64(p.R):
+		return fmt.Errorf("%w: N=%d, r=%d needs more than %d MiB", ErrKDFParams, p.N, p.R, MaxKDFMemory>>20)
+	case p.Work() > MaxKDFWork:
+		return fmt.Errorf("%w: N=%d, r=%d, p=%d is too expensive (N*r*p above 2^%d)", ErrKDFParams, p.N, p.R, p.P, bits.Len(MaxKDFWork)-1)
 	}
 	return nil
 }
@@ -53,7 +75,7 @@ func Calibrate(target time.Duration, maxMemMiB int) KDFParams {
 	}
 	perN := float64(time.Since(start)) / probeN
 	memMiB := func(n int) int { return n * p.R / 8192 } // 128*n*r bytes
-	for n := p.N * 2; n <= maxKDFMemory/128/p.R; n *= 2 {
+	for n := p.N * 2; n <= MaxKDFMemory/128/p.R; n *= 2 {
 		if float64(n)*perN > float64(target) || (maxMemMiB > 0 && memMiB(n) > maxMemMiB) {
 			break
 		}
@@ -63,7 +85,7 @@ func Calibrate(target time.Duration, maxMemMiB int) KDFParams {
 	// costs time but no memory (scrypt runs the p lanes one after another).
 	if perKey := float64(p.N) * perN; perKey > 0 {
 		if lanes := int(float64(target) / perKey); lanes > p.P {
-			p.P = min(lanes, 16)
+			p.P = max(1, min(lanes, 16, MaxKDFWork/(p.N*p.R)))
 		}
 	}
 	return p
@@ -72,8 +94,8 @@ func Calibrate(target time.Duration, maxMemMiB int) KDFParams {
 // KDF derives a key from password with scrypt. The 64 output bytes are
 // laid out as restic does: encryption key, MAC K, MAC R.
 func KDF(p KDFParams, salt []byte, password string) (*Key, error) {
-	if err := p.validate(); err != nil {
-		return nil, err
+	if err := p.Validate(); err != nil {
+		return nil, fmt.Errorf("crypto: %w", err)
 	}
 	if len(salt) == 0 {
 		return nil, errors.New("crypto: empty scrypt salt")
@@ -140,10 +162,30 @@ func NewKeyFile(password string, master *Key, p KDFParams, username, hostname st
 	return kf, nil
 }
 
+// Params are the key file's scrypt parameters.
+func (kf *KeyFile) Params() KDFParams { return KDFParams{N: kf.N, R: kf.R, P: kf.P} }
+
+// Check tells, without running scrypt, whether Open could work: a known
+// KDF within bounds, a salt and sealed data.
+func (kf *KeyFile) Check() error {
+	switch {
+	case kf.KDF != "scrypt":
+		return fmt.Errorf("crypto: unsupported key derivation function %q", kf.KDF)
+	case len(kf.Salt) == 0:
+		return errors.New("crypto: key file has no salt")
+	case len(kf.Data) <= Extension:
+		return errors.New("crypto: key file holds no sealed key")
+	}
+	if err := kf.Params().Validate(); err != nil {
+		return fmt.Errorf("crypto: %w", err)
+	}
+	return nil
+}
+
 // Open derives the key-file key from password and unwraps the master key.
 func (kf *KeyFile) Open(password string) (*Key, error) {
-	if kf.KDF != "scrypt" {
-		return nil, fmt.Errorf("crypto: unsupported key derivation function %q", kf.KDF)
+	if err := kf.Check(); err != nil {
+		return nil, err
 	}
 	user, err := KDF(KDFParams{N: kf.N, R: kf.R, P: kf.P}, kf.Salt, password)
 	if err != nil {

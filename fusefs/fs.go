@@ -57,7 +57,6 @@ type FS struct {
 
 	mu        sync.Mutex // guards the fields below
 	snaps     map[repo.ID]*snapshot.Snapshot
-	indexes   map[repo.ID]bool // index files loaded
 	view      *view
 	refreshed time.Time
 
@@ -87,18 +86,13 @@ func New(ctx context.Context, r *repo.Repository, opts Options) (*FS, error) {
 	}
 	f := &FS{r: r, loader: snapshot.NewTreeLoader(r, opts.Trees), cache: snapshot.NewBlobCache(r, opts.CacheSize),
 		opts: opts, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()),
-		snaps: map[repo.ID]*snapshot.Snapshot{}, indexes: map[repo.ID]bool{}, k8s: map[repo.ID]*k8sInfo{},
+		snaps: map[repo.ID]*snapshot.Snapshot{}, k8s: map[repo.ID]*k8sInfo{},
 		treeLoads: map[repo.ID]chan struct{}{}}
-	// Index files listed now are loaded now (in parallel by LoadIndex,
-	// unless the caller did that already); later ones by refreshes.
-	empty := r.Index().Len() == 0
-	if err := r.List(ctx, repo.IndexFile, func(id repo.ID, _ int64) error { f.indexes[id] = true; return nil }); err != nil {
-		return nil, fmt.Errorf("list index files: %w", err)
-	}
-	if empty {
-		if err := r.LoadIndex(ctx); err != nil {
-			return nil, err
-		}
+	// The repository tracks which index files it has loaded: this loads
+	// all of them, or those written since the caller's LoadIndex; later
+	// ones come with refreshes.
+	if _, err := r.LoadNewIndexes(ctx); err != nil {
+		return nil, err
 	}
 	if err := f.refresh(ctx, true); err != nil {
 		return nil, err
@@ -213,40 +207,8 @@ func (f *FS) refresh(ctx context.Context, initial bool) error {
 // repository's in-memory index. The index is safe for concurrent use, so
 // reads go on meanwhile.
 func (f *FS) loadNewIndexes(ctx context.Context) error {
-	var todo []repo.ID
-	err := f.r.List(ctx, repo.IndexFile, func(id repo.ID, _ int64) error {
-		f.mu.Lock()
-		if !f.indexes[id] {
-			todo = append(todo, id)
-		}
-		f.mu.Unlock()
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("list index files: %w", err)
-	}
-	if len(todo) == 0 {
-		return nil
-	}
-	idx := f.r.Index()
-	for _, id := range todo {
-		buf, err := f.r.LoadUnpacked(ctx, repo.IndexFile, id)
-		if err != nil {
-			return fmt.Errorf("load index %v: %w", id.Str(), err)
-		}
-		ij, err := repo.DecodeIndex(buf)
-		if err != nil {
-			return fmt.Errorf("load index %v: %w", id.Str(), err)
-		}
-		idx.AddLoaded(ij.Blobs())
-	}
-	idx.Sort()
-	f.mu.Lock()
-	for _, id := range todo {
-		f.indexes[id] = true
-	}
-	f.mu.Unlock()
-	return nil
+	_, err := f.r.LoadNewIndexes(ctx)
+	return err
 }
 
 // tree loads a tree through the TreeLoader; concurrent requests for the

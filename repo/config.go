@@ -3,6 +3,7 @@ package repo
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 
 	"github.com/restic/chunker"
@@ -42,8 +43,24 @@ func (c Config) validate() error {
 	if c.Version < MinVersion || c.Version > MaxVersion {
 		return fmt.Errorf("repository format version %d is not supported by this cairn (supports %d to %d)", c.Version, MinVersion, MaxVersion)
 	}
-	if c.ChunkerPolynomial == 0 || !c.ChunkerPolynomial.Irreducible() {
-		return fmt.Errorf("config: invalid chunker polynomial %v", c.ChunkerPolynomial)
+	return validPolynomial(c.ChunkerPolynomial)
+}
+
+// chunkerDegree is the degree of every polynomial restic and cairn make;
+// the chunker cannot use one above it, and one far below never cuts.
+const chunkerDegree = 53
+
+// ErrBadConfig is returned for a config that decrypts but makes no sense.
+var ErrBadConfig = errors.New("invalid repository config")
+
+func validPolynomial(p chunker.Pol) error {
+	switch {
+	case p == 0:
+		return fmt.Errorf("%w: the chunker polynomial is missing or zero (the config file is damaged)", ErrBadConfig)
+	case p.Deg() != chunkerDegree:
+		return fmt.Errorf("%w: chunker polynomial %v has degree %d, want %d (the config file is damaged)", ErrBadConfig, p, p.Deg(), chunkerDegree)
+	case !p.Irreducible():
+		return fmt.Errorf("%w: chunker polynomial %v is not irreducible (the config file is damaged)", ErrBadConfig, p)
 	}
 	return nil
 }

@@ -8,13 +8,16 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
-	"time"
 )
 
 // Local is a backend in a local directory, in restic's default layout.
 type Local struct {
 	dir string
+
+	tmpOnce sync.Once
+	tmp     string // this process's directory under tmp/
 }
 
 var _ Backend = (*Local)(nil)
@@ -36,26 +39,8 @@ func OpenLocal(dir string) (*Local, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("repository %s is not a directory", dir)
 	}
-	removeOldTemp(filepath.Join(dir, "tmp"))
+	removeDeadTemp(filepath.Join(dir, "tmp"))
 	return &Local{dir: dir}, nil
-}
-
-// staleTempAge is how long a temp file must have been untouched before it
-// counts as left behind by a killed process; a live writer touches its
-// file far more often.
-const staleTempAge = time.Hour
-
-// removeOldTemp deletes temp files that killed processes left behind.
-func removeOldTemp(dir string) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() && time.Since(fi.ModTime()) > staleTempAge {
-			_ = os.Remove(filepath.Join(dir, e.Name()))
-		}
-	}
 }
 
 // CreateLocal makes the directory layout of a new repository. It fails when
@@ -106,15 +91,13 @@ func (l *Local) Save(ctx context.Context, h Handle, rd io.Reader, size int64) (e
 		return err
 	}
 	final := l.path(h)
-	tmpDir := filepath.Join(l.dir, "tmp")
-	f, err := os.CreateTemp(tmpDir, "save-*")
-	if errors.Is(err, fs.ErrNotExist) { // repositories made by other tools may lack tmp/
-		if err = os.MkdirAll(tmpDir, 0o700); err == nil {
-			f, err = os.CreateTemp(tmpDir, "save-*")
-		}
-	}
+	tmpDir, err := l.ownTempDir()
 	if err != nil {
-		return fmt.Errorf("save %v: %w", h, err)
+		return fmt.Errorf("save %v: %w", h, diskFull(err))
+	}
+	f, err := os.CreateTemp(tmpDir, "save-*")
+	if err != nil {
+		return fmt.Errorf("save %v: %w", h, diskFull(err))
 	}
 	defer func() {
 		if err != nil {
@@ -149,7 +132,7 @@ func (l *Local) Save(ctx context.Context, h Handle, rd io.Reader, size int64) (e
 
 func diskFull(err error) error {
 	if errors.Is(err, syscall.ENOSPC) {
-		return fmt.Errorf("%w (free some space and run the command again; nothing was written to the repository)", err)
+		return fmt.Errorf("%w (the disk is full: cairn removes the partial temp file, but packs it stored before this stay unused in the repository until `cairn prune`; free some space and run the command again)", err)
 	}
 	return err
 }
@@ -261,11 +244,21 @@ func (l *Local) Remove(ctx context.Context, h Handle) error {
 func (l *Local) Close() error { return nil }
 
 // TempDir is where pack temp files go: on the repository's filesystem, so
-// SaveFile can rename them into place.
+// SaveFile can rename them into place, in a directory of this process's
+// own (see tempOwner). If it cannot be made, packs are written to the
+// system's temp directory and copied.
 func (l *Local) TempDir() string {
-	d := filepath.Join(l.dir, "tmp")
-	_ = os.MkdirAll(d, 0o700)
+	d, err := l.ownTempDir()
+	if err != nil {
+		return os.TempDir()
+	}
 	return d
+}
+
+func (l *Local) ownTempDir() (string, error) {
+	l.tmpOnce.Do(func() { l.tmp = filepath.Join(l.dir, "tmp", tempOwner()) })
+	// Made on every use: repositories made by other tools may lack tmp/.
+	return l.tmp, os.MkdirAll(l.tmp, 0o700)
 }
 
 // SaveFile moves a complete, synced file into place. It falls back to a

@@ -31,6 +31,15 @@ const (
 // ErrLocked is returned when a conflicting lock is held.
 var ErrLocked = errors.New("repository is locked")
 
+// ErrLockLost is returned for writes after this process's lock went
+// unrefreshed so long that others may have taken it for stale (the process
+// was paused or the machine slept): a prune may have run meanwhile.
+var ErrLockLost = errors.New("the repository lock was not refreshed in time")
+
+// lockLostAfter is how long a lock may go unrefreshed before this process
+// stops writing under it; it leaves a margin below StaleLockAge.
+const lockLostAfter = StaleLockAge - lockRefresh
+
 // Stale reports whether the lock was abandoned: too old, or made on this
 // host by a process that no longer runs.
 func (l *LockJSON) Stale(now time.Time) bool {
@@ -61,6 +70,39 @@ type Lock struct {
 	id        ID
 	stop      chan struct{}
 	done      chan struct{}
+	refreshed time.Time // when the lock file in place was written
+	lost      bool
+}
+
+// gap is how long the lock went unrefreshed, by the monotonic and the wall
+// clock (which also runs while the machine sleeps), whichever is longer.
+func (l *Lock) gap(now time.Time) time.Duration {
+	return max(now.Sub(l.refreshed), now.Round(0).Sub(l.refreshed.Round(0)))
+}
+
+// check fails once the lock may have been taken for stale.
+func (l *Lock) check() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if gap := l.gap(time.Now()); gap > lockLostAfter {
+		l.lost = true
+	}
+	if l.lost {
+		return fmt.Errorf("%w (another process may have removed data meanwhile); nothing more is written: run the command again", ErrLockLost)
+	}
+	return nil
+}
+
+// checkLocks fails when a lock this Repository holds was lost.
+func (r *Repository) checkLocks() error {
+	r.locksMu.Lock()
+	defer r.locksMu.Unlock()
+	for l := range r.locks {
+		if err := l.check(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // ListLocks loads all lock files; vanished or unreadable ones are skipped.
@@ -120,6 +162,20 @@ func (r *Repository) Lock(ctx context.Context, exclusive bool) (*Lock, error) {
 		return nil, err
 	}
 	l.id = id
+	l.refreshed = time.Now()
+	r.locksMu.Lock()
+	if r.locks == nil {
+		r.locks = map[*Lock]bool{}
+	}
+	r.locks[l] = true
+	r.locksMu.Unlock()
+	if exclusive {
+		// No locked writer can run now: temp files nobody can trace to a
+		// live process may go.
+		if tr, ok := unwrapBackend(r.be).(interface{ RemoveStaleTemp() (int, error) }); ok {
+			_, _ = tr.RemoveStaleTemp()
+		}
+	}
 	l.stop, l.done = make(chan struct{}), make(chan struct{})
 	go l.refresh(context.WithoutCancel(ctx))
 	return l, nil
@@ -142,6 +198,12 @@ func (l *Lock) refresh(ctx context.Context) {
 		case <-l.stop:
 			return
 		case <-t.C:
+			if l.check() != nil {
+				// Woken after a long pause: refreshing now would hide
+				// that others may have judged the lock stale.
+				continue
+			}
+			start := time.Now()
 			id, err := l.r.saveLock(ctx, l.exclusive)
 			if err != nil {
 				continue // try again next tick; the old lock stays valid meanwhile
@@ -149,6 +211,9 @@ func (l *Lock) refresh(ctx context.Context) {
 			l.mu.Lock()
 			old := l.id
 			l.id = id
+			if !l.lost {
+				l.refreshed = start
+			}
 			l.mu.Unlock()
 			_ = l.r.be.Remove(ctx, Handle{Type: LockFile, Name: old.String()})
 		}
@@ -163,6 +228,9 @@ func (l *Lock) Unlock(ctx context.Context) error {
 	close(l.stop)
 	<-l.done
 	l.stop = nil
+	l.r.locksMu.Lock()
+	delete(l.r.locks, l)
+	l.r.locksMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	err := l.r.be.Remove(context.WithoutCancel(ctx), Handle{Type: LockFile, Name: l.id.String()})
@@ -193,4 +261,20 @@ func (r *Repository) RemoveLocks(ctx context.Context, all bool) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// unwrapBackend finds the storage backend below cairn's wrappers.
+func unwrapBackend(be Backend) Backend {
+	for {
+		switch w := be.(type) {
+		case RetryBackend:
+			be = w.Backend
+		case LimitBackend:
+			be = w.Backend
+		case ReadOnlyBackend:
+			be = w.Backend
+		default:
+			return be
+		}
+	}
 }

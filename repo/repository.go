@@ -4,6 +4,7 @@ package repo
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"os"
 	"os/user"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -25,6 +27,9 @@ type Options struct {
 	ReadOnly    bool
 	Uploaders   int // parallel pack uploads (default 2)
 	KDF         crypto.KDFParams
+	// Warn, when set, is told about problems that do not stop an
+	// operation (a key file that is skipped).
+	Warn func(msg string)
 }
 
 // DefaultPackSize is restic's default target pack size.
@@ -46,8 +51,18 @@ type Repository struct {
 	opts  Options
 	idx   *Index
 
+	// idxMu serializes index loading; idxLoaded holds the index files
+	// whose entries are in idx.
+	idxMu        sync.Mutex
+	idxLoaded    map[ID]bool
+	idxLoadedFor *Index // the index idxLoaded describes
+
 	pk     *packer
 	pkOnce sync.Once
+
+	locksMu sync.Mutex
+	locks   map[*Lock]bool // held by this Repository
+
 }
 
 func (o *Options) defaults() {
@@ -129,41 +144,105 @@ func Open(ctx context.Context, be Backend, password string, opts Options) (*Repo
 	return r, nil
 }
 
+// maxKeyFileSize skips key files no key could need: a forged one might
+// be gigabytes.
+const maxKeyFileSize = 64 << 10
+
+// keyBudget bounds the scrypt work (N*r*p summed) one Open spends on a
+// password: two keys of the largest allowed cost.
+var keyBudget uint64 = 2 * crypto.MaxKDFWork
+
+// openKey tries the key files that can be opened at all, cheapest first,
+// within keyBudget. Key files that are unreadable, malformed or out of
+// bounds are skipped with a warning: one bad key file must not lock out
+// the holders of the others.
 func (r *Repository) openKey(ctx context.Context, password string) error {
-	var names []string
+	type candidate struct {
+		name string
+		kf   crypto.KeyFile
+	}
+	var files []FileInfo
 	if err := r.be.List(ctx, KeyFile, func(fi FileInfo) error {
-		names = append(names, fi.Name)
+		files = append(files, fi)
 		return nil
 	}); err != nil {
 		return fmt.Errorf("list keys: %w", err)
 	}
-	if len(names) == 0 {
+	if len(files) == 0 {
 		return fmt.Errorf("repository %s has no key files", r.be.Location())
 	}
-	for i, name := range names {
-		if i == maxKeyTries {
+	skipped := 0
+	skip := func(name string, format string, args ...any) {
+		skipped++
+		r.warnf("skipping key file %s: %s", name, fmt.Sprintf(format, args...))
+	}
+	var cands []candidate
+	for _, fi := range files {
+		if fi.Size > maxKeyFileSize {
+			skip(fi.Name, "%d bytes is too large for a key file", fi.Size)
+			continue
+		}
+		buf, err := LoadAll(ctx, r.be, Handle{Type: KeyFile, Name: fi.Name})
+		if err != nil {
+			if IsNotExist(err) {
+				continue // removed meanwhile
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			skip(fi.Name, "%v", err)
+			continue
+		}
+		var c candidate
+		c.name = fi.Name
+		if err := json.Unmarshal(buf, &c.kf); err != nil {
+			skip(fi.Name, "not a key file (%v)", err)
+			continue
+		}
+		if err := c.kf.Check(); err != nil {
+			skip(fi.Name, "%v", err)
+			continue
+		}
+		cands = append(cands, c)
+	}
+	slices.SortFunc(cands, func(a, b candidate) int {
+		if c := cmp.Compare(a.kf.Params().Work(), b.kf.Params().Work()); c != 0 {
+			return c
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	var spent uint64
+	for i, c := range cands {
+		if i == maxKeyTries || spent+c.kf.Params().Work() > keyBudget {
+			r.warnf("gave up after trying %d key files (the scrypt budget is spent); %d more were not tried", i, len(cands)-i)
 			break
 		}
-		buf, err := LoadAll(ctx, r.be, Handle{Type: KeyFile, Name: name})
-		if err != nil {
-			return fmt.Errorf("load key %s: %w", name, err)
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		var kf crypto.KeyFile
-		if err := json.Unmarshal(buf, &kf); err != nil {
-			continue // not a key file we understand; try the next
-		}
-		k, err := kf.Open(password)
+		spent += c.kf.Params().Work()
+		k, err := c.kf.Open(password)
 		if err != nil {
-			if errors.Is(err, crypto.ErrWrongPassword) {
-				continue
+			if !errors.Is(err, crypto.ErrWrongPassword) {
+				skip(c.name, "%v", err)
 			}
-			return fmt.Errorf("key %s: %w", name, err)
+			continue
 		}
 		r.key = k
-		r.keyID, _ = ParseID(name)
+		r.keyID, _ = ParseID(c.name)
 		return nil
 	}
+	if skipped > 0 {
+		return fmt.Errorf("%w for repository %s (%d key files were skipped, see the warnings)", ErrWrongPassword, r.be.Location(), skipped)
+	}
 	return fmt.Errorf("%w for repository %s", ErrWrongPassword, r.be.Location())
+}
+
+// warnf reports a problem that does not stop the operation.
+func (r *Repository) warnf(format string, args ...any) {
+	if r.opts.Warn != nil {
+		r.opts.Warn(fmt.Sprintf(format, args...))
+	}
 }
 
 // AddKey stores a new key file for password, encrypting the master key.
@@ -201,6 +280,11 @@ func (r *Repository) Compression() Compression { return r.opts.Compression }
 func (r *Repository) saveRaw(ctx context.Context, h Handle, buf []byte) error {
 	if r.opts.ReadOnly {
 		return fmt.Errorf("save %v: %w", h, ErrReadOnly)
+	}
+	if h.Type != LockFile {
+		if err := r.checkLocks(); err != nil {
+			return fmt.Errorf("save %v: %w", h, err)
+		}
 	}
 	return r.be.Save(ctx, h, bytes.NewReader(buf), int64(len(buf)))
 }
@@ -299,18 +383,82 @@ func (r *Repository) FindID(ctx context.Context, t FileType, prefix string) (ID,
 	return match, nil
 }
 
-// LoadIndex reads every index file into memory, in parallel.
+// LoadIndex reads every index file into memory, in parallel, replacing
+// the in-memory index.
 func (r *Repository) LoadIndex(ctx context.Context) error {
+	r.idxMu.Lock()
+	defer r.idxMu.Unlock()
+	ids, err := r.listIndexFiles(ctx)
+	if err != nil {
+		return err
+	}
+	idx := NewIndex()
+	loaded, err := r.loadIndexFiles(ctx, idx, ids)
+	if err != nil {
+		return err
+	}
+	idx.Sort()
+	r.idx = idx
+	r.idxLoaded = map[ID]bool{}
+	r.idxLoadedFor = idx
+	for _, id := range loaded {
+		r.idxLoaded[id] = true
+	}
+	return nil
+}
+
+// LoadNewIndexes adds the index files that this Repository has not loaded
+// yet (by LoadIndex or an earlier call) to its index and returns how many
+// it added. A file counts as loaded only once its entries are in, so one
+// written or damaged meanwhile is tried again by the next call. Long-running
+// readers (the FUSE mount) call it to see new snapshots' data.
+func (r *Repository) LoadNewIndexes(ctx context.Context) (int, error) {
+	r.idxMu.Lock()
+	defer r.idxMu.Unlock()
+	ids, err := r.listIndexFiles(ctx)
+	if err != nil {
+		return 0, err
+	}
+	idx, done := r.idx, r.idxLoaded
+	fresh := r.idxLoadedFor != r.idx || done == nil
+	if fresh {
+		// The index was built elsewhere (Init, prune, check, repair) and
+		// what it holds is unknown: build a new one, installed once loaded.
+		idx, done = NewIndex(), map[ID]bool{}
+	}
+	todo := slices.DeleteFunc(ids, func(id ID) bool { return done[id] })
+	loaded, err := r.loadIndexFiles(ctx, idx, todo)
+	if len(loaded) > 0 {
+		idx.Sort()
+	}
+	for _, id := range loaded {
+		done[id] = true
+	}
+	if fresh {
+		// Only here is r.idx replaced: readers use it concurrently.
+		r.idx, r.idxLoaded, r.idxLoadedFor = idx, done, idx
+	}
+	return len(loaded), err
+}
+
+func (r *Repository) listIndexFiles(ctx context.Context) ([]ID, error) {
 	var ids []ID
 	if err := r.List(ctx, IndexFile, func(id ID, _ int64) error {
 		ids = append(ids, id)
 		return nil
 	}); err != nil {
-		return fmt.Errorf("list index files: %w", err)
+		return nil, fmt.Errorf("list index files: %w", err)
 	}
-	idx := NewIndex()
+	return ids, nil
+}
+
+// loadIndexFiles adds the entries of the index files ids to idx, in
+// parallel, and returns the files it loaded; the error names the first
+// that failed.
+func (r *Repository) loadIndexFiles(ctx context.Context, idx *Index, ids []ID) ([]ID, error) {
 	var mu sync.Mutex
 	var firstErr error
+	var loaded []ID
 	work := make(chan ID)
 	var wg sync.WaitGroup
 	for range min(len(ids), 2*runtime.GOMAXPROCS(0)) {
@@ -323,15 +471,18 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 				if err == nil {
 					ij, err = DecodeIndex(buf)
 				}
+				mu.Lock()
 				if err != nil {
-					mu.Lock()
 					if firstErr == nil {
 						firstErr = fmt.Errorf("load index %v: %w", id.Str(), err)
 					}
-					mu.Unlock()
-					continue
+				} else {
+					loaded = append(loaded, id)
 				}
-				idx.AddLoaded(ij.Blobs())
+				mu.Unlock()
+				if err == nil {
+					idx.AddLoaded(ij.Blobs())
+				}
 			}
 		}()
 	}
@@ -341,11 +492,9 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	close(work)
 	wg.Wait()
 	if firstErr != nil {
-		return fmt.Errorf("%w (run `cairn check`; `cairn repair index` rebuilds the index from the packs)", firstErr)
+		return loaded, fmt.Errorf("%w (run `cairn check`; `cairn repair index` rebuilds the index from the packs)", firstErr)
 	}
-	idx.Sort()
-	r.idx = idx
-	return nil
+	return loaded, nil
 }
 
 // LookupBlob returns the locations of a blob.

@@ -37,7 +37,7 @@ func (g *globalOptions) openBackend(ctx context.Context, loc string, create bool
 	case hasScheme && scheme == "local":
 		be, err = openLocal(strings.TrimPrefix(loc, "local:"), create)
 	case hasScheme && isKnownRemote(scheme):
-		return nil, fmt.Errorf("repository %s: the %s backend is not supported; use a local path or an s3: URL", loc, scheme)
+		return nil, fmt.Errorf("repository %s: the %s backend is not supported; use a local path or an s3: URL", s3.Redact(loc), scheme)
 	default:
 		be, err = openLocal(loc, create)
 	}

@@ -61,7 +61,7 @@ read; each of them is reported on stderr.`,
 }
 
 func runBackup(ctx context.Context, g *globalOptions, f *backupFlags, args []string) error {
-	if err := g.checkWritable("backup"); err != nil {
+	if err := g.declareWrite("backup", appendLock); err != nil {
 		return err
 	}
 	if f.force && f.parent != "" {

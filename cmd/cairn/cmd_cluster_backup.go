@@ -90,7 +90,7 @@ type clusterBackupJSON struct {
 
 func runClusterBackup(cmd *cobra.Command, g *globalOptions, co *clusterOptions, f *clusterBackupFlags, name string) error {
 	ctx := cmd.Context()
-	if err := g.checkWritable("cluster backup"); err != nil {
+	if err := g.declareWrite("cluster backup", appendLock); err != nil {
 		return err
 	}
 	if !f.wait {

@@ -341,7 +341,7 @@ stays in the repository until a prune: give --prune, or run ` + "`cairn prune`" 
 		Args: exactArgs(1, "a backup name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if err := g.checkWritable("cluster delete"); err != nil {
+			if err := g.declareWrite("cluster delete", exclusiveLock); err != nil {
 				return err
 			}
 			if prune {

@@ -137,11 +137,8 @@ func runForget(ctx context.Context, g *globalOptions, f *forgetFlags, args []str
 		}
 	}
 	if !f.dryRun {
-		if err := g.checkWritable("forget"); err != nil {
+		if err := g.declareWrite("forget", exclusiveLock); err != nil {
 			return err
-		}
-		if g.noLock {
-			return errors.New("forget deletes snapshots and needs an exclusive lock: drop --no-lock (or use --dry-run)")
 		}
 	}
 	r, err := g.openRepo(ctx)

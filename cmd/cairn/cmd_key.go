@@ -108,7 +108,11 @@ func newKeyCmd(g *globalOptions) *cobra.Command {
 // withWritableRepo opens the repository for a command that writes and
 // holds a lock while fn runs.
 func withWritableRepo(ctx context.Context, g *globalOptions, what string, exclusive bool, fn func(context.Context, *repo.Repository) error) error {
-	if err := g.checkWritable(what); err != nil {
+	kind := appendLock
+	if exclusive {
+		kind = exclusiveLock
+	}
+	if err := g.declareWrite(what, kind); err != nil {
 		return err
 	}
 	r, err := g.openRepo(ctx)

@@ -61,7 +61,7 @@ func newUnlockCmd(g *globalOptions) *cobra.Command {
 		Args:  exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if err := g.checkWritable("unlock"); err != nil {
+			if err := g.declareWrite("unlock", noLockNeeded); err != nil {
 				return err
 			}
 			r, err := g.openRepo(ctx)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/cairn-backup/cairn/repo"
@@ -59,11 +58,8 @@ the same time.`,
 				return err
 			}
 			if !dryRun {
-				if err := g.checkWritable("prune"); err != nil {
+				if err := g.declareWrite("prune", exclusiveLock); err != nil {
 					return err
-				}
-				if g.noLock {
-					return errors.New("prune deletes data and needs an exclusive lock: drop --no-lock (or use --dry-run)")
 				}
 			}
 			r, err := g.openRepo(ctx)

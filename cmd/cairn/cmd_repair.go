@@ -18,7 +18,7 @@ damaged. Packs whose header is damaged are reported and left out.`,
 		Args: exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if err := g.checkWritable("repair index"); err != nil {
+			if err := g.declareWrite("repair index", exclusiveLock); err != nil {
 				return err
 			}
 			r, err := g.openRepo(ctx)

@@ -163,13 +163,17 @@ func TestLocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// An exclusive lock blocks backup, unless --no-lock.
+	// An exclusive lock blocks backup, also with --no-lock: backup writes.
 	l, err := r.Lock(ctx, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.fails(exitFailure, e.run("backup", data), "locked", "cairn unlock")
-	e.ok("--no-lock", "backup", data)
+	res := e.run("--no-lock", "backup", data)
+	e.fails(exitFailure, res, "locked", "cairn unlock")
+	if !strings.Contains(res.stderr, "--no-lock is ignored") {
+		t.Errorf("--no-lock backup did not say that it locks anyway:\n%s", res.stderr)
+	}
 
 	// A stale lock (old) goes with plain unlock; the live one stays.
 	if _, err := r.SaveJSONUnpacked(ctx, repo.LockFile, &repo.LockJSON{Time: time.Now().Add(-time.Hour), Hostname: "gone", PID: 1}); err != nil {

@@ -41,6 +41,10 @@ type globalOptions struct {
 	limitDown    int
 	retryLock    time.Duration
 
+	// writer is set by declareWrite: the running command writes to the
+	// repository, so --no-lock does not apply to it.
+	writer bool
+
 	// extended holds the -o key=value options after validation; backends
 	// read their keys from here.
 	extended map[string]string
@@ -78,7 +82,7 @@ func (g *globalOptions) addFlags(root *cobra.Command) {
 	f.BoolVarP(&g.quiet, "quiet", "q", false, "print only errors")
 	f.CountVarP(&g.verbose, "verbose", "v", "print more (repeat for even more)")
 	f.BoolVar(&g.json, "json", false, "print machine-readable JSON to stdout")
-	f.BoolVar(&g.noLock, "no-lock", false, "do not lock the repository (for read-only storage)")
+	f.BoolVar(&g.noLock, "no-lock", false, "do not lock the repository, for commands that only read (opens it read-only; commands that write lock anyway or refuse)")
 	f.BoolVar(&g.readOnly, "read-only", false, "open the repository read-only: commands that write fail")
 	f.StringArrayVarP(&g.options, "option", "o", nil, "set an extended `key=value` option (known: "+knownExtKeys()+")")
 	f.StringVar(&g.compression, "compression", "", "compression `mode` for new data: auto, off or max (default $CAIRN_COMPRESSION or auto)")
@@ -150,7 +154,12 @@ func (g *globalOptions) resolve(cmd *cobra.Command) error {
 
 func (g *globalOptions) repoOptions() repo.Options {
 	comp, _ := repo.ParseCompression(g.compression) // validated in resolve
-	return repo.Options{PackSize: g.packSize << 20, Compression: comp, ReadOnly: g.readOnly, KDF: g.kdf}
+	// Without a lock nothing may be written: a reader run with --no-lock
+	// gets a read-only repository, so a write it was not meant to do fails
+	// instead of racing a prune.
+	ro := g.readOnly || (g.noLock && !g.writer)
+	return repo.Options{PackSize: g.packSize << 20, Compression: comp, ReadOnly: ro, KDF: g.kdf,
+		Warn: func(msg string) { g.warnf("warning: %s\n", msg) }}
 }
 
 // kdfParams are the scrypt costs for new key files: calibrated to about
@@ -263,11 +272,49 @@ func (g *globalOptions) checkWritable(what string) error {
 	return nil
 }
 
-// lock takes a lock unless --no-lock is given; the returned function
-// releases it, also after the context was cancelled.
+// writeLock says what lock a command that writes needs.
+type writeLock int
+
+const (
+	// appendLock: the command only adds files (backup, key add). It takes a
+	// shared lock even with --no-lock, as restic does for backup.
+	appendLock writeLock = iota + 1
+	// exclusiveLock: the command removes files (prune, forget, repair, key
+	// remove). --no-lock is refused: the user meant something else.
+	exclusiveLock
+	// noLockNeeded: the command writes but takes no lock (init, unlock).
+	noLockNeeded
+)
+
+// declareWrite is called by every command that writes to the repository,
+// before it opens it: it fails for read-only repositories, and makes sure
+// --no-lock never lets a write run without its lock.
+func (g *globalOptions) declareWrite(what string, kind writeLock) error {
+	if err := g.checkWritable(what); err != nil {
+		return err
+	}
+	g.writer = true
+	if !g.noLock {
+		return nil
+	}
+	switch kind {
+	case exclusiveLock:
+		return fmt.Errorf("%s removes data and needs an exclusive lock; --no-lock is only for commands that read: drop it", what)
+	case appendLock:
+		g.warnf("note: --no-lock is ignored: %s writes to the repository, so it takes a shared lock anyway\n", what)
+	}
+	return nil
+}
+
+// lock takes a lock; with --no-lock, only commands that did not declare a
+// write skip it. The returned function releases the lock, also after the
+// context was cancelled.
 func (g *globalOptions) lock(ctx context.Context, r *repo.Repository, exclusive bool) (func(), error) {
-	if g.noLock {
+	if g.noLock && !g.writer {
 		return func() {}, nil
+	}
+	if r.ReadOnly() && g.writer {
+		return nil, fmt.Errorf("internal error: a command that writes opened the repository read-only")
 	}
 	l, err := r.Lock(ctx, exclusive)
 	deadline, wait := time.Now().Add(g.retryLock), 250*time.Millisecond

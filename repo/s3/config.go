@@ -3,6 +3,7 @@
 package s3
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -32,19 +33,33 @@ type Config struct {
 // IsLocation reports whether loc names an S3 repository.
 func IsLocation(loc string) bool { return strings.HasPrefix(loc, "s3:") }
 
+// ErrCredentialsInURL is returned for a location with ID:SECRET@ in it.
+// cairn refuses rather than uses them: a URL ends up in shell history,
+// process lists and logs, so secrets belong in the environment.
+var ErrCredentialsInURL = errors.New("credentials in the S3 location are not used")
+
 // ParseLocation parses restic's S3 URL forms: s3:https://host[:port]/bucket[/prefix],
-// s3:http://…, and s3:host[:port]/bucket[/prefix] (https).
+// s3:http://…, and s3:host[:port]/bucket[/prefix] (https). Errors never
+// repeat credentials found in loc.
 func ParseLocation(loc string) (Config, error) {
 	cfg := Config{BucketLookup: "auto", Connections: 5}
+	shown := Redact(loc)
 	if !IsLocation(loc) {
-		return cfg, fmt.Errorf("%q is not an s3: location", loc)
+		return cfg, fmt.Errorf("%q is not an s3: location", shown)
+	}
+	if shown != loc {
+		return cfg, fmt.Errorf("%w: %q; remove ID:SECRET@ from it and set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead", ErrCredentialsInURL, shown)
 	}
 	rest := strings.TrimPrefix(loc, "s3:")
 	var hostPath string
 	if strings.HasPrefix(rest, "http://") || strings.HasPrefix(rest, "https://") {
 		u, err := url.Parse(rest)
 		if err != nil {
-			return cfg, fmt.Errorf("invalid S3 location %q: %w", loc, err)
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err // url.Error repeats the whole URL
+			}
+			return cfg, fmt.Errorf("invalid S3 location %q: %w", shown, err)
 		}
 		cfg.UseHTTP = u.Scheme == "http"
 		hostPath = u.Host + "/" + strings.TrimPrefix(u.Path, "/")
@@ -55,10 +70,31 @@ func ParseLocation(loc string) (Config, error) {
 	p = strings.Trim(path.Clean("/"+p), "/")
 	bucket, prefix, _ := strings.Cut(p, "/")
 	if host == "" || bucket == "" {
-		return cfg, fmt.Errorf("invalid S3 location %q: want s3:https://HOST[:PORT]/BUCKET[/PREFIX]", loc)
+		return cfg, fmt.Errorf("invalid S3 location %q: want s3:https://HOST[:PORT]/BUCKET[/PREFIX]", shown)
 	}
 	cfg.Endpoint, cfg.Bucket, cfg.Prefix = host, bucket, prefix
 	return cfg, nil
+}
+
+// Redact replaces the user information (ID:SECRET@) of a repository
+// location with "***@", so the location can be shown.
+func Redact(loc string) string {
+	scheme, rest, ok := strings.Cut(loc, ":")
+	if !ok {
+		return loc
+	}
+	inner := rest
+	if s, r, ok := strings.Cut(rest, "://"); ok && !strings.Contains(s, "/") {
+		inner = r // s3:http://…
+	}
+	inner = strings.TrimPrefix(inner, "//")
+	authority, _, _ := strings.Cut(inner, "/")
+	at := strings.LastIndexByte(authority, '@')
+	if at < 0 {
+		return loc
+	}
+	start := len(loc) - len(inner)
+	return scheme + ":" + loc[len(scheme)+1:start] + "***@" + loc[start+at+1:]
 }
 
 // ApplyEnv fills credentials and region from the AWS environment variables

@@ -121,3 +121,36 @@ func TestFaults(t *testing.T) {
 		t.Fatalf("after restart: %v", err)
 	}
 }
+
+// Credentials in the URL are refused, and no error repeats them.
+func TestCredentialsInLocation(t *testing.T) {
+	for _, loc := range []string{
+		"s3:http://AKIDEXAMPLE:wJalrSECRETKEY@127.0.0.1:9000/bucket/prefix",
+		"s3:https://AKIDEXAMPLE:wJalrSECRETKEY@s3.example.com/bucket",
+		"s3:AKIDEXAMPLE:wJalrSECRETKEY@s3.example.com/bucket",
+		"s3://AKIDEXAMPLE:wJalrSECRETKEY@s3.example.com/bucket",
+		"s3:http://AKIDEXAMPLE:wJalrSECRETKEY@host:port:bad/bucket", // unparsable too
+		"s3:http://AKIDEXAMPLE:wJalr%zzSECRETKEY@host/bucket",       // bad escape
+		"s3:https://AKIDEXAMPLE@s3.example.com/bucket",
+	} {
+		_, err := ParseLocation(loc)
+		if err == nil {
+			t.Errorf("%s: accepted", loc)
+			continue
+		}
+		if msg := err.Error(); strings.Contains(msg, "wJalr") || strings.Contains(msg, "AKIDEXAMPLE") {
+			t.Errorf("error repeats the credentials: %v", err)
+		}
+		if !errors.Is(err, ErrCredentialsInURL) {
+			t.Errorf("%s: %v, want ErrCredentialsInURL", loc, err)
+		}
+	}
+	if got, want := Redact("s3:http://ID:SECRET@host:9000/b/p"), "s3:http://***@host:9000/b/p"; got != want {
+		t.Errorf("Redact = %q, want %q", got, want)
+	}
+	for _, loc := range []string{"s3:https://host/b@x", "/srv/repo@1", "s3:host/bucket"} {
+		if got := Redact(loc); got != loc {
+			t.Errorf("Redact(%q) = %q: nothing to redact", loc, got)
+		}
+	}
+}

@@ -171,8 +171,8 @@ func TestFullDisk(t *testing.T) {
 	testutil.GenTree(t, src, o)
 	r := cairn(t, repoDir, "backup", src)
 	oneLine(t, r, "no space left")
-	if left, _ := os.ReadDir(filepath.Join(repoDir, "tmp")); len(left) != 0 {
-		t.Fatalf("%d temp files left after the failed backup", len(left))
+	if left := files(t, filepath.Join(repoDir, "tmp")); len(left) != 0 {
+		t.Fatalf("temp files left after the failed backup: %v", left)
 	}
 	mustCairn(t, repoDir, "check")
 	if out := mustCairn(t, repoDir, "snapshots", "--json").stdout; strings.TrimSpace(out) != "[]" {

@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"io/fs"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/spf13/cobra"
+)
+
+// noLockCase says how a command must behave when run with --no-lock while
+// another process holds an exclusive lock (a prune).
+type noLockCase struct {
+	path string   // command path without "cairn"
+	args []string // after the command path; nil: not run here (needs a cluster or a mount)
+	// want: "read" runs without a lock; "lock" locks anyway and so fails on
+	// the held lock; "refuse" refuses --no-lock without opening anything.
+	want string
+}
+
+// TestNoLockNeverWritesUnlocked runs every command of the CLI with --no-lock
+// next to a held exclusive lock: a command either only reads, or it waits
+// for its lock (fails here), or refuses --no-lock; the repository's files
+// never change. A new command must be added to the table.
+func TestNoLockNeverWritesUnlocked(t *testing.T) {
+	e := newInitEnv(t)
+	data := e.makeData()
+	e.ok("backup", data)
+	e.ok("key", "add", "--new-password-file", e.writeFile("pw2", "second"))
+	keys := e.repoFiles("keys")
+	target := filepath.Join(e.dir, "target")
+
+	// Each command path appears at least once; paths with several rows try
+	// more flags.
+	cases := []noLockCase{
+		{"backup", []string{data}, "lock"},
+		{"backup", []string{data, data, "--force"}, "lock"},
+		{"key add", []string{"--new-password-file", e.writeFile("pw3", "third")}, "lock"},
+		{"key passwd", []string{"--new-password-file", e.writeFile("pw4", "fourth")}, "refuse"},
+		{"key remove", []string{keys[0][:8]}, "refuse"},
+		{"key list", []string{}, "read"},
+		{"repair index", []string{}, "refuse"},
+		{"forget", []string{"--keep-last", "1"}, "refuse"},
+		{"forget", []string{"--keep-last", "1", "--prune"}, "refuse"},
+		{"forget", []string{"--keep-last", "1", "--dry-run"}, "read"},
+		{"prune", []string{}, "refuse"},
+		{"prune", []string{"--dry-run"}, "read"},
+		{"cluster delete", []string{"some-backup"}, "refuse"},
+		{"cluster delete", []string{"some-backup", "--prune"}, "refuse"},
+		{"cluster backup", nil, "lock"}, // needs a cluster; declares appendLock
+		{"cluster backups", nil, "read"},
+		{"cluster describe", nil, "read"},
+		{"cluster logs", nil, "read"},
+		{"cluster download", nil, "read"},
+		{"cluster restore", nil, "read"}, // writes to the cluster, reads the repository
+		{"snapshots", []string{}, "read"},
+		{"restore", []string{"latest", "--target", target}, "read"},
+		{"check", []string{}, "read"},
+		{"check", []string{"--read-data"}, "read"},
+		{"cat", []string{"config"}, "read"},
+		{"list", []string{"snapshots"}, "read"},
+		{"list", []string{"index"}, "read"},
+		{"list", []string{"locks"}, "read"},
+		{"stats", []string{}, "read"},
+		{"ls", []string{"latest"}, "read"},
+		{"find", []string{"a.txt"}, "read"},
+		{"dump", []string{"latest", filepath.Join(data, "a.txt")}, "read"},
+		{"diff", []string{"latest", "latest"}, "read"},
+		{"mount", nil, "read"},
+		{"unlock", []string{}, "read"}, // removes only stale locks and takes none
+		{"init", nil, "read"},          // refuses an existing repository
+		{"version", []string{}, "read"},
+		{"completion", []string{"bash"}, "read"},
+	}
+
+	// Every runnable command must be in the table.
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.Runnable() && c.HasParent() && len(c.Commands()) == 0 {
+			if !slices.ContainsFunc(cases, func(k noLockCase) bool { return "cairn "+k.path == c.CommandPath() }) {
+				t.Errorf("command %q is not in this test's table: say whether it writes", c.CommandPath())
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(newRootCmd(&globalOptions{env: &cliEnv{}}))
+
+	ctx := context.Background()
+	be, err := repo.OpenLocal(e.repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Open(ctx, be, testPassword, repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := r.Lock(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Unlock(ctx)
+	before := repoTree(t, e.repo)
+
+	for _, c := range cases {
+		if c.args == nil {
+			continue
+		}
+		args := append(append([]string{"--no-lock"}, strings.Fields(c.path)...), c.args...)
+		res := e.run(args...)
+		switch c.want {
+		case "read":
+			if res.code != 0 {
+				t.Errorf("cairn %s: exit %d, want 0 (a reader runs without a lock)\n%s", strings.Join(args, " "), res.code, res.stderr)
+			}
+		case "lock":
+			if res.code != exitFailure || !strings.Contains(res.stderr, "locked") || !strings.Contains(res.stderr, "--no-lock is ignored") {
+				t.Errorf("cairn %s: exit %d, want 1 on the held lock with a note that --no-lock is ignored\n%s", strings.Join(args, " "), res.code, res.stderr)
+			}
+		case "refuse":
+			if res.code != exitFailure || !strings.Contains(res.stderr, "exclusive lock") || !strings.Contains(res.stderr, "drop it") {
+				t.Errorf("cairn %s: exit %d, want 1 refusing --no-lock\n%s", strings.Join(args, " "), res.code, res.stderr)
+			}
+		}
+		if after := repoTree(t, e.repo); !slices.Equal(before, after) {
+			t.Fatalf("cairn %s changed the repository without a lock:\nbefore %v\nafter  %v", strings.Join(args, " "), before, after)
+		}
+	}
+}
+
+// repoTree lists the files of a local repository (tmp/ left out).
+func repoTree(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if d.IsDir() && rel == "tmp" {
+			return filepath.SkipDir
+		}
+		if !d.IsDir() {
+			out = append(out, rel)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(out)
+	return out
+}
