@@ -12,6 +12,7 @@ import (
 	"sync"
 
 	"github.com/cairn-backup/cairn/repo"
+	"golang.org/x/sys/unix"
 )
 
 // maxRangeGap is the largest run of unneeded bytes read through rather than
@@ -256,14 +257,9 @@ func (rs *restorer) openFile(fj *fileJob) (*os.File, error) {
 	fj.mu.Lock()
 	defer fj.mu.Unlock()
 	if fj.created {
-		return openForWrite(fj.target)
+		return rs.reopen(fj, unix.O_WRONLY)
 	}
-	f, err := createFile(fj.target)
-	if err != nil {
-		return nil, err
-	}
-	fj.created = true
-	return f, nil
+	return rs.createFile(fj)
 }
 
 // doneWrite counts one write of fj as done (or given up). The write that
@@ -273,13 +269,13 @@ func (rs *restorer) doneWrite(fj *fileJob, f *os.File) {
 	if last && !fj.bad.Load() {
 		var err error
 		if f == nil {
-			f, err = openForWrite(fj.target)
+			f, err = rs.reopen(fj, unix.O_WRONLY)
 		}
 		if err == nil && fj.sparse.Load() {
 			err = f.Truncate(fj.size)
 		}
 		if err == nil {
-			err = applyFileMeta(f, fj.node)
+			err = applyFdMeta(int(f.Fd()), f.Name(), fj.node)
 		}
 		if err != nil {
 			rs.failFile(fj, err)

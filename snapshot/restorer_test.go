@@ -319,6 +319,9 @@ func TestRestoreVerifyDetectsChange(t *testing.T) {
 	}
 	flipByte(t, filepath.Join(rs.opts.Target, "large-00.bin"), 2<<20+17)
 	must(t, os.Truncate(filepath.Join(rs.opts.Target, "file-00003.bin"), 1))
+	rs.fs, err = openTargetFS(rs.opts.Target) // run closed it
+	must(t, err)
+	defer rs.fs.close()
 	must(t, rs.verify(ctx))
 	if rs.failures() != 2 || len(failed) != 2 {
 		t.Fatalf("verify after damage: %d failures %v, want 2", rs.failures(), failed)
