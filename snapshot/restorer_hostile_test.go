@@ -1,6 +1,7 @@
 package snapshot
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/tests/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -268,4 +270,34 @@ func TestRestoreDeepTree(t *testing.T) {
 			t.Errorf("level 1500: %q", got)
 		}
 	})
+}
+
+// TestRestoreWrongBlobLength: an index entry whose uncompressed_length is
+// off by one fails the file it belongs to, named, instead of shifting the
+// rest of the file; other files are restored.
+func TestRestoreWrongBlobLength(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "repo")
+	c := testutil.NewCrafted(t, dir, rtPassword)
+	a := bytes.Repeat([]byte("compressible "), 10000)
+	bb := bytes.Repeat([]byte("other text "), 10000)
+	idA, idB := c.Blob(a), c.Blob(bb)
+	long := testutil.CNode{Name: "long", Type: "file", Mode: 0o644, Size: uint64(len(a) + len(bb)), Content: []repo.ID{idA, idB}}
+	good := c.File("good", []byte("untouched"))
+	root := c.Tree(good, long)
+	c.Snapshot(root)
+	c.RewriteIndex(func(b map[string]any) {
+		if b["id"] == idA.String() {
+			b["uncompressed_length"] = b["uncompressed_length"].(float64) + 1
+		}
+	})
+	r := rtOpenRepo(t, dir)
+	target := t.TempDir()
+	n, failed := rtRestore(t, r, &Snapshot{Tree: &root}, "", RestoreOptions{Target: target})
+	if n != 1 || !errors.Is(failed["/long"], errBlobSize) {
+		t.Fatalf("%d failures: %v", n, failed)
+	}
+	t.Log(failed["/long"])
+	if got, _ := os.ReadFile(filepath.Join(target, "good")); string(got) != "untouched" {
+		t.Errorf("good: %q", got)
+	}
 }
