@@ -234,3 +234,55 @@ func (c *Crafted) RewriteIndex(edit func(blob map[string]any)) {
 		}
 	}
 }
+
+// AliasBlob adds an index entry for alias that points at where existing is
+// stored, as a forged index would (the blob's hash then does not match
+// alias). It rewrites the index files like RewriteIndex.
+func (c *Crafted) AliasBlob(existing, alias repo.ID) {
+	c.t.Helper()
+	var entry map[string]any
+	c.RewriteIndex(func(b map[string]any) {
+		if b["id"] == existing.String() {
+			entry = b
+		}
+	})
+	if entry == nil {
+		c.t.Fatalf("blob %v is not indexed", existing)
+	}
+	var ids []repo.ID
+	if err := c.Repo.List(c.ctx, repo.IndexFile, func(id repo.ID, _ int64) error { ids = append(ids, id); return nil }); err != nil {
+		c.t.Fatal(err)
+	}
+	copyEntry := map[string]any{}
+	for k, v := range entry {
+		copyEntry[k] = v
+	}
+	copyEntry["id"] = alias.String()
+	for _, id := range ids {
+		var idx map[string]any
+		if err := c.Repo.LoadJSONUnpacked(c.ctx, repo.IndexFile, id, &idx); err != nil {
+			c.t.Fatal(err)
+		}
+		changed := false
+		for _, p := range idx["packs"].([]any) {
+			pack := p.(map[string]any)
+			for _, b := range pack["blobs"].([]any) {
+				if b.(map[string]any)["id"] == existing.String() && !changed {
+					pack["blobs"] = append(pack["blobs"].([]any), copyEntry)
+					changed = true
+					break
+				}
+			}
+		}
+		if !changed {
+			continue
+		}
+		if _, err := c.Repo.SaveJSONUnpacked(c.ctx, repo.IndexFile, idx); err != nil {
+			c.t.Fatal(err)
+		}
+		if err := c.Repo.Backend().Remove(c.ctx, repo.Handle{Type: repo.IndexFile, Name: id.String()}); err != nil {
+			c.t.Fatal(err)
+		}
+		return
+	}
+}
