@@ -75,9 +75,22 @@ func (n Node) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON undoes the escaping of MarshalJSON.
 func (n *Node) UnmarshalJSON(b []byte) error {
-	type plain Node
-	if err := json.Unmarshal(b, (*plain)(n)); err != nil {
+	if err := json.Unmarshal(b, (*plainNode)(n)); err != nil {
 		return err
+	}
+	return n.unquoteName()
+}
+
+// plainNode is Node without its JSON methods: DecodeTree decodes a whole
+// tree into these in one pass instead of handing each node's bytes to a
+// second decoder.
+type plainNode Node
+
+func (n *Node) unquoteName() error {
+	// JSON decoding leaves valid UTF-8; without a backslash, quote or
+	// newline the Go unquoting is the identity (the common case).
+	if !strings.ContainsAny(n.Name, "\\\"\n") {
+		return nil
 	}
 	name, err := strconv.Unquote(`"` + n.Name + `"`)
 	if err != nil {
@@ -143,13 +156,21 @@ func DecodeTree(buf []byte) (*Tree, error) {
 // decodeTree is DecodeTree that also reports whether the nodes were stored
 // out of order (check warns about it).
 func decodeTree(buf []byte) (t *Tree, unsorted bool, err error) {
-	t = &Tree{}
-	if err := json.Unmarshal(buf, t); err != nil {
+	var raw struct {
+		Nodes []*plainNode `json:"nodes"`
+	}
+	if err := json.Unmarshal(buf, &raw); err != nil {
 		return nil, false, fmt.Errorf("decode tree: %w", err)
 	}
-	for i, n := range t.Nodes {
-		if n == nil {
+	t = &Tree{Nodes: make([]*Node, len(raw.Nodes))}
+	for i, p := range raw.Nodes {
+		if p == nil {
 			return nil, false, fmt.Errorf("decode tree: %w: node %d is null", ErrInvalidTree, i)
+		}
+		n := (*Node)(p)
+		t.Nodes[i] = n
+		if err := n.unquoteName(); err != nil {
+			return nil, false, fmt.Errorf("decode tree: %w", err)
 		}
 		if err := checkName(n.Name); err != nil {
 			return nil, false, err

@@ -89,3 +89,31 @@ func itoa(i int) string {
 		}
 	}
 }
+
+// TestDecodeTreeNameRoundTrip: names restic escapes (quotes, backslashes,
+// control characters, invalid UTF-8) come back byte for byte.
+func TestDecodeTreeNameRoundTrip(t *testing.T) {
+	names := []string{"plain", `q"uote`, `back\slash`, "new\nline", "tab\t", "bell\a", "bad\xffutf8", "ünï", "\\x00"}
+	tr := &Tree{}
+	for _, n := range names {
+		tr.Nodes = append(tr.Nodes, &Node{Name: n, Type: NodeFile})
+	}
+	tr.Sort()
+	buf, err := tr.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeTree(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, n := range got.Nodes {
+		if n.Name != tr.Nodes[i].Name {
+			t.Errorf("node %d: %q, want %q", i, n.Name, tr.Nodes[i].Name)
+		}
+	}
+	var n Node
+	if err := n.UnmarshalJSON([]byte(`{"name":"a\\x41"}`)); err != nil || n.Name != "aA" {
+		t.Errorf("UnmarshalJSON: %q %v", n.Name, err)
+	}
+}
