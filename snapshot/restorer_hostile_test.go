@@ -147,7 +147,7 @@ func TestRestoreOverExistingSymlinks(t *testing.T) {
 		second.Links, second.Inode, second.DeviceID = 2, 77, 1
 		link := &Node{Name: "l", Type: NodeSymlink, Mode: os.ModeSymlink | 0o777, ModTime: hsTime, LinkTarget: "../../.."}
 		fifo := &Node{Name: "fifo", Type: NodeFifo, Mode: os.ModeNamedPipe | 0o600, ModTime: hsTime}
-		sn := b.snapshot(b.dir("d", b.file("f", "payload")), b.file("file", "new"), first, second, link, fifo)
+		sn := b.snapshot(b.dir("d", b.file("f", "payload")), b.file("file", "new"), first, second, link, fifo, b.file("blocker", "now a file"))
 		outside, unchanged := outsideDir(t)
 		target := filepath.Join(t.TempDir(), "t")
 		must(t, os.Mkdir(target, 0o755))
@@ -155,12 +155,18 @@ func TestRestoreOverExistingSymlinks(t *testing.T) {
 			must(t, os.Symlink(outside, filepath.Join(target, name)))
 		}
 		must(t, os.Symlink(filepath.Join(outside, "file"), filepath.Join(target, "file")))
+		// A directory where a file goes is removed with its contents,
+		// without following the symlinks inside it.
+		must(t, os.MkdirAll(filepath.Join(target, "blocker", "sub"), 0o755))
+		must(t, os.Symlink(outside, filepath.Join(target, "blocker", "s")))
+		must(t, os.Symlink(outside, filepath.Join(target, "blocker", "sub", "s")))
+		must(t, os.WriteFile(filepath.Join(target, "blocker", "sub", "x"), nil, 0o644))
 		n, failed := rtRestore(t, b.r, sn, "", RestoreOptions{Target: target})
 		unchanged()
 		if n != 0 {
 			t.Errorf("%d failures: %v", n, failed)
 		}
-		for name, want := range map[string]string{"d/f": "payload", "file": "new", "second": "linked"} {
+		for name, want := range map[string]string{"d/f": "payload", "file": "new", "second": "linked", "blocker": "now a file"} {
 			if b, err := os.ReadFile(filepath.Join(target, name)); string(b) != want {
 				t.Errorf("%s: %q %v", name, b, err)
 			}
