@@ -196,10 +196,14 @@ func (tc *treeChecker) check(ctx context.Context, j treeJob) []treeJob {
 		}
 		return nil
 	}
-	t, err := DecodeTree(buf)
+	t, unsorted, err := decodeTree(buf)
 	if err != nil {
+		// Readers refuse the whole tree, so nothing below it is checked.
 		tc.errorf(j, j.path, "tree %s is invalid: %v", j.id.Str(), err)
 		return nil
+	}
+	if unsorted {
+		tc.rep(SevWarning, fmt.Sprintf("snapshot %s, %s: tree %s: nodes are not sorted by name (readers sort them)", j.sn.Str(), showPath(j.path), j.id.Str()))
 	}
 	var subs []treeJob
 	for _, n := range t.Nodes {

@@ -409,3 +409,50 @@ func TestCheckSubsets(t *testing.T) {
 		t.Errorf("canceled check: %v", err)
 	}
 }
+
+// TestCheckInvalidTrees: each tree with a hostile or duplicate name is one
+// error naming the tree and where it was reached; the check goes on to the
+// rest (a good sibling's missing blob is still found), and an unsorted but
+// otherwise valid tree is only a warning.
+func TestCheckInvalidTrees(t *testing.T) {
+	b := chkNewRepo(t, 2)
+	ctx := context.Background()
+	raw := func(nodes ...*Node) *repo.ID {
+		buf, err := (&Tree{Nodes: nodes}).Encode() // Encode keeps the order and does not validate
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _, _, err := b.r.SaveBlob(ctx, repo.TreeBlob, buf, repo.ID{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &id
+	}
+	f := func(name string) *Node { return b.file(name, []byte("x")) }
+	dupID := raw(b.subdir("d", f("in")), &Node{Name: "d", Type: NodeSymlink, LinkTarget: "/etc"})
+	dotID := raw(f(".."))
+	slashID := raw(f("a/b"))
+	unsortedID := raw(f("z"), f("a"))
+	lost := f("lost")
+	missing := repo.Hash([]byte("not stored"))
+	lost.Content = append(lost.Content, missing)
+	dir := func(name string, id *repo.ID) *Node {
+		return &Node{Name: name, Type: NodeDir, Mode: os.ModeDir | 0o755, Subtree: id}
+	}
+	sn := b.snapshot(b.subdir("", b.subdir("data", dir("dup", dupID), dir("dot", dotID), dir("slash", slashID), dir("unsorted", unsortedID), lost)))
+	res, rep := chkRun(t, b.dir, CheckOptions{})
+	s := sn.Str()
+	for _, want := range [][]string{
+		{"snapshot " + s, "/data/dup: tree " + dupID.Str() + " is invalid", `duplicate name "d"`},
+		{"snapshot " + s, "/data/dot: tree " + dotID.Str() + " is invalid", `name ".."`},
+		{"snapshot " + s, "/data/slash: tree " + slashID.Str() + " is invalid", `"a/b"`},
+		{"snapshot " + s, "/data/lost: 1 of 2 data blobs are missing"},
+	} {
+		if !rep.hasError(want...) {
+			t.Errorf("no error containing %q", want)
+		}
+	}
+	if res.Errors != 4 || res.Warnings != 1 || !strings.Contains(rep.warns[0], "/data/unsorted: tree "+unsortedID.Str()+": nodes are not sorted") {
+		t.Errorf("result: %+v, warnings %q", res, rep.warns)
+	}
+}

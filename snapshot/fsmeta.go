@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -42,53 +42,93 @@ func wantChown(n *Node) bool {
 	return euid == 0 && (int(n.UID) != euid || int(n.GID) != egid)
 }
 
-// applyFileMeta sets owner, xattrs and mode of a regular file through its
-// open descriptor (so no symlink swapped in can redirect it), then its times.
-func applyFileMeta(f *os.File, n *Node) error {
+// applyFdMeta sets owner, xattrs, mode and times of an open regular file
+// or directory through its descriptor, so no symlink swapped in can
+// redirect it. name is for messages.
+func applyFdMeta(fd int, name string, n *Node) error {
 	if wantChown(n) {
-		if err := f.Chown(int(n.UID), int(n.GID)); err != nil {
-			return err
+		if err := unix.Fchown(fd, int(n.UID), int(n.GID)); err != nil {
+			return &os.PathError{Op: "chown", Path: name, Err: err}
 		}
 	}
-	if err := setXattrs(f.Name(), n); err != nil {
-		return err
-	}
-	if err := unix.Fchmod(int(f.Fd()), unixMode(n.Mode)); err != nil {
-		return &os.PathError{Op: "chmod", Path: f.Name(), Err: err}
-	}
-	return setTimes(f.Name(), n)
-}
-
-// applyPathMeta sets metadata by path, never following a final symlink.
-// Used for directories, symlinks and special files.
-func applyPathMeta(p string, n *Node) error {
-	if wantChown(n) {
-		if err := os.Lchown(p, int(n.UID), int(n.GID)); err != nil {
-			return err
+	for _, a := range n.ExtendedAttributes {
+		if err := unix.Fsetxattr(fd, a.Name, a.Value, 0); err != nil && !errors.Is(err, unix.ENOTSUP) {
+			return &os.PathError{Op: "setxattr " + a.Name, Path: name, Err: err}
 		}
 	}
-	if err := setXattrs(p, n); err != nil {
-		return err
+	if err := unix.Fchmod(fd, unixMode(n.Mode)); err != nil {
+		return &os.PathError{Op: "chmod", Path: name, Err: err}
 	}
-	if n.Type != NodeSymlink {
-		// fchmodat cannot refuse symlinks on older kernels; p was created by
-		// us as a non-symlink just before, so a plain chmod is the best we have.
-		if err := unix.Fchmodat(unix.AT_FDCWD, p, unixMode(n.Mode), 0); err != nil {
-			return &os.PathError{Op: "chmod", Path: p, Err: err}
-		}
-	}
-	return setTimes(p, n)
-}
-
-// setTimes sets atime and mtime of p itself (a symlink's own times, not its
-// target's). A zero time in the node is left alone.
-func setTimes(p string, n *Node) error {
-	ts := []unix.Timespec{timespec(n.AccessTime.IsZero(), n.AccessTime.UnixNano()),
-		timespec(n.ModTime.IsZero(), n.ModTime.UnixNano())}
-	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, ts, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		return &os.PathError{Op: "utimensat", Path: p, Err: err}
+	ts := nodeTimes(n)
+	// futimens: utimensat with a NULL path acts on fd itself.
+	if _, _, e := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0); e != 0 {
+		return &os.PathError{Op: "utimensat", Path: name, Err: e}
 	}
 	return nil
+}
+
+// applyAtMeta sets the metadata of entry name of directory dirfd without
+// following it: for symlinks (their own owner and times) and special files,
+// which cannot be opened for writing. shown is for messages.
+func applyAtMeta(dirfd int, name, shown string, n *Node) error {
+	if wantChown(n) {
+		if err := unix.Fchownat(dirfd, name, int(n.UID), int(n.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return &os.PathError{Op: "chown", Path: shown, Err: err}
+		}
+	}
+	if len(n.ExtendedAttributes) > 0 {
+		// lsetxattr through the directory's descriptor: the magic link
+		// names exactly that directory, and the last component is not
+		// followed.
+		p := fmt.Sprintf("/proc/self/fd/%d/%s", dirfd, name)
+		for _, a := range n.ExtendedAttributes {
+			err := unix.Lsetxattr(p, a.Name, a.Value, 0)
+			if err != nil && !errors.Is(err, unix.ENOTSUP) && !(n.Type == NodeSymlink && errors.Is(err, unix.EPERM)) {
+				return &os.PathError{Op: "setxattr " + a.Name, Path: shown, Err: err}
+			}
+		}
+	}
+	if n.Type != NodeSymlink {
+		if err := fchmodNoFollow(dirfd, name, unixMode(n.Mode)); err != nil {
+			return &os.PathError{Op: "chmod", Path: shown, Err: err}
+		}
+	}
+	ts := nodeTimes(n)
+	if err := unix.UtimesNanoAt(dirfd, name, ts[:], unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return &os.PathError{Op: "utimensat", Path: shown, Err: err}
+	}
+	return nil
+}
+
+// fchmodNoFollow changes the mode of a non-symlink entry. fchmodat2 (Linux
+// 6.6) refuses symlinks itself; before it, the entry is opened O_PATH
+// without following and changed through its magic link, which names
+// exactly the opened inode.
+func fchmodNoFollow(dirfd int, name string, mode uint32) error {
+	err := unix.Fchmodat(dirfd, name, mode, unix.AT_SYMLINK_NOFOLLOW)
+	if !errors.Is(err, unix.EOPNOTSUPP) && !errors.Is(err, unix.ENOSYS) {
+		return err
+	}
+	fd, err := unix.Openat(dirfd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return err
+	}
+	if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+		return errSymlinkInPath
+	}
+	return unix.Chmod(fmt.Sprintf("/proc/self/fd/%d", fd), mode)
+}
+
+// nodeTimes returns atime and mtime for utimensat; a zero time in the node
+// is left alone.
+func nodeTimes(n *Node) [2]unix.Timespec {
+	return [2]unix.Timespec{timespec(n.AccessTime.IsZero(), n.AccessTime.UnixNano()),
+		timespec(n.ModTime.IsZero(), n.ModTime.UnixNano())}
 }
 
 func timespec(zero bool, ns int64) unix.Timespec {
@@ -98,33 +138,32 @@ func timespec(zero bool, ns int64) unix.Timespec {
 	return unix.NsecToTimespec(ns)
 }
 
-// setXattrs restores extended attributes; a file system without xattr
-// support is not an error worth failing the file for.
-func setXattrs(p string, n *Node) error {
-	for _, a := range n.ExtendedAttributes {
-		err := unix.Lsetxattr(p, a.Name, a.Value, 0)
-		if err == nil || errors.Is(err, unix.ENOTSUP) {
-			continue
-		}
-		return &os.PathError{Op: "setxattr " + a.Name, Path: p, Err: err}
-	}
-	return nil
-}
-
-// createSymlink makes a symlink, replacing whatever is at p.
-func createSymlink(p string, n *Node) error {
-	err := os.Symlink(n.LinkTarget, p)
-	if errors.Is(err, fs.ErrExist) {
-		if err = removeExisting(p); err == nil {
-			err = os.Symlink(n.LinkTarget, p)
+// replaceAt runs create for entry name of dirfd; if something is in the
+// way, it is removed (without following it) and create runs again.
+func replaceAt(dirfd int, name string, create func() error) error {
+	err := create()
+	if errors.Is(err, unix.EEXIST) {
+		if err = removeAt(dirfd, name); err == nil {
+			err = create()
 		}
 	}
 	return err
 }
 
-// createSpecial makes a fifo or device node, replacing whatever is at p.
-// Device nodes need root (mknod fails with EPERM otherwise).
-func createSpecial(p string, n *Node) error {
+// symlinkAt makes a symlink named name in dirfd, replacing what is there.
+// Its target is stored as it is: creating a link to "/etc" or "../.." is
+// harmless; only following one would not be, and nothing here follows.
+func symlinkAt(dirfd int, name, shown string, n *Node) error {
+	err := replaceAt(dirfd, name, func() error { return unix.Symlinkat(n.LinkTarget, dirfd, name) })
+	if err != nil {
+		return &os.PathError{Op: "symlink", Path: shown, Err: err}
+	}
+	return nil
+}
+
+// mknodAt makes a fifo or device node named name in dirfd, replacing what
+// is there. Device nodes need root (mknod fails with EPERM otherwise).
+func mknodAt(dirfd int, name, shown string, n *Node) error {
 	var typ uint32
 	switch n.Type {
 	case NodeFifo:
@@ -136,75 +175,39 @@ func createSpecial(p string, n *Node) error {
 	default:
 		return fmt.Errorf("cannot create a %s", n.Type)
 	}
-	mk := func() error {
-		// mknod mode 0600 until applyPathMeta sets the real one.
-		if err := unix.Mknod(p, typ|0o600, int(n.Device)); err != nil {
-			return &os.PathError{Op: "mknod", Path: p, Err: err}
-		}
-		return nil
+	// Mode 0600 until applyAtMeta sets the real one.
+	err := replaceAt(dirfd, name, func() error { return unix.Mknodat(dirfd, name, typ|0o600, int(n.Device)) })
+	if err != nil {
+		return &os.PathError{Op: "mknod", Path: shown, Err: err}
 	}
-	err := mk()
-	if errors.Is(err, fs.ErrExist) {
-		if err = removeExisting(p); err == nil {
-			err = mk()
-		}
-	}
-	return err
+	return nil
 }
 
-// createDir makes directory p, keeping an existing directory (restores
-// merge into existing trees) but replacing anything else, never following
-// a symlink found at p. It reports whether p existed as a directory.
-func createDir(p string) (existed bool, err error) {
+// mkdirAt makes directory name in dirfd, keeping an existing directory
+// (restores merge into existing trees) but replacing anything else, a
+// symlink included, without following it. It reports whether a directory
+// was there.
+func mkdirAt(dirfd int, name, shown string) (existed bool, err error) {
 	// 0700 while restoring: we need to write into it even if its final mode
 	// forbids that; the real mode is set after all children.
-	err = os.Mkdir(p, 0o700)
-	if err == nil || !errors.Is(err, fs.ErrExist) {
-		return false, err
-	}
-	fi, lerr := os.Lstat(p)
-	if lerr != nil {
-		return false, lerr
-	}
-	if fi.IsDir() {
-		return true, nil
-	}
-	if err := removeExisting(p); err != nil {
-		return false, err
-	}
-	return false, os.Mkdir(p, 0o700)
-}
-
-// createFile creates a new regular file at p, replacing whatever was there.
-// O_EXCL never follows a symlink and never writes into another hard link
-// of an existing file.
-func createFile(p string) (*os.File, error) {
-	const flags = os.O_WRONLY | os.O_CREATE | os.O_EXCL | syscall.O_CLOEXEC
-	f, err := os.OpenFile(p, flags, 0o600)
-	if errors.Is(err, fs.ErrExist) {
-		if err = removeExisting(p); err == nil {
-			f, err = os.OpenFile(p, flags, 0o600)
+	err = unix.Mkdirat(dirfd, name, 0o700)
+	if errors.Is(err, unix.EEXIST) {
+		var st unix.Stat_t
+		if err = unix.Fstatat(dirfd, name, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil {
+			if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+				existed = true
+				if euid != 0 {
+					// A directory left read-only by an earlier restore must
+					// take new entries.
+					err = fchmodNoFollow(dirfd, name, 0o700)
+				}
+			} else if err = removeAt(dirfd, name); err == nil {
+				err = unix.Mkdirat(dirfd, name, 0o700)
+			}
 		}
 	}
-	return f, err
-}
-
-// openForWrite opens a file created by createFile for more writes.
-func openForWrite(p string) (*os.File, error) {
-	return os.OpenFile(p, os.O_WRONLY|syscall.O_NOFOLLOW|syscall.O_CLOEXEC, 0)
-}
-
-// removeExisting removes p so that a node of another kind can take its
-// place; a directory in the way is removed with its contents, as restoring
-// over it demands.
-func removeExisting(p string) error {
-	err := os.Remove(p)
-	if err == nil || errors.Is(err, fs.ErrNotExist) {
-		return nil
+	if err != nil {
+		return false, &os.PathError{Op: "mkdir", Path: shown, Err: err}
 	}
-	fi, lerr := os.Lstat(p)
-	if lerr == nil && fi.IsDir() {
-		return os.RemoveAll(p)
-	}
-	return fmt.Errorf("replace existing %s: %w", p, err)
+	return existed, nil
 }

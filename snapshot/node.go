@@ -4,10 +4,12 @@ package snapshot
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cairn-backup/cairn/repo"
@@ -73,9 +75,22 @@ func (n Node) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON undoes the escaping of MarshalJSON.
 func (n *Node) UnmarshalJSON(b []byte) error {
-	type plain Node
-	if err := json.Unmarshal(b, (*plain)(n)); err != nil {
+	if err := json.Unmarshal(b, (*plainNode)(n)); err != nil {
 		return err
+	}
+	return n.unquoteName()
+}
+
+// plainNode is Node without its JSON methods: DecodeTree decodes a whole
+// tree into these in one pass instead of handing each node's bytes to a
+// second decoder.
+type plainNode Node
+
+func (n *Node) unquoteName() error {
+	// JSON decoding leaves valid UTF-8; without a backslash, quote or
+	// newline the Go unquoting is the identity (the common case).
+	if !strings.ContainsAny(n.Name, "\\\"\n") {
+		return nil
 	}
 	name, err := strconv.Unquote(`"` + n.Name + `"`)
 	if err != nil {
@@ -122,16 +137,73 @@ func (t *Tree) Encode() ([]byte, error) {
 	return append(buf, '\n'), nil
 }
 
-// DecodeTree parses a tree blob.
+// ErrInvalidTree marks a tree blob that decodes but that no file system
+// could have produced: a missing, empty, ".", ".." or duplicate name, or a
+// name holding "/" or NUL. Readers treat such a tree as damaged: restoring
+// it could write outside the target or let one entry replace another.
+var ErrInvalidTree = errors.New("invalid tree")
+
+// DecodeTree parses a tree blob and validates its names. Nodes come back
+// sorted by name: restic writes them sorted, and Find's binary search would
+// hide entries of an unsorted tree. Sorting (rather than rejecting) keeps
+// every entry of a tree some other writer left unsorted, which is harmless
+// as long as the names are unique. Sorted input costs one pass.
 func DecodeTree(buf []byte) (*Tree, error) {
-	t := &Tree{}
-	if err := json.Unmarshal(buf, t); err != nil {
-		return nil, fmt.Errorf("decode tree: %w", err)
+	t, _, err := decodeTree(buf)
+	return t, err
+}
+
+// decodeTree is DecodeTree that also reports whether the nodes were stored
+// out of order (check warns about it).
+func decodeTree(buf []byte) (t *Tree, unsorted bool, err error) {
+	var raw struct {
+		Nodes []*plainNode `json:"nodes"`
 	}
-	for i, n := range t.Nodes {
-		if n == nil || n.Name == "" {
-			return nil, fmt.Errorf("decode tree: node %d has no name", i)
+	if err := json.Unmarshal(buf, &raw); err != nil {
+		return nil, false, fmt.Errorf("decode tree: %w", err)
+	}
+	t = &Tree{Nodes: make([]*Node, len(raw.Nodes))}
+	for i, p := range raw.Nodes {
+		if p == nil {
+			return nil, false, fmt.Errorf("decode tree: %w: node %d is null", ErrInvalidTree, i)
+		}
+		n := (*Node)(p)
+		t.Nodes[i] = n
+		if err := n.unquoteName(); err != nil {
+			return nil, false, fmt.Errorf("decode tree: %w", err)
+		}
+		if err := checkName(n.Name); err != nil {
+			return nil, false, err
+		}
+		if i > 0 && !unsorted {
+			switch c := strings.Compare(t.Nodes[i-1].Name, n.Name); {
+			case c == 0:
+				return nil, false, fmt.Errorf("decode tree: %w: duplicate name %q", ErrInvalidTree, n.Name)
+			case c > 0:
+				unsorted = true
+			}
 		}
 	}
-	return t, nil
+	if unsorted {
+		t.Sort()
+		for i := 1; i < len(t.Nodes); i++ {
+			if t.Nodes[i-1].Name == t.Nodes[i].Name {
+				return nil, true, fmt.Errorf("decode tree: %w: duplicate name %q", ErrInvalidTree, t.Nodes[i].Name)
+			}
+		}
+	}
+	return t, unsorted, nil
+}
+
+// checkName rejects names that are not one path component.
+func checkName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("decode tree: %w: empty name", ErrInvalidTree)
+	case name == "." || name == "..":
+		return fmt.Errorf("decode tree: %w: name %q", ErrInvalidTree, name)
+	case strings.ContainsAny(name, "/\x00"):
+		return fmt.Errorf("decode tree: %w: name %q holds a slash or NUL", ErrInvalidTree, name)
+	}
+	return nil
 }

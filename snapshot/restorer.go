@@ -1,14 +1,12 @@
 package snapshot
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path"
-	"path/filepath"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -60,6 +58,11 @@ type restorer struct {
 	loader *TreeLoader
 	opts   RestoreOptions
 	prog   *Progress
+	fs     *targetFS
+
+	// onPath holds the trees being planned from the root down to the
+	// current directory: a subtree found there again is a cycle.
+	onPath map[repo.ID]struct{}
 
 	errMu  sync.Mutex
 	failed int
@@ -78,7 +81,8 @@ type restorer struct {
 // whichever write completes it.
 type fileJob struct {
 	snap    string // slash path in the snapshot, for errors and matching
-	target  string
+	dir     *dirState
+	rel     string // path below the target
 	node    *Node
 	size    int64
 	content []*blobJob
@@ -88,7 +92,14 @@ type fileJob struct {
 	remaining atomic.Int32 // writes still to do
 	bad       atomic.Bool
 	sparse    atomic.Bool // some all-zero blob was skipped
+	// ino identifies the inode created, for files opened again later (more
+	// blobs, verify, hard links): a name swapped meanwhile is refused.
+	ino, dev uint64
 }
+
+// needsIdentity reports whether the file will be opened or linked again
+// after its creation.
+func (fj *fileJob) needsIdentity() bool { return len(fj.content) > 1 || fj.node.Links > 1 }
 
 // blobJob is one data blob and every place it has to be written to.
 type blobJob struct {
@@ -110,18 +121,38 @@ type packJob struct {
 
 type dirState struct {
 	snap    string
-	target  string
-	node    *Node // nil for the restore target itself
+	name    string
+	rel     string // path below the target; "." for the target itself
+	node    *Node  // nil for the restore target itself
 	parent  *dirState
 	created bool
 	bad     bool
+
+	// Owned by targetFS: the open descriptor while cached.
+	fd   int
+	refs int
+	elem *list.Element
+}
+
+func (d *dirState) child(snap, name string, n *Node) *dirState {
+	return &dirState{snap: snap, name: name, rel: d.join(name), node: n, parent: d, fd: -1}
+}
+
+// join returns the path below the target of entry name of d.
+func (d *dirState) join(name string) string {
+	if d.parent == nil {
+		return name
+	}
+	return d.rel + "/" + name
 }
 
 type inodeKey struct{ dev, ino uint64 }
 
 type hardLink struct {
-	snap, target string
-	first        *fileJob
+	snap  string
+	dir   *dirState
+	name  string
+	first *fileJob
 }
 
 func newRestorer(r *repo.Repository, opts RestoreOptions) (*restorer, error) {
@@ -141,6 +172,7 @@ func newRestorer(r *repo.Repository, opts RestoreOptions) (*restorer, error) {
 		opts:      opts,
 		prog:      prog,
 		linkFirst: map[inodeKey]*fileJob{},
+		onPath:    map[repo.ID]struct{}{},
 		blobs:     map[repo.ID]*blobJob{},
 		packs:     map[repo.ID]*packJob{},
 	}, nil
@@ -178,10 +210,11 @@ func (rs *restorer) run(ctx context.Context, sn *Snapshot, subpath string) error
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
-	if err := os.MkdirAll(rs.opts.Target, 0o755); err != nil {
-		return fmt.Errorf("restore: create target: %w", err)
+	if rs.fs, err = openTargetFS(rs.opts.Target); err != nil {
+		return err
 	}
-	root := &dirState{snap: "/", target: rs.opts.Target, created: true}
+	defer rs.fs.close()
+	root := &dirState{snap: "/", rel: ".", created: true, fd: rs.fs.root}
 	if start.Type == NodeDir {
 		if start.Subtree == nil {
 			return fmt.Errorf("restore: %s: directory node has no subtree", subpath)
@@ -202,6 +235,9 @@ func (rs *restorer) run(ctx context.Context, sn *Snapshot, subpath string) error
 		return err
 	}
 	rs.prog.ScanDone.Store(true)
+	if testHookAfterPlan != nil {
+		testHookAfterPlan(rs)
+	}
 	if err := rs.restoreData(ctx); err != nil {
 		return err
 	}
@@ -228,13 +264,23 @@ func (rs *restorer) planTree(ctx context.Context, id repo.ID, d *dirState) error
 		rs.fail(d.snap, err)
 		return nil
 	}
-	for _, n := range sortedNodes(t) {
+	if _, ok := rs.onPath[id]; ok {
+		rs.fail(d.snap, fmt.Errorf("tree %v contains itself (a cycle): %w", id.Str(), ErrInvalidTree))
+		return nil
+	}
+	rs.onPath[id] = struct{}{}
+	defer delete(rs.onPath, id)
+	for _, n := range t.Nodes {
 		if err := rs.planNode(ctx, n, joinSnap(d.snap, n.Name), d); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// testHookAfterPlan, when set, runs between the tree pass and the data
+// pass (tests change the target underneath there).
+var testHookAfterPlan func(rs *restorer)
 
 // joinSnap appends a name to a snapshot path without cleaning it, so that
 // errors about bad names show them as they are.
@@ -243,11 +289,6 @@ func joinSnap(dir, name string) string {
 		return "/" + name
 	}
 	return dir + "/" + name
-}
-
-// validName rejects names that would escape the directory being restored.
-func validName(name string) bool {
-	return name != "" && name != "." && name != ".." && !strings.ContainsAny(name, "/\x00")
 }
 
 func (rs *restorer) selected(p string, n *Node) (take, descend bool) {
@@ -263,21 +304,22 @@ func (rs *restorer) selected(p string, n *Node) (take, descend bool) {
 }
 
 func (rs *restorer) planNode(ctx context.Context, n *Node, p string, d *dirState) error {
-	if !validName(n.Name) {
-		rs.fail(p, fmt.Errorf("invalid file name %q in snapshot", n.Name))
+	// DecodeTree has checked the names; this guards a start node found by
+	// path, and anything that builds trees another way.
+	if err := checkName(n.Name); err != nil {
+		rs.fail(p, err)
 		return nil
 	}
 	take, descend := rs.selected(p, n)
 	if !take && !descend {
 		return nil
 	}
-	target := filepath.Join(d.target, n.Name)
 	if n.Type == NodeDir {
 		if n.Subtree == nil {
 			rs.fail(p, errors.New("directory node has no subtree"))
 			return nil
 		}
-		child := &dirState{snap: p, target: target, node: n, parent: d}
+		child := d.child(p, n.Name, n)
 		if take && !rs.ensureDir(child) {
 			return nil
 		}
@@ -286,23 +328,35 @@ func (rs *restorer) planNode(ctx context.Context, n *Node, p string, d *dirState
 	if !rs.ensureDir(d) {
 		return nil
 	}
-	var err error
 	switch n.Type {
 	case NodeFile:
-		rs.planFile(n, p, target)
+		rs.planFile(n, p, d)
 		return nil
-	case NodeSymlink:
-		if err = createSymlink(target, n); err == nil {
-			err = applyPathMeta(target, n)
-		}
-	case NodeFifo, NodeDev, NodeCharDev:
-		if err = createSpecial(target, n); err == nil {
-			err = applyPathMeta(target, n)
-		}
+	case NodeSymlink, NodeFifo, NodeDev, NodeCharDev:
 	case NodeSocket:
 		return nil // a socket belongs to a running program; restic skips them too
 	default:
-		err = fmt.Errorf("cannot restore a node of type %q", n.Type)
+		rs.fail(p, fmt.Errorf("cannot restore a node of type %q", n.Type))
+		return nil
+	}
+	if d.bad {
+		return nil
+	}
+	dirfd, err := rs.fs.acquire(d)
+	if err != nil {
+		d.bad = true // reported once: every further entry would fail the same way
+		rs.fail(d.snap, err)
+		return nil
+	}
+	defer rs.fs.release(d)
+	shown := rs.fs.display(d.join(n.Name))
+	if n.Type == NodeSymlink {
+		err = symlinkAt(dirfd, n.Name, shown, n)
+	} else {
+		err = mknodAt(dirfd, n.Name, shown, n)
+	}
+	if err == nil {
+		err = applyAtMeta(dirfd, n.Name, shown, n)
 	}
 	if err != nil {
 		rs.fail(p, err)
@@ -319,11 +373,10 @@ func (rs *restorer) ensureDir(d *dirState) bool {
 		d.bad = true
 		return false
 	}
-	existed, err := createDir(d.target)
-	if err == nil && existed && euid != 0 {
-		// A directory left read-only by an earlier restore must take new
-		// entries; its final mode is set after its children anyway.
-		err = os.Chmod(d.target, 0o700)
+	pfd, err := rs.fs.acquire(d.parent)
+	if err == nil {
+		_, err = mkdirAt(pfd, d.name, rs.fs.display(d.rel))
+		rs.fs.release(d.parent)
 	}
 	if err != nil {
 		d.bad = true
@@ -340,11 +393,11 @@ func (rs *restorer) ensureDir(d *dirState) bool {
 // planFile records where each content blob of a file goes. Files without
 // content are created right away; others when their first blob arrives.
 // Further names of a hard-linked inode become links to the first one.
-func (rs *restorer) planFile(n *Node, p, target string) {
+func (rs *restorer) planFile(n *Node, p string, d *dirState) {
 	key := inodeKey{n.DeviceID, n.Inode}
 	if n.Links > 1 {
 		if first, ok := rs.linkFirst[key]; ok {
-			rs.links = append(rs.links, hardLink{snap: p, target: target, first: first})
+			rs.links = append(rs.links, hardLink{snap: p, dir: d, name: n.Name, first: first})
 			return
 		}
 	}
@@ -356,7 +409,7 @@ func (rs *restorer) planFile(n *Node, p, target string) {
 			return
 		}
 	}
-	fj := &fileJob{snap: p, target: target, node: n, content: make([]*blobJob, 0, len(n.Content))}
+	fj := &fileJob{snap: p, dir: d, rel: d.join(n.Name), node: n, content: make([]*blobJob, 0, len(n.Content))}
 	var off int64
 	for _, id := range n.Content {
 		b := rs.blobs[id]
@@ -390,13 +443,12 @@ func (rs *restorer) planFile(n *Node, p, target string) {
 }
 
 func (rs *restorer) finishEmpty(fj *fileJob) {
-	f, err := createFile(fj.target)
+	f, err := rs.createFile(fj)
 	if err != nil {
 		rs.failFile(fj, err)
 		return
 	}
-	fj.created = true
-	err = applyFileMeta(f, fj.node)
+	err = applyFdMeta(int(f.Fd()), f.Name(), fj.node)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -415,13 +467,7 @@ func (rs *restorer) makeLinks() {
 			rs.fail(l.snap, fmt.Errorf("hard link to %s: that file was not restored", l.first.snap))
 			continue
 		}
-		err := os.Link(l.first.target, l.target)
-		if errors.Is(err, os.ErrExist) {
-			if err = removeExisting(l.target); err == nil {
-				err = os.Link(l.first.target, l.target)
-			}
-		}
-		if err != nil {
+		if err := rs.link(l); err != nil {
 			rs.fail(l.snap, err)
 			continue
 		}
@@ -437,7 +483,12 @@ func (rs *restorer) finishDirs(ctx context.Context) error {
 			return err
 		}
 		d := rs.dirs[i]
-		if err := applyPathMeta(d.target, d.node); err != nil {
+		fd, err := rs.fs.acquire(d)
+		if err == nil {
+			err = applyFdMeta(fd, rs.fs.display(d.rel), d.node)
+			rs.fs.release(d)
+		}
+		if err != nil {
 			rs.fail(d.snap, err)
 		}
 	}

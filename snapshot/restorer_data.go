@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/cairn-backup/cairn/repo"
+	"golang.org/x/sys/unix"
 )
 
 // maxRangeGap is the largest run of unneeded bytes read through rather than
@@ -119,7 +121,7 @@ func (rs *restorer) restoreRange(ctx context.Context, pj *packJob, blobs []*blob
 			return
 		}
 		pos = int64(loc.Offset) + int64(loc.Length)
-		plain, err := rs.decode(loc, raw, w)
+		plain, err := rs.decode(loc, raw, b.size, w)
 		if err != nil {
 			rs.blobFailed(ctx, b, err, w)
 			continue
@@ -153,8 +155,14 @@ func readRaw(rd io.Reader, loc repo.PackedBlob, w *dataWorker) ([]byte, error) {
 	return raw, nil
 }
 
-// decode decrypts and checks a blob into the worker's plaintext buffer.
-func (rs *restorer) decode(loc repo.PackedBlob, raw []byte, w *dataWorker) ([]byte, error) {
+// errBlobSize: a blob decoded to another length than the index gave it,
+// which placed every later blob of the file at a wrong offset.
+var errBlobSize = errors.New("blob length differs from the index")
+
+// decode decrypts a blob into the worker's plaintext buffer and checks it:
+// DecodeBlob checks its SHA-256 against its ID, and here its length against
+// want, the length the file's layout was planned with.
+func (rs *restorer) decode(loc repo.PackedBlob, raw []byte, want uint32, w *dataWorker) ([]byte, error) {
 	if n := int(loc.PlaintextLength()); cap(w.plain) < n {
 		w.plain = make([]byte, 0, n)
 	}
@@ -164,6 +172,10 @@ func (rs *restorer) decode(loc repo.PackedBlob, raw []byte, w *dataWorker) ([]by
 	}
 	if cap(plain) > cap(w.plain) {
 		w.plain = plain[:0]
+	}
+	if len(plain) != int(want) {
+		return nil, fmt.Errorf("blob %v in pack %v: %w: it holds %d bytes, the index says %d (run `cairn repair index`)",
+			loc.ID.Str(), loc.Pack.Str(), errBlobSize, len(plain), want)
 	}
 	return plain, nil
 }
@@ -178,7 +190,7 @@ func (rs *restorer) blobFailed(ctx context.Context, b *blobJob, cause error, w *
 		if loc.Pack == b.locs[0].Pack && loc.Offset == b.locs[0].Offset {
 			continue
 		}
-		plain, err := rs.loadCopy(ctx, loc, w)
+		plain, err := rs.loadCopy(ctx, loc, b.size, w)
 		if err == nil {
 			rs.writeBlob(b, plain)
 			return
@@ -193,7 +205,7 @@ func (rs *restorer) blobFailed(ctx context.Context, b *blobJob, cause error, w *
 	}
 }
 
-func (rs *restorer) loadCopy(ctx context.Context, loc repo.PackedBlob, w *dataWorker) ([]byte, error) {
+func (rs *restorer) loadCopy(ctx context.Context, loc repo.PackedBlob, want uint32, w *dataWorker) ([]byte, error) {
 	h := repo.Handle{Type: repo.PackFile, Name: loc.Pack.String()}
 	rd, err := rs.repo.Backend().Load(ctx, h, int(loc.Length), int64(loc.Offset))
 	if err != nil {
@@ -205,7 +217,7 @@ func (rs *restorer) loadCopy(ctx context.Context, loc repo.PackedBlob, w *dataWo
 	if err != nil {
 		return nil, err
 	}
-	return rs.decode(loc, raw, w)
+	return rs.decode(loc, raw, want, w)
 }
 
 // writeBlob writes plain at every target. Targets of one file are adjacent
@@ -256,14 +268,9 @@ func (rs *restorer) openFile(fj *fileJob) (*os.File, error) {
 	fj.mu.Lock()
 	defer fj.mu.Unlock()
 	if fj.created {
-		return openForWrite(fj.target)
+		return rs.reopen(fj, unix.O_WRONLY)
 	}
-	f, err := createFile(fj.target)
-	if err != nil {
-		return nil, err
-	}
-	fj.created = true
-	return f, nil
+	return rs.createFile(fj)
 }
 
 // doneWrite counts one write of fj as done (or given up). The write that
@@ -273,13 +280,13 @@ func (rs *restorer) doneWrite(fj *fileJob, f *os.File) {
 	if last && !fj.bad.Load() {
 		var err error
 		if f == nil {
-			f, err = openForWrite(fj.target)
+			f, err = rs.reopen(fj, unix.O_WRONLY)
 		}
 		if err == nil && fj.sparse.Load() {
 			err = f.Truncate(fj.size)
 		}
 		if err == nil {
-			err = applyFileMeta(f, fj.node)
+			err = applyFdMeta(int(f.Fd()), f.Name(), fj.node)
 		}
 		if err != nil {
 			rs.failFile(fj, err)

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -318,6 +319,9 @@ func TestRestoreVerifyDetectsChange(t *testing.T) {
 	}
 	flipByte(t, filepath.Join(rs.opts.Target, "large-00.bin"), 2<<20+17)
 	must(t, os.Truncate(filepath.Join(rs.opts.Target, "file-00003.bin"), 1))
+	rs.fs, err = openTargetFS(rs.opts.Target) // run closed it
+	must(t, err)
+	defer rs.fs.close()
 	must(t, rs.verify(ctx))
 	if rs.failures() != 2 || len(failed) != 2 {
 		t.Fatalf("verify after damage: %d failures %v, want 2", rs.failures(), failed)
@@ -371,22 +375,28 @@ func TestRestoreBadNames(t *testing.T) {
 	mk := func(name string) *Node {
 		return &Node{Name: name, Type: NodeFile, Mode: 0o644, ModTime: now, AccessTime: now, Content: []repo.ID{id}}
 	}
-	tree := &Tree{Nodes: []*Node{mk(".."), mk("a/../../b"), mk("ok")}}
-	tree.Sort()
-	treeID, err := SaveTree(ctx, r, tree)
-	must(t, err)
-	must(t, r.Flush(ctx))
-	parent := t.TempDir()
-	target := filepath.Join(parent, "t")
-	n, failed := rtRestore(t, r, &Snapshot{Tree: &treeID}, "", RestoreOptions{Target: target})
-	if n != 2 || failed["/.."] == nil || failed["/a/../../b"] == nil {
-		t.Errorf("bad names: %d failures %v", n, failed)
-	}
-	if b, err := os.ReadFile(filepath.Join(target, "ok")); err != nil || string(b) != "escaped" {
-		t.Errorf("ok: %q %v", b, err)
-	}
-	if ents, _ := os.ReadDir(parent); len(ents) != 1 {
-		t.Errorf("restore escaped its target: %v", ents)
+	// A tree holding such names is invalid as a whole: it fails as one
+	// item, its siblings are restored.
+	for _, bad := range []string{"..", "a/../../b"} {
+		badID, err := SaveTree(ctx, r, &Tree{Nodes: []*Node{mk(bad)}})
+		must(t, err)
+		tree := &Tree{Nodes: []*Node{{Name: "bad" + strconv.Itoa(len(bad)), Type: NodeDir, Mode: os.ModeDir | 0o755, Subtree: &badID}, mk("ok")}}
+		treeID, err := SaveTree(ctx, r, tree)
+		must(t, err)
+		must(t, r.Flush(ctx))
+		parent := t.TempDir()
+		target := filepath.Join(parent, "t")
+		n, failed := rtRestore(t, r, &Snapshot{Tree: &treeID}, "", RestoreOptions{Target: target})
+		p := "/bad" + strconv.Itoa(len(bad))
+		if n != 1 || !errors.Is(failed[p], ErrInvalidTree) {
+			t.Errorf("bad name %q: %d failures %v", bad, n, failed)
+		}
+		if b, err := os.ReadFile(filepath.Join(target, "ok")); err != nil || string(b) != "escaped" {
+			t.Errorf("ok: %q %v", b, err)
+		}
+		if ents, _ := os.ReadDir(parent); len(ents) != 1 {
+			t.Errorf("restore escaped its target: %v", ents)
+		}
 	}
 }
 

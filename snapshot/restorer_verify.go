@@ -8,9 +8,9 @@ import (
 	"os"
 	"runtime"
 	"sync"
-	"syscall"
 
 	"github.com/cairn-backup/cairn/repo"
+	"golang.org/x/sys/unix"
 )
 
 // verify re-reads every restored file and checks each blob-sized piece
@@ -25,7 +25,7 @@ func (rs *restorer) verify(ctx context.Context) error {
 			defer wg.Done()
 			var buf []byte
 			for fj := range work {
-				if err := verifyFile(fj, &buf); err != nil {
+				if err := rs.verifyFile(fj, &buf); err != nil {
 					rs.failFile(fj, fmt.Errorf("verify: %w", err))
 				}
 			}
@@ -48,8 +48,8 @@ func (rs *restorer) verify(ctx context.Context) error {
 	return nil
 }
 
-func verifyFile(fj *fileJob, buf *[]byte) error {
-	f, err := openForVerify(fj.target)
+func (rs *restorer) verifyFile(fj *fileJob, buf *[]byte) error {
+	f, err := rs.openForVerify(fj)
 	if err != nil {
 		return err
 	}
@@ -59,10 +59,10 @@ func verifyFile(fj *fileJob, buf *[]byte) error {
 		return err
 	}
 	if !fi.Mode().IsRegular() {
-		return fmt.Errorf("%s is no longer a regular file", fj.target)
+		return fmt.Errorf("%s is no longer a regular file", f.Name())
 	}
 	if fi.Size() != fj.size {
-		return fmt.Errorf("%s has %d bytes, want %d", fj.target, fi.Size(), fj.size)
+		return fmt.Errorf("%s has %d bytes, want %d", f.Name(), fi.Size(), fj.size)
 	}
 	var off int64
 	for _, b := range fj.content {
@@ -71,10 +71,10 @@ func verifyFile(fj *fileJob, buf *[]byte) error {
 		}
 		p := (*buf)[:b.size]
 		if _, err := io.ReadFull(f, p); err != nil {
-			return fmt.Errorf("read %s at %d: %w", fj.target, off, err)
+			return fmt.Errorf("read %s at %d: %w", f.Name(), off, err)
 		}
 		if repo.Hash(p) != b.id {
-			return fmt.Errorf("%s: %d bytes at offset %d do not match data blob %v", fj.target, b.size, off, b.id.Str())
+			return fmt.Errorf("%s: %d bytes at offset %d do not match data blob %v", f.Name(), b.size, off, b.id.Str())
 		}
 		off += int64(b.size)
 	}
@@ -83,11 +83,10 @@ func verifyFile(fj *fileJob, buf *[]byte) error {
 
 // openForVerify avoids updating the atime that restore just set; O_NOATIME
 // needs ownership (or root), so fall back without it.
-func openForVerify(p string) (*os.File, error) {
-	const flags = os.O_RDONLY | syscall.O_NOFOLLOW | syscall.O_CLOEXEC
-	f, err := os.OpenFile(p, flags|syscall.O_NOATIME, 0)
-	if errors.Is(err, syscall.EPERM) {
-		f, err = os.OpenFile(p, flags, 0)
+func (rs *restorer) openForVerify(fj *fileJob) (*os.File, error) {
+	f, err := rs.reopen(fj, unix.O_RDONLY|unix.O_NOATIME)
+	if errors.Is(err, unix.EPERM) {
+		f, err = rs.reopen(fj, unix.O_RDONLY)
 	}
 	return f, err
 }
