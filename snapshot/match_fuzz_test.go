@@ -16,6 +16,8 @@ func FuzzMatcher(f *testing.F) {
 		{"/home/*/cache", "/home/u/cache/x"},
 		{"**/node_modules", "/a/b/node_modules/c"},
 		{"a/**/b/**/c", "/x/a/1/b/2/3/c"},
+		{"**/*a*/**/b*/**", "/a/ab/x/bb/a/b"},
+		{"/**/**/x/**", "/x"},
 		{"!keep", "/keep"},
 		{"[a-", "/a"},
 		{"\\", "/\\"},
@@ -37,6 +39,22 @@ func FuzzMatcher(f *testing.F) {
 				t.Fatalf("pattern %q: exact fails (%v), folded compiles", pat, err)
 			}
 			return
+		}
+		// The memoized search agrees with plain backtracking (kept small
+		// enough for the latter to finish).
+		comps := splitPath(p, false)
+		for _, pt := range m.pats {
+			if pt.stars > 3 || len(comps) > 12 {
+				break
+			}
+			for _, prefix := range []bool{false, true} {
+				for start := 0; start <= len(comps); start++ {
+					mm := &memoMatch{parts: pt.parts, comps: comps, prefix: prefix}
+					if a, b := matchParts(pt.parts, comps[start:], prefix), mm.at(0, start); a != b {
+						t.Fatalf("pattern %q on %q from %d (prefix %v): plain %v, memoized %v", pat, p, start, prefix, a, b)
+					}
+				}
+			}
 		}
 		mf, err := NewMatcher([]string{pat}, true)
 		if err != nil {
@@ -62,4 +80,24 @@ func FuzzMatcher(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Many "**" parts against a deep path used to take time exponential in
+// their number (30 s per path with eight); now it is polynomial. Without
+// memoization this test runs until the test binary's timeout.
+func TestMatcherManyDoubleStars(t *testing.T) {
+	deep := "/" + strings.Repeat("a/", 60) + "b"
+	for _, pat := range []string{strings.Repeat("**/", 20) + "x", strings.Repeat("*a*/**/", 12) + "c", "/" + strings.Repeat("**/a/", 15) + "b"} {
+		m, err := NewMatcher([]string{pat}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := strings.HasSuffix(pat, "b")
+		if got := m.Match(deep); got != want {
+			t.Errorf("%q on %q: %v, want %v", pat, deep, got, want)
+		}
+		if !m.ChildMayMatch("/" + strings.Repeat("a/", 40)) {
+			t.Errorf("%q: ChildMayMatch false below a/a/...", pat)
+		}
+	}
 }
