@@ -3,6 +3,7 @@ package crypto
 import (
 	"encoding/json"
 	"errors"
+	"runtime"
 	"testing"
 )
 
@@ -46,4 +47,26 @@ func FuzzKeyFile(f *testing.F) {
 			t.Fatalf("opened with kdf %q, params %+v, valid key %v", kf.KDF, p, key.Valid())
 		}
 	})
+}
+
+// Parameters out of bounds are refused before scrypt allocates its
+// 128*N*r bytes: opening such a key file costs next to nothing.
+func TestKeyFileAbsurdParamsCheap(t *testing.T) {
+	kf, err := NewKeyFile("pw", NewRandomKey(), KDFParams{N: 16, R: 1, P: 1}, "u", "h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []KDFParams{{N: 1 << 40, R: 8, P: 1}, {N: 1 << 26, R: 8, P: 1}, {N: 1 << 20, R: 1 << 30, P: 1}, {N: 1 << 20, R: 8, P: 1 << 20}} {
+		kf.N, kf.R, kf.P = p.N, p.R, p.P
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		_, err := kf.Open("pw")
+		runtime.ReadMemStats(&after)
+		if err == nil || errors.Is(err, ErrWrongPassword) {
+			t.Errorf("%+v: %v, want a refusal of the parameters", p, err)
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
+			t.Errorf("%+v: allocated %d bytes before refusing", p, alloc)
+		}
+	}
 }
