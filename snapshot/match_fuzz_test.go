@@ -75,7 +75,10 @@ func FuzzMatcher(f *testing.F) {
 			if !mf.Match(p) {
 				t.Fatalf("pattern %q matches %q, folded does not", pat, p)
 			}
-			if up := strings.ToUpper(p); strings.ToLower(up) == strings.ToLower(p) && !mf.Match(up) {
+			// Only where upper-casing loses nothing the lower-casing
+			// matcher could need (not for "ǅ", "ſ", ...).
+			up := strings.ToUpper(p)
+			if lowUp, low := strings.ToLower(up), strings.ToLower(p); lowUp == low && !mf.Match(up) {
 				t.Fatalf("folded pattern %q matches %q, not %q", pat, p, up)
 			}
 		}
