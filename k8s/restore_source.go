@@ -61,7 +61,7 @@ func ParseManifestPath(p string) (Manifest, bool) {
 	}
 	m.Path = path.Clean("/" + p)
 	m.Resource, m.Group = SplitResourceDir(dir)
-	if m.Resource == "" {
+	if m.Resource == "" || ResourceDir(m.Resource, m.Group) != dir { // "pods." names no group
 		return Manifest{}, false
 	}
 	m.Name = name

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/cairn-backup/cairn/snapshot"
 )
@@ -37,21 +38,36 @@ func buildMatcher(flag string, exact, fold []string) (*snapshot.Matcher, error) 
 // foldPattern makes a glob pattern match regardless of case.
 func foldPattern(p string) string {
 	var b strings.Builder
-	rs := []rune(p)
+	// raw[i] is the text of rs[i]: a byte that is not UTF-8 (a file name
+	// in another encoding) must reach the matcher as it is, not as U+FFFD.
+	var rs []rune
+	var raw []string
+	for i := 0; i < len(p); {
+		r, n := utf8.DecodeRuneInString(p[i:])
+		rs, raw = append(rs, r), append(raw, p[i:i+n])
+		i += n
+	}
+	text := func(from, to int) string { return strings.Join(raw[from:to], "") }
 	for i := 0; i < len(rs); i++ {
 		c := rs[i]
 		switch {
+		case c == utf8.RuneError && len(raw[i]) == 1:
+			b.WriteString(raw[i])
 		case c == '\\' && i+1 < len(rs):
 			// An escaped letter stands for itself: fold it as a class.
 			i++
+			if rs[i] == utf8.RuneError && len(raw[i]) == 1 {
+				b.WriteString(`\` + raw[i])
+				continue
+			}
 			b.WriteString(foldRune(rs[i], true))
 		case c == '[':
 			end := classEnd(rs, i)
 			if end < 0 { // malformed: leave it for the matcher to reject
-				b.WriteString(string(rs[i:]))
+				b.WriteString(text(i, len(rs)))
 				return b.String()
 			}
-			body := string(rs[i+1 : end])
+			body := text(i+1, end)
 			neg := ""
 			if strings.HasPrefix(body, "^") {
 				neg, body = "^", body[1:]

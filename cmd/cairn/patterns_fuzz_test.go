@@ -4,12 +4,24 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+	"unicode/utf8"
 )
 
 // foldEach replaces every rune by the next one in its case-folding orbit
-// ("a" -> "A", "k" -> "K" -> "k" (Kelvin sign) ...).
+// ("a" -> "A", "k" -> "K" -> "k" (Kelvin sign) ...); bytes that are not
+// UTF-8 stay as they are.
 func foldEach(s string) string {
-	return strings.Map(unicode.SimpleFold, s)
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && n == 1 {
+			b.WriteByte(s[i])
+		} else {
+			b.WriteRune(unicode.SimpleFold(r))
+		}
+		i += n
+	}
+	return b.String()
 }
 
 // FuzzFoldPattern: --iexclude patterns are rewritten into globs that
