@@ -158,3 +158,20 @@ func TestArchiverFileQuietNotReported(t *testing.T) {
 		t.Fatalf("quiet files reported: %q", ch.msgs)
 	}
 }
+
+// A file in /proc says it has 0 bytes and holds more: not a change.
+func TestArchiverProcFileNotReported(t *testing.T) {
+	r, _ := arNewRepo(t)
+	const p = "/proc/self/status"
+	if _, err := os.Stat(p); err != nil {
+		t.Skip(err)
+	}
+	var ch arChanges
+	sn, a := arBackup(t, r, []string{p}, ch.opts())
+	if a.ChangedCount() != 0 || len(ch.msgs) != 0 {
+		t.Fatalf("%s reported: %q", p, ch.msgs)
+	}
+	if got := arContent(t, r, arLookup(t, r, *sn.Tree, p)); !bytes.Contains(got, []byte("Pid:")) {
+		t.Fatalf("stored %q", got)
+	}
+}
