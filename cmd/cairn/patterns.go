@@ -113,17 +113,7 @@ func foldClassBody(body string) string {
 			continue
 		}
 		if i+2 < len(rs) && rs[i+1] == '-' {
-			lo, hi := rs[i], rs[i+2]
-			if u, v := unicode.ToUpper(lo), unicode.ToUpper(hi); u != lo || v != hi {
-				if u <= v && isLetterRange(lo, hi) {
-					b.WriteString(string(u) + "-" + string(v))
-				}
-			}
-			if l, w := unicode.ToLower(lo), unicode.ToLower(hi); l != lo || w != hi {
-				if l <= w && isLetterRange(lo, hi) {
-					b.WriteString(string(l) + "-" + string(w))
-				}
-			}
+			b.WriteString(foldRange(rs[i], rs[i+2]))
 			i += 2
 			continue
 		}
@@ -132,10 +122,24 @@ func foldClassBody(body string) string {
 	return b.String()
 }
 
-// isLetterRange reports whether lo-hi is an ASCII letter range whose case
-// mapping keeps it a range (a-z, C-F, ...).
-func isLetterRange(lo, hi rune) bool {
-	return ('a' <= lo && hi <= 'z') || ('A' <= lo && hi <= 'Z')
+// maxFoldRange bounds the ranges whose letters are folded one by one; of
+// wider ones ("[\x00-\U0010FFFF]") only the ASCII letters are.
+const maxFoldRange = 1 << 16
+
+// foldRange returns the other-case forms of the letters in lo-hi, for a
+// class body: "[0-X]" must take "a" to "x" too, "[a-z]" the Kelvin sign.
+func foldRange(lo, hi rune) string {
+	if lo > hi {
+		return "" // the matcher rejects the pattern
+	}
+	if hi-lo >= maxFoldRange {
+		lo, hi = max(lo, 'A'), min(hi, 'z')
+	}
+	var b strings.Builder
+	for r := lo; r <= hi; r++ {
+		b.WriteString(otherCases(r))
+	}
+	return b.String()
 }
 
 // otherCases returns r's other case forms, escaped when needed.
