@@ -167,6 +167,11 @@ func ParsePackHeaderEntries(pack ID, plain []byte, dataEnd int64) ([]PackedBlob,
 			rest = rest[4:]
 		}
 		copy(b.ID[:], rest)
+		if t&2 != 0 && b.UncompressedLength == 0 {
+			// Writers set the flag only for a length > 0; read as it is,
+			// the entry would pass zstd bytes off as the plaintext.
+			return nil, fmt.Errorf("%w: blob %v marked compressed with uncompressed length 0", ErrCorruptPack, b.ID.Str())
+		}
 		if b.Length < crypto.Extension {
 			return nil, fmt.Errorf("%w: blob %v too short", ErrCorruptPack, b.ID.Str())
 		}
