@@ -3,8 +3,8 @@ package s3
 import (
 	"net/url"
 	"strings"
-	"unicode"
 	"testing"
+	"unicode"
 )
 
 // FuzzParseLocation: no panic; an accepted location names a host and a
