@@ -6,7 +6,7 @@ BIN       ?= bin
 TESTFLAGS ?=
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build setup test bench lint demo clean cluster-binaries cluster-up cluster-down
+.PHONY: all build setup test bench lint fuzz demo clean cluster-binaries cluster-up cluster-down
 
 all: build
 
@@ -37,6 +37,21 @@ lint:
 		echo "staticcheck not found in PATH; skipped. Install it with:"; \
 		echo "  go install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)   # then add \$$(go env GOPATH)/bin to PATH"; \
 	fi
+
+# Runs every fuzz target for FUZZTIME, one after another (go test -fuzz
+# takes one target per run). Their seed corpora (f.Add and
+# testdata/fuzz/FuzzX/) already run in `make test`. A crash is written to
+# the package's testdata/fuzz/FuzzX/ and stops the loop.
+FUZZTIME  ?= 30s
+FUZZFLAGS ?=
+fuzz:
+	@set -e; \
+	for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+		for target in $$($(GO) test -list '^Fuzz' $$dir | grep '^Fuzz'); do \
+			echo "== $$dir $$target ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $$dir; \
+		done; \
+	done
 
 # The main job end to end on a local repository and a local control plane.
 demo:

@@ -39,6 +39,13 @@ func ParseManifestPath(p string) (Manifest, bool) {
 	if len(parts) < 4 || parts[0] != ResourcesDir {
 		return Manifest{}, false
 	}
+	// Empty, "." and ".." parts would make the path name another file than
+	// ManifestPath gives for what is parsed from it.
+	for _, c := range parts {
+		if c == "" || c == "." || c == ".." {
+			return Manifest{}, false
+		}
+	}
 	var m Manifest
 	switch {
 	case parts[1] == "cluster" && len(parts) == 4:
@@ -54,6 +61,9 @@ func ParseManifestPath(p string) (Manifest, bool) {
 	}
 	m.Path = path.Clean("/" + p)
 	m.Resource, m.Group = SplitResourceDir(dir)
+	if m.Resource == "" || ResourceDir(m.Resource, m.Group) != dir { // "pods." names no group
+		return Manifest{}, false
+	}
 	m.Name = name
 	return m, true
 }

@@ -229,12 +229,32 @@ func DecodeIndex(buf []byte) (*IndexJSON, error) {
 		if err := json.Unmarshal(buf, &ij.Packs); err != nil {
 			return nil, fmt.Errorf("decode legacy index: %w", err)
 		}
+		if err := ij.validate(); err != nil {
+			return nil, err
+		}
 		return ij, nil
 	}
 	if err := json.Unmarshal(buf, ij); err != nil {
 		return nil, fmt.Errorf("decode index: %w", err)
 	}
+	if err := ij.validate(); err != nil {
+		return nil, err
+	}
 	return ij, nil
+}
+
+// validate rejects blob entries without a type: the JSON decoder leaves a
+// missing "type" as InvalidBlob, which no lookup finds and no index
+// rewrite (prune, repair) can encode.
+func (ij *IndexJSON) validate() error {
+	for _, p := range ij.Packs {
+		for _, b := range p.Blobs {
+			if b.Type != DataBlob && b.Type != TreeBlob {
+				return fmt.Errorf("decode index: blob %v in pack %v has no type", b.ID.Str(), p.ID.Str())
+			}
+		}
+	}
+	return nil
 }
 
 // Blobs flattens an index file into blob locations.

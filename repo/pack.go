@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/cairn-backup/cairn/crypto"
 )
@@ -92,22 +93,55 @@ func PackHeaderReadSize(packSize int64) int64 {
 // the last len(tail) bytes of a pack of packSize bytes. If tail is too short
 // it returns the number of tail bytes needed.
 func ParsePackHeader(key *crypto.Key, pack ID, tail []byte, packSize int64) ([]PackedBlob, int, error) {
-	if len(tail) < 4 {
-		return nil, 4, nil
+	hlen, need, err := ParsePackTail(tail, packSize)
+	if err != nil {
+		return nil, 0, fmt.Errorf("pack %v: %w", pack.Str(), err)
 	}
-	hlen := int64(binary.LittleEndian.Uint32(tail[len(tail)-4:]))
-	if hlen < crypto.Extension || hlen > MaxHeaderSize || hlen+4 > packSize {
-		return nil, 0, fmt.Errorf("pack %v: %w: header length %d invalid for pack size %d", pack.Str(), ErrCorruptPack, hlen, packSize)
+	if need > 0 {
+		return nil, need, nil
 	}
-	if int64(len(tail)) < hlen+4 {
-		return nil, int(hlen + 4), nil
-	}
-	plain, err := key.Open(nil, tail[int64(len(tail))-4-hlen:len(tail)-4])
+	plain, err := key.Open(nil, tail[len(tail)-4-hlen:len(tail)-4])
 	if err != nil {
 		return nil, 0, fmt.Errorf("pack %v: %w: header: %w", pack.Str(), ErrCorruptPack, err)
 	}
-	dataEnd := packSize - 4 - hlen
-	var blobs []PackedBlob
+	blobs, err := ParsePackHeaderEntries(pack, plain, packSize-4-int64(hlen))
+	if err != nil {
+		return nil, 0, fmt.Errorf("pack %v: %w", pack.Str(), err)
+	}
+	return blobs, 0, nil
+}
+
+// ParsePackTail reads the header length stored in the last 4 bytes of a
+// pack, of which tail holds the last len(tail) bytes, and checks it against
+// packSize. It returns the length of the encrypted header, or, when tail
+// does not hold all of it and its length field, how many tail bytes are
+// needed (never more than MaxHeaderSize+4 nor packSize).
+func ParsePackTail(tail []byte, packSize int64) (hlen, need int, err error) {
+	if len(tail) < 4 {
+		if packSize < 4 {
+			return 0, 0, fmt.Errorf("%w: %d bytes are too short for a pack", ErrCorruptPack, packSize)
+		}
+		return 0, 4, nil
+	}
+	if int64(len(tail)) > packSize {
+		return 0, 0, fmt.Errorf("%w: %d tail bytes of a pack of %d bytes", ErrCorruptPack, len(tail), packSize)
+	}
+	l := int64(binary.LittleEndian.Uint32(tail[len(tail)-4:]))
+	if l < crypto.Extension || l > MaxHeaderSize || l+4 > packSize {
+		return 0, 0, fmt.Errorf("%w: header length %d invalid for pack size %d", ErrCorruptPack, l, packSize)
+	}
+	if int64(len(tail)) < l+4 {
+		return 0, int(l + 4), nil
+	}
+	return int(l), 0, nil
+}
+
+// ParsePackHeaderEntries decodes the decrypted header of a pack whose blobs
+// take the first dataEnd bytes. The blobs must fill exactly that space,
+// back to back, in header order.
+func ParsePackHeaderEntries(pack ID, plain []byte, dataEnd int64) ([]PackedBlob, error) {
+	// Sized by the input: each entry takes at least headerEntrySize bytes.
+	blobs := make([]PackedBlob, 0, len(plain)/headerEntrySize)
 	var off int64
 	for len(plain) > 0 {
 		t := plain[0]
@@ -116,7 +150,10 @@ func ParsePackHeader(key *crypto.Key, pack ID, tail []byte, packSize int64) ([]P
 			size = headerEntrySizeCompressed
 		}
 		if t > 3 || len(plain) < size {
-			return nil, 0, fmt.Errorf("pack %v: %w: bad header entry (type %d)", pack.Str(), ErrCorruptPack, t)
+			return nil, fmt.Errorf("%w: bad header entry %d (type %d, %d bytes left)", ErrCorruptPack, len(blobs), t, len(plain))
+		}
+		if off > math.MaxUint32 {
+			return nil, fmt.Errorf("%w: blob %d starts beyond 4 GiB", ErrCorruptPack, len(blobs))
 		}
 		b := PackedBlob{Pack: pack, Offset: uint32(off)}
 		b.Type = DataBlob
@@ -130,18 +167,23 @@ func ParsePackHeader(key *crypto.Key, pack ID, tail []byte, packSize int64) ([]P
 			rest = rest[4:]
 		}
 		copy(b.ID[:], rest)
+		if t&2 != 0 && b.UncompressedLength == 0 {
+			// Writers set the flag only for a length > 0; read as it is,
+			// the entry would pass zstd bytes off as the plaintext.
+			return nil, fmt.Errorf("%w: blob %v marked compressed with uncompressed length 0", ErrCorruptPack, b.ID.Str())
+		}
 		if b.Length < crypto.Extension {
-			return nil, 0, fmt.Errorf("pack %v: %w: blob %v too short", pack.Str(), ErrCorruptPack, b.ID.Str())
+			return nil, fmt.Errorf("%w: blob %v too short", ErrCorruptPack, b.ID.Str())
 		}
 		off += int64(b.Length)
 		if off > dataEnd {
-			return nil, 0, fmt.Errorf("pack %v: %w: blobs overrun the header", pack.Str(), ErrCorruptPack)
+			return nil, fmt.Errorf("%w: blobs overrun the header", ErrCorruptPack)
 		}
 		blobs = append(blobs, b)
 		plain = plain[size:]
 	}
 	if off != dataEnd {
-		return nil, 0, fmt.Errorf("pack %v: %w: %d bytes of blobs, header says %d", pack.Str(), ErrCorruptPack, dataEnd, off)
+		return nil, fmt.Errorf("%w: %d bytes of blobs, header says %d", ErrCorruptPack, dataEnd, off)
 	}
-	return blobs, 0, nil
+	return blobs, nil
 }

@@ -12,7 +12,8 @@ import (
 var (
 	encOnce         sync.Once
 	fastEnc, maxEnc *zstd.Encoder
-	decoder         *zstd.Decoder
+	decoder         *zstd.Decoder // blobs
+	unpackedDecoder *zstd.Decoder // index, snapshot and lock files
 	errDecoderSetup error
 )
 
@@ -20,8 +21,32 @@ func coders() {
 	encOnce.Do(func() {
 		fastEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true))
 		maxEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedBestCompression), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)))
-		decoder, errDecoderSetup = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(1<<30))
+		decoder, errDecoderSetup = newDecoder(maxDecodedSize)
+		if errDecoderSetup == nil {
+			unpackedDecoder, errDecoderSetup = newDecoder(maxUnpackedSize)
+		}
 	})
+}
+
+// Bounds on what one compressed blob or unpacked file may expand to, so a
+// zstd bomb (32 KiB of RLE blocks make 1 GiB) cannot take more. Tree blobs
+// of huge directories reach hundreds of MiB; restic's largest unpacked
+// files, indexes of 150,000 blobs, are ~40 MiB of JSON.
+const (
+	maxDecodedSize  = 1 << 30
+	maxUnpackedSize = 256 << 20
+)
+
+// maxWindowSize is the reference zstd decoder's default window limit
+// (2^27); restic and cairn write 8 MiB windows. A frame header's window
+// size is a length field: it must not decide how much memory we take.
+const maxWindowSize = 1 << 27
+
+// newDecoder builds a zstd decoder whose output is capped at limit bytes.
+// The library sizes its output buffer from the input's length, not from
+// the frame's declared content size, so a lying header costs nothing.
+func newDecoder(limit uint64) (*zstd.Decoder, error) {
+	return zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(limit), zstd.WithDecoderMaxWindow(min(limit, maxWindowSize)))
 }
 
 // Compression selects how blobs are compressed in version 2 repositories.
@@ -78,6 +103,14 @@ func encodeUnpacked(version int, t FileType, plain []byte) []byte {
 // decodeUnpacked accepts both plain JSON (version 1, or '{'/'[' in version 2)
 // and the compressed encoding.
 func decodeUnpacked(plain []byte) ([]byte, error) {
+	coders()
+	if errDecoderSetup != nil {
+		return nil, errDecoderSetup
+	}
+	return decodeUnpackedWith(unpackedDecoder, plain)
+}
+
+func decodeUnpackedWith(dec *zstd.Decoder, plain []byte) ([]byte, error) {
 	if len(plain) == 0 {
 		return nil, fmt.Errorf("empty file")
 	}
@@ -85,7 +118,7 @@ func decodeUnpacked(plain []byte) ([]byte, error) {
 	case '{', '[':
 		return plain, nil
 	case unpackedVersion2:
-		out, err := decompress(nil, plain[1:])
+		out, err := dec.DecodeAll(plain[1:], nil)
 		if err != nil {
 			return nil, fmt.Errorf("decompress: %w", err)
 		}

@@ -30,7 +30,11 @@ type ArchiveOptions struct {
 	// OnError is told about unreadable files and directories; they are left
 	// out and the backup goes on. It is never called concurrently.
 	OnError func(path string, err error)
-	Workers int // file readers; 0 = runtime.GOMAXPROCS(0)
+	// OnChanged is told about files that changed while they were read
+	// (the error wraps ErrFileChanged); they are stored as read. It is
+	// never called concurrently, nor with OnError.
+	OnChanged func(path string, err error)
+	Workers   int // file readers; 0 = runtime.GOMAXPROCS(0)
 	// NoXattrs skips reading extended attributes.
 	NoXattrs bool
 }
@@ -61,8 +65,9 @@ type Archiver struct {
 
 	bufs *bufPool
 
-	errMu    sync.Mutex
-	errCount int
+	errMu        sync.Mutex
+	errCount     int
+	changedCount int
 
 	bytesRead atomic.Uint64
 	st        archStats
@@ -117,6 +122,23 @@ func (a *Archiver) ErrorCount() int {
 // BytesRead is the number of bytes read from files so far; files unchanged
 // since the parent snapshot are not read.
 func (a *Archiver) BytesRead() uint64 { return a.bytesRead.Load() }
+
+// ChangedCount is the number of files so far that changed while they were
+// read and were stored as read.
+func (a *Archiver) ChangedCount() int {
+	a.errMu.Lock()
+	defer a.errMu.Unlock()
+	return a.changedCount
+}
+
+func (a *Archiver) reportChanged(path string, err error) {
+	a.errMu.Lock()
+	defer a.errMu.Unlock()
+	a.changedCount++
+	if a.opts.OnChanged != nil {
+		a.opts.OnChanged(path, err)
+	}
+}
 
 func (a *Archiver) reportError(path string, err error) {
 	a.progress.Errors.Add(1)

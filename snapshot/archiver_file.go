@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -43,7 +44,18 @@ type archFile struct {
 	node *Node
 	old  *Node
 	done func(*Node)
+	// changed is set by the reader, before the file is finished, when the
+	// file changed while it was read (wraps ErrFileChanged).
+	changed error
 }
+
+// ErrFileChanged marks a file that changed while it was read: what was
+// stored may mix old and new content.
+var ErrFileChanged = errors.New("changed while being read")
+
+// afterFirstRead, when set by tests, runs after a file's first chunk (or
+// whole small file) is read, to change the file mid-read.
+var afterFirstRead func(path string)
 
 // archFileState tracks a large file whose chunks are being stored by blob
 // workers; the last one to finish completes the file.
@@ -117,7 +129,8 @@ func (rn *archRun) saveFile(job *archFile) {
 		return
 	}
 	defer f.Close()
-	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+	before, err := f.Stat()
+	if err != nil || !before.Mode().IsRegular() {
 		if err == nil {
 			err = errors.New("no longer a regular file")
 		}
@@ -125,15 +138,19 @@ func (rn *archRun) saveFile(job *archFile) {
 		return
 	}
 	if job.node.Size >= chunk.MinSize {
-		rn.chunkFile(job, f)
+		rn.chunkFile(job, f, f, before)
 		return
 	}
 	buf := a.getBuf()
 	defer a.putBuf(buf)
 	n, err := io.ReadFull(f, buf[:chunk.MinSize])
 	a.noteRead(n)
+	if afterFirstRead != nil {
+		afterFirstRead(job.path)
+	}
 	switch {
 	case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF):
+		job.changed = changedWhileRead(f, before, uint64(n))
 		content := []repo.ID{}
 		if n > 0 {
 			id, err := a.saveBlob(rn.ctx, repo.DataBlob, buf[:n], repo.Hash(buf[:n]))
@@ -147,8 +164,49 @@ func (rn *archRun) saveFile(job *archFile) {
 	case err != nil:
 		rn.finishFile(job, nil, 0, err)
 	default: // it grew: chunk it, starting with what was read
-		rn.chunkFile(job, io.MultiReader(bytes.NewReader(buf[:n]), f))
+		rn.chunkFile(job, io.MultiReader(bytes.NewReader(buf[:n]), f), f, before)
 	}
+}
+
+// changedWhileRead compares f's state after reading (fstat on the same
+// descriptor) with before, its state when opened, and with the number of
+// bytes read. It returns an error wrapping ErrFileChanged, or nil.
+//
+// The node keeps the metadata seen before reading: the change that was
+// noticed left a newer ctime or another size, so the next backup does
+// not take the torn copy for unchanged and reads the file again. A change
+// within the file system's timestamp granularity that leaves the size as
+// it was cannot be seen here.
+func changedWhileRead(f *os.File, before os.FileInfo, read uint64) error {
+	after, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("%w: stat after reading: %v", ErrFileChanged, err)
+	}
+	var what []string
+	switch {
+	case after.Size() != before.Size():
+		what = append(what, fmt.Sprintf("size %d -> %d bytes", before.Size(), after.Size()))
+	case uint64(before.Size()) != read && before.Size() != 0:
+		// (Files in /proc and /sys say 0 bytes and hold more.)
+		what = append(what, fmt.Sprintf("%d bytes read of %d", read, before.Size()))
+	}
+	if !after.ModTime().Equal(before.ModTime()) {
+		what = append(what, "modification time changed")
+	}
+	if ctime(after) != ctime(before) {
+		what = append(what, "status change time changed")
+	}
+	if len(what) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w (%s); stored the %d bytes read, the next backup reads it again", ErrFileChanged, strings.Join(what, ", "), read)
+}
+
+func ctime(fi os.FileInfo) syscall.Timespec {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Ctim
+	}
+	return syscall.Timespec{}
 }
 
 func (a *Archiver) noteRead(n int) {
@@ -158,7 +216,9 @@ func (a *Archiver) noteRead(n int) {
 
 // chunkFile cuts rd into chunks and queues them for the blob workers; the
 // number of chunk buffers bounds how far reading runs ahead.
-func (rn *archRun) chunkFile(job *archFile, rd io.Reader) {
+// f and before are the open file and its state when opened, to notice a
+// change once everything is read.
+func (rn *archRun) chunkFile(job *archFile, rd io.Reader, f *os.File, before os.FileInfo) {
 	a := rn.a
 	ch := chunkers.Get().(*chunk.Chunker)
 	ch.Reset(rd, a.pol)
@@ -185,6 +245,15 @@ func (rn *archRun) chunkFile(job *archFile, rd io.Reader) {
 		fs.mu.Unlock()
 		fs.pending.Add(1)
 		rn.chunks <- archChunk{fs: fs, idx: idx, data: data, buf: buf}
+		if idx == 0 && afterFirstRead != nil {
+			afterFirstRead(job.path)
+		}
+	}
+	fs.mu.Lock()
+	read, failed := fs.size, fs.err != nil
+	fs.mu.Unlock()
+	if !failed && rn.ctx.Err() == nil {
+		job.changed = changedWhileRead(f, before, read)
 	}
 	rn.release(fs)
 }
@@ -200,6 +269,9 @@ func (rn *archRun) finishFile(job *archFile, content []repo.ID, size uint64, err
 		a.reportError(job.path, err)
 		job.done(nil)
 		return
+	}
+	if job.changed != nil {
+		a.reportChanged(job.path, job.changed)
 	}
 	job.node.Content, job.node.Size = content, size
 	if job.old != nil {

@@ -17,6 +17,10 @@ type pattern struct {
 	parts    []string
 	anchored bool
 	negate   bool
+	// stars counts "**" parts; with more than one, plain backtracking
+	// takes time exponential in their number ("**/**/**/**/**/**/x" spent
+	// seconds on each path), so matching memoizes.
+	stars int
 }
 
 // Matcher matches slash-separated absolute paths against patterns.
@@ -51,6 +55,9 @@ func NewMatcher(patterns []string, fold bool) (*Matcher, error) {
 				return nil, fmt.Errorf("invalid pattern %q: %w", p, err)
 			}
 			pt.parts = append(pt.parts, c)
+			if c == "**" {
+				pt.stars++
+			}
 		}
 		if len(pt.parts) == 0 {
 			return nil, fmt.Errorf("invalid pattern %q: matches nothing", p)
@@ -104,11 +111,16 @@ func (m *Matcher) ChildMayMatch(p string) bool {
 // match tests the pattern against comps. With prefix, it succeeds when comps
 // could be the start of a matching path.
 func (pt pattern) match(comps []string, prefix bool) bool {
+	try := func(start int) bool { return matchParts(pt.parts, comps[start:], prefix) }
+	if pt.stars > 1 {
+		mm := &memoMatch{parts: pt.parts, comps: comps, prefix: prefix}
+		try = func(start int) bool { return mm.at(0, start) }
+	}
 	if pt.anchored {
-		return matchParts(pt.parts, comps, prefix)
+		return try(0)
 	}
 	for start := 0; start <= len(comps); start++ {
-		if matchParts(pt.parts, comps[start:], prefix) {
+		if try(start) {
 			return true
 		}
 		if prefix { // an unanchored pattern may start below any directory
@@ -137,4 +149,42 @@ func matchParts(parts, comps []string, prefix bool) bool {
 		return false
 	}
 	return matchParts(parts[1:], comps[1:], prefix)
+}
+
+// memoMatch is matchParts remembering, for each pattern part and path
+// component, whether the rest matches: at most len(parts)*len(comps)
+// states, each tried once.
+type memoMatch struct {
+	parts, comps []string
+	prefix       bool
+	memo         []int8 // 0 unknown, 1 no, 2 yes
+}
+
+func (m *memoMatch) at(i, j int) bool {
+	if i == len(m.parts) {
+		return true
+	}
+	if j == len(m.comps) {
+		return m.prefix
+	}
+	if m.memo == nil {
+		m.memo = make([]int8, len(m.parts)*len(m.comps))
+	}
+	k := i*len(m.comps) + j
+	if v := m.memo[k]; v != 0 {
+		return v == 2
+	}
+	ok := false
+	if m.parts[i] == "**" {
+		for jj := j; jj <= len(m.comps) && !ok; jj++ {
+			ok = m.at(i+1, jj)
+		}
+	} else if match, _ := path.Match(m.parts[i], m.comps[j]); match {
+		ok = m.at(i+1, j+1)
+	}
+	m.memo[k] = 1
+	if ok {
+		m.memo[k] = 2
+	}
+	return ok
 }

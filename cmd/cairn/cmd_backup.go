@@ -146,21 +146,37 @@ func runBackup(ctx context.Context, g *globalOptions, f *backupFlags, args []str
 		OnError: func(path string, err error) {
 			g.warnf("error: %s: %v\n", path, err)
 		},
+		OnChanged: func(path string, err error) {
+			g.warnf("warning: %s: %v\n", path, err)
+		},
 	}
 	start := time.Now()
 	stop := g.startProgress(progress, "files")
-	sn, unreadable, err := snapshot.Backup(ctx, r, paths, opts)
+	a := snapshot.NewArchiver(r, opts)
+	sn, err := a.BackupPaths(ctx, paths)
 	stop()
 	if err != nil {
 		return err
 	}
 	printBackupSummary(g, sn, time.Since(start))
+	return partialBackupError(sn, a.ErrorCount(), a.ChangedCount())
+}
+
+// partialBackupError is exit code 3 when items could not be read or files
+// changed while they were read, naming both counts.
+func partialBackupError(sn *snapshot.Snapshot, unreadable, changed int) error {
+	var what []string
 	if unreadable > 0 {
-		return &exitError{code: exitPartial, err: fmt.Errorf(
-			"snapshot %s saved, but %s could not be read (listed above as \"error:\"); they are missing from it",
-			sn.ID.Str(), plural(unreadable, "item"))}
+		what = append(what, fmt.Sprintf("%s could not be read (listed above as \"error:\"); they are missing from it", plural(unreadable, "item")))
 	}
-	return nil
+	if changed > 0 {
+		what = append(what, fmt.Sprintf("%s changed while being read (listed above as \"warning:\"); what was read is stored and may be inconsistent, back them up again when they are quiet",
+			plural(changed, "file")))
+	}
+	if len(what) == 0 {
+		return nil
+	}
+	return &exitError{code: exitPartial, err: fmt.Errorf("snapshot %s saved, but %s", sn.ID.Str(), strings.Join(what, "; and "))}
 }
 
 // backupPaths collects the paths to save, made absolute and clean as the

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/cairn-backup/cairn/snapshot"
 )
@@ -37,21 +38,36 @@ func buildMatcher(flag string, exact, fold []string) (*snapshot.Matcher, error) 
 // foldPattern makes a glob pattern match regardless of case.
 func foldPattern(p string) string {
 	var b strings.Builder
-	rs := []rune(p)
+	// raw[i] is the text of rs[i]: a byte that is not UTF-8 (a file name
+	// in another encoding) must reach the matcher as it is, not as U+FFFD.
+	var rs []rune
+	var raw []string
+	for i := 0; i < len(p); {
+		r, n := utf8.DecodeRuneInString(p[i:])
+		rs, raw = append(rs, r), append(raw, p[i:i+n])
+		i += n
+	}
+	text := func(from, to int) string { return strings.Join(raw[from:to], "") }
 	for i := 0; i < len(rs); i++ {
 		c := rs[i]
 		switch {
+		case c == utf8.RuneError && len(raw[i]) == 1:
+			b.WriteString(raw[i])
 		case c == '\\' && i+1 < len(rs):
 			// An escaped letter stands for itself: fold it as a class.
 			i++
+			if rs[i] == utf8.RuneError && len(raw[i]) == 1 {
+				b.WriteString(`\` + raw[i])
+				continue
+			}
 			b.WriteString(foldRune(rs[i], true))
 		case c == '[':
 			end := classEnd(rs, i)
 			if end < 0 { // malformed: leave it for the matcher to reject
-				b.WriteString(string(rs[i:]))
+				b.WriteString(text(i, len(rs)))
 				return b.String()
 			}
-			body := string(rs[i+1 : end])
+			body := text(i+1, end)
 			neg := ""
 			if strings.HasPrefix(body, "^") {
 				neg, body = "^", body[1:]
@@ -97,17 +113,7 @@ func foldClassBody(body string) string {
 			continue
 		}
 		if i+2 < len(rs) && rs[i+1] == '-' {
-			lo, hi := rs[i], rs[i+2]
-			if u, v := unicode.ToUpper(lo), unicode.ToUpper(hi); u != lo || v != hi {
-				if u <= v && isLetterRange(lo, hi) {
-					b.WriteString(string(u) + "-" + string(v))
-				}
-			}
-			if l, w := unicode.ToLower(lo), unicode.ToLower(hi); l != lo || w != hi {
-				if l <= w && isLetterRange(lo, hi) {
-					b.WriteString(string(l) + "-" + string(w))
-				}
-			}
+			b.WriteString(foldRange(rs[i], rs[i+2]))
 			i += 2
 			continue
 		}
@@ -116,10 +122,24 @@ func foldClassBody(body string) string {
 	return b.String()
 }
 
-// isLetterRange reports whether lo-hi is an ASCII letter range whose case
-// mapping keeps it a range (a-z, C-F, ...).
-func isLetterRange(lo, hi rune) bool {
-	return ('a' <= lo && hi <= 'z') || ('A' <= lo && hi <= 'Z')
+// maxFoldRange bounds the ranges whose letters are folded one by one; of
+// wider ones ("[\x00-\U0010FFFF]") only the ASCII letters are.
+const maxFoldRange = 1 << 16
+
+// foldRange returns the other-case forms of the letters in lo-hi, for a
+// class body: "[0-X]" must take "a" to "x" too, "[a-z]" the Kelvin sign.
+func foldRange(lo, hi rune) string {
+	if lo > hi {
+		return "" // the matcher rejects the pattern
+	}
+	if hi-lo >= maxFoldRange {
+		lo, hi = max(lo, 'A'), min(hi, 'z')
+	}
+	var b strings.Builder
+	for r := lo; r <= hi; r++ {
+		b.WriteString(otherCases(r))
+	}
+	return b.String()
 }
 
 // otherCases returns r's other case forms, escaped when needed.
