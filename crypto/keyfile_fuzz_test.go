@@ -33,17 +33,17 @@ func FuzzKeyFile(f *testing.F) {
 			return
 		}
 		p := KDFParams{N: kf.N, R: kf.R, P: kf.P}
-		if p.validate() == nil && uint64(p.N)*uint64(p.R)*uint64(p.P) > 1<<10 {
+		if p.Validate() == nil && uint64(p.N)*uint64(p.R)*uint64(p.P) > 1<<10 {
 			return // acceptable but slow: the fuzzer would spend its time in scrypt
 		}
 		key, err := kf.Open(password)
 		if err != nil {
-			if p.validate() != nil && errors.Is(err, ErrWrongPassword) {
+			if p.Validate() != nil && errors.Is(err, ErrWrongPassword) {
 				t.Fatalf("parameters %+v out of bounds reached the password check", p)
 			}
 			return
 		}
-		if kf.KDF != "scrypt" || p.validate() != nil || !key.Valid() {
+		if kf.KDF != "scrypt" || p.Validate() != nil || !key.Valid() {
 			t.Fatalf("opened with kdf %q, params %+v, valid key %v", kf.KDF, p, key.Valid())
 		}
 	})
