@@ -6,6 +6,7 @@ package retention
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -101,7 +102,13 @@ func ParseTTL(s string) (time.Duration, error) {
 		if err != nil {
 			return 0, fmt.Errorf("invalid time to live %q: use a duration like \"720h\" or a number of days like \"30d\"", s)
 		}
-		d = time.Duration(n * 24 * float64(time.Hour))
+		h := n * 24 * float64(time.Hour)
+		if math.IsNaN(h) || h >= math.MaxInt64 {
+			// time.Duration holds about 292 years; a bigger float converts
+			// to an undefined value (negative here, saturated elsewhere).
+			return 0, fmt.Errorf("time to live %q is too long: at most %d days", s, int64(math.MaxInt64/int64(24*time.Hour)))
+		}
+		d = time.Duration(h)
 	} else {
 		var err error
 		if d, err = time.ParseDuration(s); err != nil {

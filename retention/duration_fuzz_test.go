@@ -45,13 +45,8 @@ func FuzzParseTTL(f *testing.F) {
 		days, isDays := strings.CutSuffix(strings.TrimSpace(s), "d")
 		n, nerr := strconv.ParseFloat(days, 64)
 		if err != nil {
-			if isDays && nerr == nil && n*24*float64(time.Hour) >= math.MaxInt64 {
-				// Found by this fuzzer (testdata/fuzz/FuzzParseTTL/b326beebd23af1d7):
-				// "1e7d" overflows time.Duration and is refused as "must be
-				// positive" (and on arm64, where the conversion saturates,
-				// accepted as 292 years). retention is another helper's
-				// file; drop this skip once ParseTTL refuses it as too long.
-				t.Skipf("known: ParseTTL(%q) overflows: %v", s, err)
+			if isDays && nerr == nil && n*24*float64(time.Hour) >= math.MaxInt64 && !strings.Contains(err.Error(), "too long") {
+				t.Fatalf("ParseTTL(%q): %v, want a too-long error", s, err)
 			}
 			if isDays && nerr == nil && n > 0 && strings.Contains(err.Error(), "must be positive") {
 				t.Fatalf("ParseTTL(%q): %v, but %g days is positive", s, err, n)

@@ -10,6 +10,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Config says where the repository lives and how to talk to the store.
@@ -38,6 +39,10 @@ func IsLocation(loc string) bool { return strings.HasPrefix(loc, "s3:") }
 // process lists and logs, so secrets belong in the environment.
 var ErrCredentialsInURL = errors.New("credentials in the S3 location are not used")
 
+// bucketChars are the characters S3 stores allow in bucket names (upper
+// case and '_' only in legacy and MinIO buckets).
+const bucketChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_"
+
 // ParseLocation parses restic's S3 URL forms: s3:https://host[:port]/bucket[/prefix],
 // s3:http://…, and s3:host[:port]/bucket[/prefix] (https). Errors never
 // repeat credentials found in loc.
@@ -48,9 +53,15 @@ func ParseLocation(loc string) (Config, error) {
 		return cfg, fmt.Errorf("%q is not an s3: location", shown)
 	}
 	if shown != loc {
-		return cfg, fmt.Errorf("%w: %q; remove ID:SECRET@ from it and set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead", ErrCredentialsInURL, shown)
+		return cfg, fmt.Errorf("%w: %q; remove the user:password@ part and set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead", ErrCredentialsInURL, shown)
 	}
 	rest := strings.TrimPrefix(loc, "s3:")
+	// "?", "#" and "%" would be a query, a fragment and an escape in the
+	// s3:https://… form but plain characters in the s3:host/… form; no
+	// bucket may hold them, so refuse them in both forms alike.
+	if strings.ContainsAny(rest, "?#%\\ ") || strings.ContainsFunc(rest, unicode.IsControl) {
+		return cfg, fmt.Errorf("invalid S3 location %q: spaces, control characters, ?, #, %% and backslashes are not allowed; want s3:https://HOST[:PORT]/BUCKET[/PREFIX]", shown)
+	}
 	var hostPath string
 	if strings.HasPrefix(rest, "http://") || strings.HasPrefix(rest, "https://") {
 		u, err := url.Parse(rest)
@@ -71,6 +82,12 @@ func ParseLocation(loc string) (Config, error) {
 	bucket, prefix, _ := strings.Cut(p, "/")
 	if host == "" || bucket == "" {
 		return cfg, fmt.Errorf("invalid S3 location %q: want s3:https://HOST[:PORT]/BUCKET[/PREFIX]", shown)
+	}
+	if u, err := url.Parse("https://" + host + "/"); err != nil || u.Host != host || u.Hostname() == "" {
+		return cfg, fmt.Errorf("invalid S3 location %q: %q is not a HOST[:PORT]", shown, host)
+	}
+	if strings.Trim(bucket, bucketChars) != "" {
+		return cfg, fmt.Errorf("invalid S3 location %q: bucket %q may hold only letters, digits, '.', '-' and '_'", shown, bucket)
 	}
 	cfg.Endpoint, cfg.Bucket, cfg.Prefix = host, bucket, prefix
 	return cfg, nil
