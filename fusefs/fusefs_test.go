@@ -63,9 +63,7 @@ func doBackup(t *testing.T, r *repo.Repository, src string, when time.Time, tags
 // directory; the test's cleanup always unmounts it.
 func mountRepo(t *testing.T, dir string, opts Options) (*Mounted, *FS) {
 	t.Helper()
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("no /dev/fuse")
-	}
+	testutil.NeedFUSE(t)
 	r := openRepo(t, dir)
 	also := opts.Warn
 	opts.Warn = func(err error) {

@@ -14,9 +14,7 @@ import (
 // listed the index files, is loaded too: the mount reads the data of the
 // snapshot that came with it.
 func TestMountLoadsIndexWrittenBeforeNew(t *testing.T) {
-	if _, err := os.Stat("/dev/fuse"); err != nil {
-		t.Skip("no /dev/fuse")
-	}
+	testutil.NeedFUSE(t)
 	ctx := context.Background()
 	r, dir := newRepo(t)
 	src := t.TempDir()
