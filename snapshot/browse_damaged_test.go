@@ -137,7 +137,7 @@ func TestWalkNameProblem(t *testing.T) {
 	nodes := []*Node{{Name: ""}, {Name: "."}, {Name: ".."}, {Name: "a"}, {Name: "a"}, {Name: "a/b"}, {Name: "b\x00"}, {Name: "c"}, {Name: "..."}}
 	var bad []int
 	for i := range nodes {
-		if walkNameProblem(nodes, i) != "" {
+		if NameProblem(nodes, i) != "" {
 			bad = append(bad, i)
 		}
 	}

@@ -196,7 +196,7 @@ func (tc *treeChecker) check(ctx context.Context, j treeJob) []treeJob {
 		}
 		return nil
 	}
-	t, unsorted, err := decodeTree(buf)
+	t, unsorted, err := DecodeTreeReportOrder(buf)
 	if err != nil {
 		// Readers refuse the whole tree, so nothing below it is checked.
 		tc.errorf(j, j.path, "tree %s is invalid: %v", j.id.Str(), err)

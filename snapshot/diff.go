@@ -221,13 +221,13 @@ func (d *differ) nodes(ctx context.Context, dir string, id repo.ID) (nodes []*No
 		}
 		return nil, false, d.opts.Damaged(dir, err)
 	}
-	all := sortedNodes(t)
+	all := SortedNodes(t)
 	if d.opts.Damaged == nil {
 		return all, true, nil
 	}
 	for i, n := range all {
-		if msg := walkNameProblem(all, i); msg != "" {
-			if err := d.opts.Damaged(dir, badEntry(n.Name, msg)); err != nil {
+		if msg := NameProblem(all, i); msg != "" {
+			if err := d.opts.Damaged(dir, BadEntry(n.Name, msg)); err != nil {
 				return nil, false, err
 			}
 			continue

@@ -149,13 +149,13 @@ var ErrInvalidTree = errors.New("invalid tree")
 // every entry of a tree some other writer left unsorted, which is harmless
 // as long as the names are unique. Sorted input costs one pass.
 func DecodeTree(buf []byte) (*Tree, error) {
-	t, _, err := decodeTree(buf)
+	t, _, err := DecodeTreeReportOrder(buf)
 	return t, err
 }
 
 // decodeTree is DecodeTree that also reports whether the nodes were stored
 // out of order (check warns about it).
-func decodeTree(buf []byte) (t *Tree, unsorted bool, err error) {
+func DecodeTreeReportOrder(buf []byte) (t *Tree, unsorted bool, err error) {
 	var raw struct {
 		Nodes []*plainNode `json:"nodes"`
 	}
@@ -172,7 +172,7 @@ func decodeTree(buf []byte) (t *Tree, unsorted bool, err error) {
 		if err := n.unquoteName(); err != nil {
 			return nil, false, fmt.Errorf("decode tree: %w", err)
 		}
-		if err := checkName(n.Name); err != nil {
+		if err := CheckName(n.Name); err != nil {
 			return nil, false, err
 		}
 		if i > 0 && !unsorted {
@@ -196,7 +196,7 @@ func decodeTree(buf []byte) (t *Tree, unsorted bool, err error) {
 }
 
 // checkName rejects names that are not one path component.
-func checkName(name string) error {
+func CheckName(name string) error {
 	switch {
 	case name == "":
 		return fmt.Errorf("decode tree: %w: empty name", ErrInvalidTree)

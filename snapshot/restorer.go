@@ -271,7 +271,7 @@ func (rs *restorer) planTree(ctx context.Context, id repo.ID, d *dirState) error
 	rs.onPath[id] = struct{}{}
 	defer delete(rs.onPath, id)
 	for _, n := range t.Nodes {
-		if err := rs.planNode(ctx, n, joinSnap(d.snap, n.Name), d); err != nil {
+		if err := rs.planNode(ctx, n, JoinPath(d.snap, n.Name), d); err != nil {
 			return err
 		}
 	}
@@ -281,15 +281,6 @@ func (rs *restorer) planTree(ctx context.Context, id repo.ID, d *dirState) error
 // testHookAfterPlan, when set, runs between the tree pass and the data
 // pass (tests change the target underneath there).
 var testHookAfterPlan func(rs *restorer)
-
-// joinSnap appends a name to a snapshot path without cleaning it, so that
-// errors about bad names show them as they are.
-func joinSnap(dir, name string) string {
-	if dir == "/" {
-		return "/" + name
-	}
-	return dir + "/" + name
-}
 
 func (rs *restorer) selected(p string, n *Node) (take, descend bool) {
 	if rs.opts.Exclude.Match(p) {
@@ -306,7 +297,7 @@ func (rs *restorer) selected(p string, n *Node) (take, descend bool) {
 func (rs *restorer) planNode(ctx context.Context, n *Node, p string, d *dirState) error {
 	// DecodeTree has checked the names; this guards a start node found by
 	// path, and anything that builds trees another way.
-	if err := checkName(n.Name); err != nil {
+	if err := CheckName(n.Name); err != nil {
 		rs.fail(p, err)
 		return nil
 	}

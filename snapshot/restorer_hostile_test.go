@@ -199,7 +199,7 @@ func TestRestoreCycle(t *testing.T) {
 		failed = append(failed, p+": "+err.Error())
 	}})
 	must(t, err)
-	rs.loader.items[self] = rs.loader.lru.PushFront(&treeEntry{id: self, tree: forged})
+	rs.loader.Add(self, forged)
 	must(t, rs.run(context.Background(), sn, ""))
 	if len(failed) != 1 || !strings.HasPrefix(failed[0], "/top/loop: tree "+self.Str()+" contains itself") {
 		t.Errorf("failures: %q", failed)

@@ -2,49 +2,12 @@ package snapshot
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path"
-	"slices"
-	"strings"
 	"sync"
 
 	"github.com/cairn-backup/cairn/repo"
 )
-
-// LoadAllSnapshots loads every snapshot file, failing on the first one that
-// cannot be read: prune must know every snapshot before it deletes data.
-// Files that vanished meanwhile are skipped. The result is sorted by ID.
-func LoadAllSnapshots(ctx context.Context, r *repo.Repository) ([]*Snapshot, error) {
-	var ids []repo.ID
-	if err := r.List(ctx, repo.SnapshotFile, func(id repo.ID, _ int64) error { ids = append(ids, id); return nil }); err != nil {
-		return nil, fmt.Errorf("list snapshots: %w", err)
-	}
-	slices.SortFunc(ids, func(a, b repo.ID) int { return strings.Compare(a.String(), b.String()) })
-	out := make([]*Snapshot, len(ids))
-	errs := make([]error, len(ids))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
-	for i, id := range ids {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			out[i], errs[i] = LoadSnapshot(ctx, r, id)
-			if repo.IsNotExist(errs[i]) {
-				errs[i] = nil // removed by a concurrent forget
-			}
-		}()
-	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	return slices.DeleteFunc(out, func(sn *Snapshot) bool { return sn == nil }), nil
-}
 
 // UsedBlobs walks the trees of sns and returns every tree and data blob they
 // reference. Each tree is loaded once, however many snapshots share it. A
