@@ -15,12 +15,13 @@ import (
 
 	"github.com/cairn-backup/cairn/chunk"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot/match"
 )
 
 // ArchiveOptions control a backup.
 type ArchiveOptions struct {
-	Excludes        *Matcher // paths to skip (absolute, slash-separated paths are matched)
-	ExcludePatterns []string // recorded in the snapshot's "excludes"
+	Excludes        *match.Matcher // paths to skip (absolute, slash-separated paths are matched)
+	ExcludePatterns []string       // recorded in the snapshot's "excludes"
 	Parent          *Snapshot
 	Tags            []string
 	Hostname        string    // "" = os.Hostname()

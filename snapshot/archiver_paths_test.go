@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-backup/cairn/snapshot/match"
 	"github.com/cairn-backup/cairn/tests/testutil"
 )
 
@@ -56,7 +57,7 @@ func TestBackupExcludes(t *testing.T) {
 		}
 	}
 	pats := []string{"*.log", filepath.Join(src, "cache")}
-	m, err := NewMatcher(pats, false)
+	m, err := match.NewMatcher(pats, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,13 +11,14 @@ import (
 	"sync/atomic"
 
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot/match"
 )
 
 // RestoreOptions tune Restore.
 type RestoreOptions struct {
-	Target  string   // created if missing
-	Include *Matcher // nil/empty: everything; else matching paths and the dirs leading to them
-	Exclude *Matcher
+	Target  string         // created if missing
+	Include *match.Matcher // nil/empty: everything; else matching paths and the dirs leading to them
+	Exclude *match.Matcher
 	// Verify re-reads every restored file and checks it against the hashes
 	// of its content blobs.
 	Verify   bool

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot/match"
 	"github.com/cairn-backup/cairn/tests/testutil"
 	"golang.org/x/sys/unix"
 )
@@ -137,9 +138,9 @@ func TestRestoreIncludeExclude(t *testing.T) {
 	sn := rtBackup(t, r, src)
 	abs, _ := filepath.Abs(src)
 
-	inc, err := NewMatcher([]string{"*.txt"}, false)
+	inc, err := match.NewMatcher([]string{"*.txt"}, false)
 	must(t, err)
-	exc, err := NewMatcher([]string{abs + "/deep-1/deep-2", "file-000*"}, false)
+	exc, err := match.NewMatcher([]string{abs + "/deep-1/deep-2", "file-000*"}, false)
 	must(t, err)
 	target := t.TempDir()
 	rtRestore(t, r, sn, "", RestoreOptions{Target: target, Include: inc, Exclude: exc})

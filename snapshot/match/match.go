@@ -1,4 +1,6 @@
-package snapshot
+// Package match implements the include/exclude path patterns that backup
+// and restore take (restic's syntax: *, ?, [...] and ** per path component).
+package match
 
 import (
 	"fmt"
