@@ -1,4 +1,8 @@
-package snapshot
+// Package checker checks a repository like restic's check (index, packs,
+// locks, and every snapshot's trees down to the index entries of its file
+// contents) and finds the blobs that snapshots use (UsedBlobs, for prune).
+// Both walk all trees of all snapshots in parallel, each tree once.
+package checker
 
 import (
 	"context"
@@ -14,6 +18,7 @@ import (
 	"unicode"
 
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 )
 
 // Severity grades a problem found by Check (the same type as repo's, so
@@ -34,7 +39,7 @@ type CheckOptions struct {
 	ReadDataSubset string
 	// Progress, when set, counts packs read in Files and their bytes in
 	// Bytes; TotalFiles and TotalBytes are set before reading starts.
-	Progress *Progress
+	Progress *snapshot.Progress
 }
 
 // CheckResult counts what Check found and looked at.
@@ -136,13 +141,13 @@ func Check(ctx context.Context, r *repo.Repository, opts CheckOptions, report fu
 
 // loadAllSnapshots loads every snapshot file, reporting those that cannot be
 // read or have no tree.
-func loadAllSnapshots(ctx context.Context, r *repo.Repository, rep func(Severity, string)) ([]*Snapshot, error) {
+func loadAllSnapshots(ctx context.Context, r *repo.Repository, rep func(Severity, string)) ([]*snapshot.Snapshot, error) {
 	var ids []repo.ID
 	if err := r.List(ctx, repo.SnapshotFile, func(id repo.ID, _ int64) error { ids = append(ids, id); return nil }); err != nil {
 		return nil, fmt.Errorf("check: list snapshots: %w", err)
 	}
 	slices.SortFunc(ids, func(a, b repo.ID) int { return strings.Compare(a.String(), b.String()) })
-	out := make([]*Snapshot, len(ids))
+	out := make([]*snapshot.Snapshot, len(ids))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
 	for i, id := range ids {
@@ -150,7 +155,7 @@ func loadAllSnapshots(ctx context.Context, r *repo.Repository, rep func(Severity
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			sn := &Snapshot{}
+			sn := &snapshot.Snapshot{}
 			err := r.LoadJSONUnpacked(ctx, repo.SnapshotFile, id, sn)
 			switch {
 			case ctx.Err() != nil:
@@ -170,7 +175,7 @@ func loadAllSnapshots(ctx context.Context, r *repo.Repository, rep func(Severity
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return slices.DeleteFunc(out, func(sn *Snapshot) bool { return sn == nil }), nil
+	return slices.DeleteFunc(out, func(sn *snapshot.Snapshot) bool { return sn == nil }), nil
 }
 
 // treeChecker checks trees; walkTrees drives it.
@@ -196,7 +201,7 @@ func (tc *treeChecker) check(ctx context.Context, j treeJob) []treeJob {
 		}
 		return nil
 	}
-	t, unsorted, err := DecodeTreeReportOrder(buf)
+	t, unsorted, err := snapshot.DecodeTreeReportOrder(buf)
 	if err != nil {
 		// Readers refuse the whole tree, so nothing below it is checked.
 		tc.errorf(j, j.path, "tree %s is invalid: %v", j.id.Str(), err)
@@ -209,15 +214,15 @@ func (tc *treeChecker) check(ctx context.Context, j treeJob) []treeJob {
 	for _, n := range t.Nodes {
 		p := path.Join(j.path, n.Name)
 		switch n.Type {
-		case NodeFile:
+		case snapshot.NodeFile:
 			tc.checkFile(j, p, n)
-		case NodeDir:
+		case snapshot.NodeDir:
 			if n.Subtree == nil || n.Subtree.IsNull() {
 				tc.errorf(j, p, "directory has no subtree")
 				continue
 			}
 			subs = append(subs, treeJob{id: *n.Subtree, sn: j.sn, path: p})
-		case NodeSymlink, NodeDev, NodeCharDev, NodeFifo, NodeSocket, NodeIrregular:
+		case snapshot.NodeSymlink, snapshot.NodeDev, snapshot.NodeCharDev, snapshot.NodeFifo, snapshot.NodeSocket, snapshot.NodeIrregular:
 		default:
 			tc.errorf(j, p, "unknown node type %q", n.Type)
 		}
@@ -227,7 +232,7 @@ func (tc *treeChecker) check(ctx context.Context, j treeJob) []treeJob {
 
 // checkFile checks that a file's data blobs are all indexed and that their
 // plaintext sizes add up to the file's size.
-func (tc *treeChecker) checkFile(j treeJob, p string, n *Node) {
+func (tc *treeChecker) checkFile(j treeJob, p string, n *snapshot.Node) {
 	if n.Content == nil {
 		tc.errorf(j, p, "file has no content list")
 		return

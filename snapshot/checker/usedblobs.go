@@ -1,4 +1,4 @@
-package snapshot
+package checker
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 )
 
 // UsedBlobs walks the trees of sns and returns every tree and data blob they
@@ -14,7 +15,7 @@ import (
 // tree that cannot be loaded or decoded ends the walk with an error naming
 // the snapshot and path: a caller that deletes data must not guess.
 // progress, if set, is called once per tree visited (from several goroutines).
-func UsedBlobs(ctx context.Context, loader *TreeLoader, sns []*Snapshot, progress func()) (map[repo.BlobHandle]struct{}, error) {
+func UsedBlobs(ctx context.Context, loader *snapshot.TreeLoader, sns []*snapshot.Snapshot, progress func()) (map[repo.BlobHandle]struct{}, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var roots []treeJob

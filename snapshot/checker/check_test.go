@@ -1,4 +1,4 @@
-package snapshot
+package checker
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	"github.com/cairn-backup/cairn/chunk"
 	"github.com/cairn-backup/cairn/crypto"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/tests/testutil"
 )
 
@@ -101,9 +102,9 @@ func chkNewRepo(t *testing.T, version int) *chkBuilder {
 }
 
 // file chunks data into blobs and returns its node.
-func (b *chkBuilder) file(name string, data []byte) *Node {
+func (b *chkBuilder) file(name string, data []byte) *snapshot.Node {
 	ctx := context.Background()
-	n := &Node{Name: name, Type: NodeFile, Mode: 0o644, ModTime: time.Unix(1700000000, 0), Size: uint64(len(data)), Content: []repo.ID{}}
+	n := &snapshot.Node{Name: name, Type: snapshot.NodeFile, Mode: 0o644, ModTime: time.Unix(1700000000, 0), Size: uint64(len(data)), Content: []repo.ID{}}
 	c := chunk.New(bytes.NewReader(data), b.r.Config().ChunkerPolynomial)
 	buf := make([]byte, chunk.MaxSize)
 	for {
@@ -132,23 +133,23 @@ func (b *chkBuilder) random(size int) []byte {
 }
 
 // subdir saves a tree of nodes and returns a directory node for it.
-func (b *chkBuilder) subdir(name string, nodes ...*Node) *Node {
-	t := &Tree{Nodes: nodes}
+func (b *chkBuilder) subdir(name string, nodes ...*snapshot.Node) *snapshot.Node {
+	t := &snapshot.Tree{Nodes: nodes}
 	t.Sort()
-	id, err := SaveTree(context.Background(), b.r, t)
+	id, err := snapshot.SaveTree(context.Background(), b.r, t)
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	return &Node{Name: name, Type: NodeDir, Mode: os.ModeDir | 0o755, ModTime: time.Unix(1700000000, 0), Subtree: &id}
+	return &snapshot.Node{Name: name, Type: snapshot.NodeDir, Mode: os.ModeDir | 0o755, ModTime: time.Unix(1700000000, 0), Subtree: &id}
 }
 
 // snapshot flushes and saves a snapshot of root's subtree.
-func (b *chkBuilder) snapshot(root *Node) repo.ID {
+func (b *chkBuilder) snapshot(root *snapshot.Node) repo.ID {
 	ctx := context.Background()
 	if err := b.r.Flush(ctx); err != nil {
 		b.t.Fatal(err)
 	}
-	id, err := SaveSnapshot(ctx, b.r, &Snapshot{Time: time.Now(), Tree: root.Subtree, Paths: []string{"/data"}, Hostname: "test"})
+	id, err := snapshot.SaveSnapshot(ctx, b.r, &snapshot.Snapshot{Time: time.Now(), Tree: root.Subtree, Paths: []string{"/data"}, Hostname: "test"})
 	if err != nil {
 		b.t.Fatal(err)
 	}
@@ -160,7 +161,7 @@ func (b *chkBuilder) snapshot(root *Node) repo.ID {
 func (b *chkBuilder) clean() {
 	text := bytes.Repeat([]byte("cairn checks repositories. "), 40000)
 	sub := b.subdir("sub", b.file("big.bin", b.random(2<<20)), b.file("text.txt", text),
-		&Node{Name: "link", Type: NodeSymlink, LinkTarget: "../x", Mode: os.ModeSymlink | 0o777})
+		&snapshot.Node{Name: "link", Type: snapshot.NodeSymlink, LinkTarget: "../x", Mode: os.ModeSymlink | 0o777})
 	data := b.subdir("data", sub, b.file("empty", nil), b.file("small", []byte("hello")), b.subdir("emptydir"))
 	b.snapshot(b.subdir("", data))
 	data2 := b.subdir("data", sub, b.file("new.bin", b.random(300<<10)))
@@ -180,7 +181,7 @@ func TestCheckClean(t *testing.T) {
 			if res.Snapshots != 2 || res.Trees != 6 || res.Packs < 4 || res.Blobs < 8 || res.ReadDataPacks != 0 {
 				t.Errorf("counts: %+v", res)
 			}
-			prog := &Progress{}
+			prog := &snapshot.Progress{}
 			res, _ = chkRun(t, b.dir, CheckOptions{ReadData: true, Progress: prog})
 			var size int64
 			_ = b.r.List(context.Background(), repo.PackFile, func(_ repo.ID, n int64) error { size += n; return nil })
@@ -240,19 +241,19 @@ func TestCheckBrokenTrees(t *testing.T) {
 	short.Size = 99
 	lost := b.file("lost", []byte("gone"))
 	lost.Content = append(lost.Content, missing)
-	noSub := &Node{Name: "nosub", Type: NodeDir}
+	noSub := &snapshot.Node{Name: "nosub", Type: snapshot.NodeDir}
 	missing2 := repo.Hash([]byte("not stored either"))
-	ghost := &Node{Name: "ghost", Type: NodeDir, Subtree: &missing2}
+	ghost := &snapshot.Node{Name: "ghost", Type: snapshot.NodeDir, Subtree: &missing2}
 	// The tree encoder gives every file a content list; write this one raw.
 	rawID, _, _, err := b.r.SaveBlob(ctx, repo.TreeBlob, []byte(`{"nodes":[{"name":"nocontent","type":"file","size":3,"content":null}]}`+"\n"), repo.ID{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw := &Node{Name: "raw", Type: NodeDir, Subtree: &rawID}
+	raw := &snapshot.Node{Name: "raw", Type: snapshot.NodeDir, Subtree: &rawID}
 	bad := b.snapshot(b.subdir("", b.subdir("data", good, short, lost, noSub, ghost, raw,
-		&Node{Name: "weird", Type: "socketish"})))
+		&snapshot.Node{Name: "weird", Type: "socketish"})))
 	// A snapshot whose root tree is not stored at all.
-	orphan, err := SaveSnapshot(ctx, b.r, &Snapshot{Time: time.Now(), Tree: &missing, Paths: []string{"/x"}})
+	orphan, err := snapshot.SaveSnapshot(ctx, b.r, &snapshot.Snapshot{Time: time.Now(), Tree: &missing, Paths: []string{"/x"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -417,8 +418,8 @@ func TestCheckSubsets(t *testing.T) {
 func TestCheckInvalidTrees(t *testing.T) {
 	b := chkNewRepo(t, 2)
 	ctx := context.Background()
-	raw := func(nodes ...*Node) *repo.ID {
-		buf, err := (&Tree{Nodes: nodes}).Encode() // Encode keeps the order and does not validate
+	raw := func(nodes ...*snapshot.Node) *repo.ID {
+		buf, err := (&snapshot.Tree{Nodes: nodes}).Encode() // Encode keeps the order and does not validate
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -428,16 +429,16 @@ func TestCheckInvalidTrees(t *testing.T) {
 		}
 		return &id
 	}
-	f := func(name string) *Node { return b.file(name, []byte("x")) }
-	dupID := raw(b.subdir("d", f("in")), &Node{Name: "d", Type: NodeSymlink, LinkTarget: "/etc"})
+	f := func(name string) *snapshot.Node { return b.file(name, []byte("x")) }
+	dupID := raw(b.subdir("d", f("in")), &snapshot.Node{Name: "d", Type: snapshot.NodeSymlink, LinkTarget: "/etc"})
 	dotID := raw(f(".."))
 	slashID := raw(f("a/b"))
 	unsortedID := raw(f("z"), f("a"))
 	lost := f("lost")
 	missing := repo.Hash([]byte("not stored"))
 	lost.Content = append(lost.Content, missing)
-	dir := func(name string, id *repo.ID) *Node {
-		return &Node{Name: name, Type: NodeDir, Mode: os.ModeDir | 0o755, Subtree: id}
+	dir := func(name string, id *repo.ID) *snapshot.Node {
+		return &snapshot.Node{Name: name, Type: snapshot.NodeDir, Mode: os.ModeDir | 0o755, Subtree: id}
 	}
 	sn := b.snapshot(b.subdir("", b.subdir("data", dir("dup", dupID), dir("dot", dotID), dir("slash", slashID), dir("unsorted", unsortedID), lost)))
 	res, rep := chkRun(t, b.dir, CheckOptions{})
@@ -454,5 +455,12 @@ func TestCheckInvalidTrees(t *testing.T) {
 	}
 	if res.Errors != 4 || res.Warnings != 1 || !strings.Contains(rep.warns[0], "/data/unsorted: tree "+unsortedID.Str()+": nodes are not sorted") {
 		t.Errorf("result: %+v, warnings %q", res, rep.warns)
+	}
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,4 +1,4 @@
-package snapshot
+package checker
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 )
 
 func TestUsedBlobs(t *testing.T) {
@@ -19,12 +20,12 @@ func TestUsedBlobs(t *testing.T) {
 	orphan := b.file("orphan", b.random(100<<10))
 	must(t, b.r.Flush(ctx))
 
-	sns, err := LoadAllSnapshots(ctx, b.r)
+	sns, err := snapshot.LoadAllSnapshots(ctx, b.r)
 	must(t, err)
 	if len(sns) != 2 {
 		t.Fatalf("%d snapshots", len(sns))
 	}
-	loader := NewTreeLoader(b.r, 16)
+	loader := snapshot.NewTreeLoader(b.r, 16)
 	visited := 0
 	used, err := UsedBlobs(ctx, loader, sns, func() { visited++ })
 	must(t, err)
@@ -33,7 +34,7 @@ func TestUsedBlobs(t *testing.T) {
 	want := map[repo.BlobHandle]struct{}{}
 	for _, sn := range sns {
 		want[repo.BlobHandle{ID: *sn.Tree, Type: repo.TreeBlob}] = struct{}{}
-		must(t, Walk(ctx, loader, *sn.Tree, func(_ string, n *Node) error {
+		must(t, snapshot.Walk(ctx, loader, *sn.Tree, func(_ string, n *snapshot.Node) error {
 			for _, id := range n.Content {
 				want[repo.BlobHandle{ID: id, Type: repo.DataBlob}] = struct{}{}
 			}
@@ -70,11 +71,11 @@ func TestUsedBlobsUnreadableTree(t *testing.T) {
 	b := chkNewRepo(t, 2)
 	missing := repo.Hash([]byte("no such tree"))
 	dir := b.subdir("data", b.file("a", []byte("a")),
-		&Node{Name: "gone", Type: NodeDir, Mode: os.ModeDir | 0o755, Subtree: &missing})
+		&snapshot.Node{Name: "gone", Type: snapshot.NodeDir, Mode: os.ModeDir | 0o755, Subtree: &missing})
 	snID := b.snapshot(b.subdir("", dir))
-	sns, err := LoadAllSnapshots(ctx, b.r)
+	sns, err := snapshot.LoadAllSnapshots(ctx, b.r)
 	must(t, err)
-	_, err = UsedBlobs(ctx, NewTreeLoader(b.r, 16), sns, nil)
+	_, err = UsedBlobs(ctx, snapshot.NewTreeLoader(b.r, 16), sns, nil)
 	if err == nil || !errors.Is(err, repo.ErrBlobNotFound) {
 		t.Fatalf("missing tree: err = %v, want ErrBlobNotFound", err)
 	}
@@ -87,18 +88,18 @@ func TestUsedBlobsUnreadableTree(t *testing.T) {
 	// A snapshot whose root tree is missing, next to a good one.
 	b2 := chkNewRepo(t, 2)
 	b2.clean()
-	_, err = SaveSnapshot(ctx, b2.r, &Snapshot{Time: time.Now(), Tree: &missing, Paths: []string{"/x"}})
+	_, err = snapshot.SaveSnapshot(ctx, b2.r, &snapshot.Snapshot{Time: time.Now(), Tree: &missing, Paths: []string{"/x"}})
 	must(t, err)
-	sns, err = LoadAllSnapshots(ctx, b2.r)
+	sns, err = snapshot.LoadAllSnapshots(ctx, b2.r)
 	must(t, err)
-	if _, err := UsedBlobs(ctx, NewTreeLoader(b2.r, 16), sns, nil); err == nil {
+	if _, err := UsedBlobs(ctx, snapshot.NewTreeLoader(b2.r, 16), sns, nil); err == nil {
 		t.Fatal("missing root tree: no error")
 	}
 
 	// An unreadable snapshot file fails LoadAllSnapshots.
 	id, err := b2.r.SaveUnpacked(ctx, repo.SnapshotFile, []byte("{not json"))
 	must(t, err)
-	if _, err := LoadAllSnapshots(ctx, b2.r); err == nil || !strings.Contains(err.Error(), id.Str()) {
+	if _, err := snapshot.LoadAllSnapshots(ctx, b2.r); err == nil || !strings.Contains(err.Error(), id.Str()) {
 		t.Fatalf("unreadable snapshot: err = %v", err)
 	}
 }
