@@ -1,4 +1,4 @@
-package snapshot
+package browse
 
 import (
 	"context"
@@ -11,12 +11,13 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/tests/testutil"
 )
 
 type brFindFixture struct {
-	l        *TreeLoader
-	old, new *Snapshot
+	l        *snapshot.TreeLoader
+	old, new *snapshot.Snapshot
 	src      string
 }
 
@@ -35,14 +36,14 @@ func brFindSetup(t *testing.T) *brFindFixture {
 		t.Fatal(err)
 	}
 	newer := brBackup(t, r, src, t0.Add(time.Hour))
-	return &brFindFixture{l: NewTreeLoader(r, 256), old: old, new: newer, src: src}
+	return &brFindFixture{l: snapshot.NewTreeLoader(r, 256), old: old, new: newer, src: src}
 }
 
 func (fx *brFindFixture) find(t *testing.T, opts FindOptions) []*FindResult {
 	t.Helper()
 	var out []*FindResult
 	// Oldest first on purpose: Find must order newest first.
-	err := Find(context.Background(), fx.l, []*Snapshot{fx.old, fx.new}, opts, func(r *FindResult) error {
+	err := Find(context.Background(), fx.l, []*snapshot.Snapshot{fx.old, fx.new}, opts, func(r *FindResult) error {
 		out = append(out, r)
 		return nil
 	})
@@ -130,7 +131,7 @@ func TestFindPatterns(t *testing.T) {
 		t.Fatalf("bounds overlap wrongly: %d + %d vs %d", len(newer), len(older), len(files))
 	}
 
-	if err := Find(context.Background(), fx.l, []*Snapshot{fx.new}, FindOptions{Patterns: []string{"[x"}}, nil); err == nil {
+	if err := Find(context.Background(), fx.l, []*snapshot.Snapshot{fx.new}, FindOptions{Patterns: []string{"[x"}}, nil); err == nil {
 		t.Fatal("a bad pattern was accepted")
 	}
 }

@@ -1,4 +1,4 @@
-package snapshot
+package browse
 
 import (
 	"context"
@@ -13,10 +13,11 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/tests/testutil"
 )
 
-func brDiff(t *testing.T, l *TreeLoader, a, b *Snapshot, opts DiffOptions) (map[string]string, []string, *DiffStats) {
+func brDiff(t *testing.T, l *snapshot.TreeLoader, a, b *snapshot.Snapshot, opts DiffOptions) (map[string]string, []string, *DiffStats) {
 	t.Helper()
 	changes := map[string]string{}
 	var order []string
@@ -102,7 +103,7 @@ func TestDiff(t *testing.T) {
 	must(t, os.Chmod(j("link-target.txt"), 0o600))
 	newer := brBackup(t, r, src, t0.Add(time.Hour))
 
-	l := NewTreeLoader(r, 256)
+	l := snapshot.NewTreeLoader(r, 256)
 	got, order, st := brDiff(t, l, old, newer, DiffOptions{})
 	if !maps.Equal(got, want) {
 		t.Fatalf("changes:\n got %v\nwant %v", got, want)
@@ -153,22 +154,22 @@ func TestDiff(t *testing.T) {
 // both snapshots point to a tree that is not in the repository.
 func TestDiffSkipsSameSubtrees(t *testing.T) {
 	r := brNewRepo(t)
-	a := NewArchiver(r, ArchiveOptions{})
+	a := snapshot.NewArchiver(r, snapshot.ArchiveOptions{})
 	ctx := context.Background()
 	ghost := repo.Hash([]byte("a tree that was never stored"))
-	shared := &Node{Name: "shared", Type: NodeDir, Mode: os.ModeDir | 0o755, Subtree: &ghost}
-	file := func(content string) *Node {
+	shared := &snapshot.Node{Name: "shared", Type: snapshot.NodeDir, Mode: os.ModeDir | 0o755, Subtree: &ghost}
+	file := func(content string) *snapshot.Node {
 		ids, size, err := a.SaveReader(ctx, strings.NewReader(content))
 		must(t, err)
-		return &Node{Name: "f", Type: NodeFile, Mode: 0o644, Size: size, Content: ids}
+		return &snapshot.Node{Name: "f", Type: snapshot.NodeFile, Mode: 0o644, Size: size, Content: ids}
 	}
-	rootA, err := a.SaveTree(ctx, &Tree{Nodes: []*Node{shared, file("one")}})
+	rootA, err := a.SaveTree(ctx, &snapshot.Tree{Nodes: []*snapshot.Node{shared, file("one")}})
 	must(t, err)
-	rootB, err := a.SaveTree(ctx, &Tree{Nodes: []*Node{shared, file("two!")}})
+	rootB, err := a.SaveTree(ctx, &snapshot.Tree{Nodes: []*snapshot.Node{shared, file("two!")}})
 	must(t, err)
 	must(t, r.Flush(ctx))
 	var changes []string
-	st, err := Diff(ctx, NewTreeLoader(r, 8), rootA, rootB, DiffOptions{}, func(c DiffChange) error {
+	st, err := Diff(ctx, snapshot.NewTreeLoader(r, 8), rootA, rootB, DiffOptions{}, func(c DiffChange) error {
 		changes = append(changes, c.Modifier+" "+c.DisplayPath())
 		return nil
 	})

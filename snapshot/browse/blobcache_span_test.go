@@ -1,4 +1,4 @@
-package snapshot
+package browse
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 
 	"github.com/cairn-backup/cairn/crypto"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 )
 
 // checkCacheInvariants verifies the cache's bookkeeping once no reader
@@ -79,7 +80,7 @@ func TestFileReaderSpans(t *testing.T) {
 	src := t.TempDir()
 	data := brRandom(t, filepath.Join(src, "big"), 24<<20+777, 7)
 	sn := brBackup(t, r, src, time.Time{})
-	node := brNode(t, NewTreeLoader(r, 16), sn, filepath.Join(src, "big"))
+	node := brNode(t, snapshot.NewTreeLoader(r, 16), sn, filepath.Join(src, "big"))
 	if len(node.Content) < 6 {
 		t.Fatalf("want a file of many blobs, got %d", len(node.Content))
 	}
@@ -235,7 +236,7 @@ func TestFileReaderSequentialReuse(t *testing.T) {
 	src := t.TempDir()
 	data := brRandom(t, filepath.Join(src, "big"), 20<<20, 11)
 	sn := brBackup(t, r, src, time.Time{})
-	node := brNode(t, NewTreeLoader(r, 16), sn, filepath.Join(src, "big"))
+	node := brNode(t, snapshot.NewTreeLoader(r, 16), sn, filepath.Join(src, "big"))
 	ctx := context.Background()
 	cache := NewBlobCache(r, 0)
 	fr, err := NewFileReader(ctx, r, cache, node)
@@ -309,7 +310,7 @@ func TestFileReaderCompressed(t *testing.T) {
 		t.Fatal(err)
 	}
 	sn := brBackup(t, r, src, time.Time{})
-	node := brNode(t, NewTreeLoader(r, 16), sn, filepath.Join(src, "text"))
+	node := brNode(t, snapshot.NewTreeLoader(r, 16), sn, filepath.Join(src, "text"))
 	compressed := 0
 	for _, id := range node.Content {
 		if r.LookupBlob(repo.DataBlob, id)[0].IsCompressed() {
@@ -359,7 +360,7 @@ func TestFileReaderCorruptPack(t *testing.T) {
 	src := t.TempDir()
 	data := brRandom(t, filepath.Join(src, "big"), 6<<20, 3)
 	sn := brBackup(t, r, src, time.Time{})
-	node := brNode(t, NewTreeLoader(r, 16), sn, filepath.Join(src, "big"))
+	node := brNode(t, snapshot.NewTreeLoader(r, 16), sn, filepath.Join(src, "big"))
 	if len(node.Content) < 2 {
 		t.Fatalf("want several blobs, got %d", len(node.Content))
 	}
@@ -416,7 +417,7 @@ func TestBlobCacheCancelledWaiters(t *testing.T) {
 	src := t.TempDir()
 	data := brRandom(t, filepath.Join(src, "f"), 3<<20, 4)
 	sn := brBackup(t, r, src, time.Time{})
-	node := brNode(t, NewTreeLoader(r, 16), sn, filepath.Join(src, "f"))
+	node := brNode(t, snapshot.NewTreeLoader(r, 16), sn, filepath.Join(src, "f"))
 	for round := range 20 {
 		cache := NewBlobCache(r, 0)
 		fr, err := NewFileReader(context.Background(), r, cache, node)

@@ -1,4 +1,4 @@
-package snapshot
+package browse
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 )
 
 // Diff modifiers, as restic prints them.
@@ -28,7 +29,7 @@ type DiffOptions struct {
 	// Damaged, when set, is told about trees that cannot be loaded or
 	// decoded and entries with unusable names (see WalkDamaged); the diff
 	// goes on without them. Unset, the first one ends the diff.
-	Damaged DamagedFunc
+	Damaged snapshot.DamagedFunc
 }
 
 // DiffChange is one changed path. Old or New is nil for added or
@@ -36,7 +37,7 @@ type DiffOptions struct {
 type DiffChange struct {
 	Path     string
 	Modifier string
-	Old, New *Node
+	Old, New *snapshot.Node
 }
 
 // DisplayPath is the path with a trailing "/" for directories.
@@ -45,7 +46,7 @@ func (c DiffChange) DisplayPath() string {
 	if n == nil {
 		n = c.Old
 	}
-	if n != nil && n.Type == NodeDir && c.Path != "/" {
+	if n != nil && n.Type == snapshot.NodeDir && c.Path != "/" {
 		return c.Path + "/"
 	}
 	return c.Path
@@ -70,7 +71,7 @@ type DiffStats struct {
 }
 
 type differ struct {
-	loader *TreeLoader
+	loader *snapshot.TreeLoader
 	opts   DiffOptions
 	fn     func(DiffChange) error
 	stats  DiffStats
@@ -83,7 +84,7 @@ type differ struct {
 // skipped without loading them. The blob counts compare the blobs of the
 // parts that differ, so a blob that also occurs in an identical subtree
 // elsewhere may be counted as added or removed.
-func Diff(ctx context.Context, loader *TreeLoader, a, b repo.ID, opts DiffOptions, fn func(DiffChange) error) (*DiffStats, error) {
+func Diff(ctx context.Context, loader *snapshot.TreeLoader, a, b repo.ID, opts DiffOptions, fn func(DiffChange) error) (*DiffStats, error) {
 	d := &differ{loader: loader, opts: opts, fn: fn,
 		oldBlobs: map[repo.BlobHandle]struct{}{}, newBlobs: map[repo.BlobHandle]struct{}{}}
 	if a != b {
@@ -162,16 +163,16 @@ func (d *differ) trees(ctx context.Context, dir string, a, b repo.ID) error {
 
 // onlyOne reports a node (and everything below it) that exists on one
 // side only.
-func (d *differ) onlyOne(ctx context.Context, p string, n *Node, added bool) error {
+func (d *differ) onlyOne(ctx context.Context, p string, n *snapshot.Node, added bool) error {
 	mod, counts, blobs := DiffRemoved, &d.stats.Removed, d.oldBlobs
 	if added {
 		mod, counts, blobs = DiffAdded, &d.stats.Added, d.newBlobs
 	}
-	visit := func(p string, n *Node) error {
+	visit := func(p string, n *snapshot.Node) error {
 		switch n.Type {
-		case NodeFile:
+		case snapshot.NodeFile:
 			counts.Files++
-		case NodeDir:
+		case snapshot.NodeDir:
 			counts.Dirs++
 		default:
 			counts.Others++
@@ -188,7 +189,7 @@ func (d *differ) onlyOne(ctx context.Context, p string, n *Node, added bool) err
 	if err := visit(p, n); err != nil {
 		return err
 	}
-	if n.Type != NodeDir {
+	if n.Type != snapshot.NodeDir {
 		return nil
 	}
 	if n.Subtree == nil {
@@ -197,11 +198,11 @@ func (d *differ) onlyOne(ctx context.Context, p string, n *Node, added bool) err
 		}
 		return nil
 	}
-	fn := func(rel string, n *Node) error { return visit(path.Join(p, rel), n) }
+	fn := func(rel string, n *snapshot.Node) error { return visit(path.Join(p, rel), n) }
 	if d.opts.Damaged == nil {
-		return Walk(ctx, d.loader, *n.Subtree, fn)
+		return snapshot.Walk(ctx, d.loader, *n.Subtree, fn)
 	}
-	return WalkDamaged(ctx, d.loader, *n.Subtree, fn, func(rel string, err error) error {
+	return snapshot.WalkDamaged(ctx, d.loader, *n.Subtree, fn, func(rel string, err error) error {
 		return d.opts.Damaged(path.Join(p, rel), err)
 	})
 }
@@ -210,7 +211,7 @@ func (d *differ) onlyOne(ctx context.Context, p string, n *Node, added bool) err
 // a Damaged handler, a tree that cannot be loaded is reported and ok is
 // false with a nil error (skip it), and unusable entries are reported and
 // left out.
-func (d *differ) nodes(ctx context.Context, dir string, id repo.ID) (nodes []*Node, ok bool, err error) {
+func (d *differ) nodes(ctx context.Context, dir string, id repo.ID) (nodes []*snapshot.Node, ok bool, err error) {
 	t, err := d.loader.Tree(ctx, id)
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
@@ -221,13 +222,13 @@ func (d *differ) nodes(ctx context.Context, dir string, id repo.ID) (nodes []*No
 		}
 		return nil, false, d.opts.Damaged(dir, err)
 	}
-	all := SortedNodes(t)
+	all := snapshot.SortedNodes(t)
 	if d.opts.Damaged == nil {
 		return all, true, nil
 	}
 	for i, n := range all {
-		if msg := NameProblem(all, i); msg != "" {
-			if err := d.opts.Damaged(dir, BadEntry(n.Name, msg)); err != nil {
+		if msg := snapshot.NameProblem(all, i); msg != "" {
+			if err := d.opts.Damaged(dir, snapshot.BadEntry(n.Name, msg)); err != nil {
 				return nil, false, err
 			}
 			continue
@@ -252,7 +253,7 @@ func (d *differ) children(ctx context.Context, p string, id repo.ID, added bool)
 	return nil
 }
 
-func addBlobs(set map[repo.BlobHandle]struct{}, n *Node) {
+func addBlobs(set map[repo.BlobHandle]struct{}, n *snapshot.Node) {
 	for _, id := range n.Content {
 		set[repo.BlobHandle{ID: id, Type: repo.DataBlob}] = struct{}{}
 	}
@@ -262,7 +263,7 @@ func addBlobs(set map[repo.BlobHandle]struct{}, n *Node) {
 }
 
 // both compares a node present on both sides.
-func (d *differ) both(ctx context.Context, p string, a, b *Node) error {
+func (d *differ) both(ctx context.Context, p string, a, b *snapshot.Node) error {
 	if a.Type != b.Type {
 		d.stats.ChangedFiles++
 		if err := d.fn(DiffChange{Path: p, Modifier: DiffType, Old: a, New: b}); err != nil {
@@ -272,17 +273,17 @@ func (d *differ) both(ctx context.Context, p string, a, b *Node) error {
 		// new; the nodes themselves were reported as "T".
 		addBlobs(d.oldBlobs, a)
 		addBlobs(d.newBlobs, b)
-		if a.Type == NodeDir && a.Subtree != nil {
+		if a.Type == snapshot.NodeDir && a.Subtree != nil {
 			if err := d.children(ctx, p, *a.Subtree, false); err != nil {
 				return err
 			}
 		}
-		if b.Type == NodeDir && b.Subtree != nil {
+		if b.Type == snapshot.NodeDir && b.Subtree != nil {
 			return d.children(ctx, p, *b.Subtree, true)
 		}
 		return nil
 	}
-	if a.Type == NodeDir {
+	if a.Type == snapshot.NodeDir {
 		if d.opts.Metadata && !sameMeta(a, b) {
 			if err := d.fn(DiffChange{Path: p, Modifier: DiffMetadata, Old: a, New: b}); err != nil {
 				return err
@@ -309,20 +310,20 @@ func (d *differ) both(ctx context.Context, p string, a, b *Node) error {
 
 // sameContent compares what a node holds: file blobs, link target,
 // device number.
-func sameContent(a, b *Node) bool {
+func sameContent(a, b *snapshot.Node) bool {
 	switch a.Type {
-	case NodeFile:
+	case snapshot.NodeFile:
 		return a.Size == b.Size && slices.Equal(a.Content, b.Content)
-	case NodeSymlink:
+	case snapshot.NodeSymlink:
 		return a.LinkTarget == b.LinkTarget
-	case NodeDev, NodeCharDev:
+	case snapshot.NodeDev, snapshot.NodeCharDev:
 		return a.Device == b.Device
 	}
 	return true
 }
 
 // sameMeta compares the metadata that restore applies (not atime/ctime).
-func sameMeta(a, b *Node) bool {
+func sameMeta(a, b *snapshot.Node) bool {
 	if a.Mode != b.Mode || !a.ModTime.Equal(b.ModTime) || a.UID != b.UID || a.GID != b.GID ||
 		a.User != b.User || a.Group != b.Group || len(a.ExtendedAttributes) != len(b.ExtendedAttributes) {
 		return false

@@ -1,4 +1,4 @@
-package snapshot
+package browse
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 )
 
 // FindOptions say what Find looks for: nodes whose name (or, for a
@@ -33,20 +34,20 @@ type FindOptions struct {
 	// Damaged, when set, is told about each tree of a snapshot that cannot
 	// be loaded or decoded and each unusable entry (see WalkDamaged); the
 	// search goes on with the rest. Unset, the first one ends the search.
-	Damaged func(sn *Snapshot, p string, err error) error
+	Damaged func(sn *snapshot.Snapshot, p string, err error) error
 }
 
 // FindMatch is one found node.
 type FindMatch struct {
 	Path string
-	Node *Node
+	Node *snapshot.Node
 	// ID is the blob or tree that matched (ID searches only).
 	ID repo.ID
 }
 
 // FindResult holds the matches in one snapshot.
 type FindResult struct {
-	Snapshot *Snapshot
+	Snapshot *snapshot.Snapshot
 	Matches  []FindMatch
 }
 
@@ -150,7 +151,7 @@ func newFinder(opts FindOptions) (*finder, error) {
 
 func (f *finder) byID() bool { return len(f.blobs) > 0 || len(f.trees) > 0 }
 
-func (f *finder) inTime(n *Node) bool {
+func (f *finder) inTime(n *snapshot.Node) bool {
 	if !f.opts.Oldest.IsZero() && n.ModTime.Before(f.opts.Oldest) {
 		return false
 	}
@@ -161,7 +162,7 @@ func (f *finder) inTime(n *Node) bool {
 }
 
 // matchName tests the glob patterns against the node at p.
-func (f *finder) matchName(p string, n *Node) bool {
+func (f *finder) matchName(p string, n *snapshot.Node) bool {
 	name := n.Name
 	if f.opts.IgnoreCase {
 		name, p = strings.ToLower(name), strings.ToLower(p)
@@ -195,7 +196,7 @@ func (f *finder) matchName(p string, n *Node) bool {
 }
 
 // matchID returns the blob or tree of n that is searched for.
-func (f *finder) matchID(n *Node) (repo.ID, bool) {
+func (f *finder) matchID(n *snapshot.Node) (repo.ID, bool) {
 	if len(f.trees) > 0 && n.Subtree != nil && f.trees.match(*n.Subtree) {
 		return *n.Subtree, true
 	}
@@ -212,21 +213,21 @@ func (f *finder) matchID(n *Node) (repo.ID, bool) {
 // Find searches the snapshots, newest first, and calls fn once for each
 // snapshot with matches. For ID searches, directories known to hold no
 // match (from an earlier snapshot) are skipped.
-func Find(ctx context.Context, loader *TreeLoader, sns []*Snapshot, opts FindOptions, fn func(*FindResult) error) error {
+func Find(ctx context.Context, loader *snapshot.TreeLoader, sns []*snapshot.Snapshot, opts FindOptions, fn func(*FindResult) error) error {
 	f, err := newFinder(opts)
 	if err != nil {
 		return err
 	}
 	order := slices.Clone(sns)
-	slices.SortStableFunc(order, func(a, b *Snapshot) int { return b.Time.Compare(a.Time) })
+	slices.SortStableFunc(order, func(a, b *snapshot.Snapshot) int { return b.Time.Compare(a.Time) })
 	empty := map[repo.ID]bool{} // subtrees without any match (ID searches)
 	for _, sn := range order {
 		res := &FindResult{Snapshot: sn}
-		walk := func(root repo.ID, fn func(string, *Node) error, onDamaged func()) error {
+		walk := func(root repo.ID, fn func(string, *snapshot.Node) error, onDamaged func()) error {
 			if opts.Damaged == nil {
-				return Walk(ctx, loader, root, fn)
+				return snapshot.Walk(ctx, loader, root, fn)
 			}
-			return WalkDamaged(ctx, loader, root, fn, func(p string, err error) error {
+			return snapshot.WalkDamaged(ctx, loader, root, fn, func(p string, err error) error {
 				onDamaged()
 				return opts.Damaged(sn, p, err)
 			})
@@ -234,7 +235,7 @@ func Find(ctx context.Context, loader *TreeLoader, sns []*Snapshot, opts FindOpt
 		if f.byID() {
 			err = f.findIDs(sn, res, empty, walk)
 		} else {
-			err = walk(*sn.Tree, func(p string, n *Node) error {
+			err = walk(*sn.Tree, func(p string, n *snapshot.Node) error {
 				if f.inTime(n) && f.matchName(p, n) {
 					res.Matches = append(res.Matches, FindMatch{Path: p, Node: n})
 				}
@@ -255,16 +256,16 @@ func Find(ctx context.Context, loader *TreeLoader, sns []*Snapshot, opts FindOpt
 
 // walkFunc walks one snapshot's tree; onDamaged runs before a damaged item
 // is reported.
-type walkFunc func(root repo.ID, fn func(string, *Node) error, onDamaged func()) error
+type walkFunc func(root repo.ID, fn func(string, *snapshot.Node) error, onDamaged func()) error
 
 // findIDs walks one snapshot for blob and tree IDs. It tracks the open
 // directories on a stack so that it learns, when one is left, whether
 // anything below it matched; subtrees without matches go into empty.
-func (f *finder) findIDs(sn *Snapshot, res *FindResult, empty map[repo.ID]bool, walk walkFunc) error {
+func (f *finder) findIDs(sn *snapshot.Snapshot, res *FindResult, empty map[repo.ID]bool, walk walkFunc) error {
 	root := *sn.Tree
 	if len(f.trees) > 0 && f.trees.match(root) {
 		id := root
-		res.Matches = append(res.Matches, FindMatch{Path: "/", Node: &Node{Name: "/", Type: NodeDir, Subtree: &id}, ID: root})
+		res.Matches = append(res.Matches, FindMatch{Path: "/", Node: &snapshot.Node{Name: "/", Type: snapshot.NodeDir, Subtree: &id}, ID: root})
 	}
 	if empty[root] {
 		return nil
@@ -284,7 +285,7 @@ func (f *finder) findIDs(sn *Snapshot, res *FindResult, empty map[repo.ID]bool, 
 			stack = stack[:len(stack)-1]
 		}
 	}
-	err := walk(root, func(p string, n *Node) error {
+	err := walk(root, func(p string, n *snapshot.Node) error {
 		pop(func(o open) bool { return strings.HasPrefix(p, o.prefix) })
 		if id, ok := f.matchID(n); ok && f.inTime(n) {
 			res.Matches = append(res.Matches, FindMatch{Path: p, Node: n, ID: id})
@@ -292,9 +293,9 @@ func (f *finder) findIDs(sn *Snapshot, res *FindResult, empty map[repo.ID]bool, 
 				stack[i].matched = true
 			}
 		}
-		if n.Type == NodeDir && n.Subtree != nil {
+		if n.Type == snapshot.NodeDir && n.Subtree != nil {
 			if empty[*n.Subtree] {
-				return ErrSkipDir
+				return snapshot.ErrSkipDir
 			}
 			stack = append(stack, open{prefix: p + "/", id: *n.Subtree})
 		}

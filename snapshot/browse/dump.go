@@ -1,4 +1,4 @@
-package snapshot
+package browse
 
 import (
 	"archive/tar"
@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,16 +34,16 @@ const (
 // data). Trees that cannot be loaded and entries with unusable names go to
 // damaged and are left out; with a nil damaged the first one ends the dump
 // with an error.
-func Dump(ctx context.Context, loader *TreeLoader, cache *BlobCache, root repo.ID, p, format string, w io.Writer, damaged DamagedFunc) error {
+func Dump(ctx context.Context, loader *snapshot.TreeLoader, cache *BlobCache, root repo.ID, p, format string, w io.Writer, damaged snapshot.DamagedFunc) error {
 	if format != ArchiveTar && format != ArchiveZip {
 		return fmt.Errorf("dump: unknown archive format %q (use tar or zip)", format)
 	}
 	p = path.Clean("/" + p)
-	node, err := FindNode(ctx, loader, root, p)
+	node, err := snapshot.FindNode(ctx, loader, root, p)
 	if err != nil {
 		return err
 	}
-	if node.Type == NodeFile {
+	if node.Type == snapshot.NodeFile {
 		return DumpFile(ctx, loader.Repository(), cache, node, w)
 	}
 	if damaged == nil {
@@ -54,31 +55,31 @@ func Dump(ctx context.Context, loader *TreeLoader, cache *BlobCache, root repo.I
 	} else {
 		aw = &zipDumper{ctx: ctx, r: loader.Repository(), cache: cache, w: zip.NewWriter(w)}
 	}
-	add := func(name, snapPath string, n *Node) error {
+	add := func(name, snapPath string, n *snapshot.Node) error {
 		if msg := archiveNameProblem(name, format); msg != "" {
-			if err := damaged(snapPath, fmt.Errorf("not archived: %w: %s", ErrBadName, msg)); err != nil {
+			if err := damaged(snapPath, fmt.Errorf("not archived: %w: %s", snapshot.ErrBadName, msg)); err != nil {
 				return err
 			}
-			return ErrSkipDir // nor anything below it
+			return snapshot.ErrSkipDir // nor anything below it
 		}
 		return aw.add(name, n)
 	}
 	prefix, skip := "", false
 	if p != "/" {
 		prefix = node.Name
-		if err := add(prefix, p, node); errors.Is(err, ErrSkipDir) {
+		if err := add(prefix, p, node); errors.Is(err, snapshot.ErrSkipDir) {
 			skip = true
 		} else if err != nil {
 			return err
 		}
 	}
-	if node.Type == NodeDir && !skip {
+	if node.Type == snapshot.NodeDir && !skip {
 		if node.Subtree == nil {
 			return fmt.Errorf("dump %s: directory node has no subtree", p)
 		}
 		// rel is "/"-joined from checked names; it is not cleaned, so that
 		// nothing in a name can vanish into a shorter path unchecked.
-		err := WalkDamaged(ctx, loader, *node.Subtree, func(rel string, n *Node) error {
+		err := snapshot.WalkDamaged(ctx, loader, *node.Subtree, func(rel string, n *snapshot.Node) error {
 			return add(strings.TrimPrefix(prefix+rel, "/"), path.Join(p, rel), n)
 		}, func(rel string, err error) error {
 			return damaged(path.Join(p, rel), err)
@@ -117,7 +118,7 @@ func archiveNameProblem(name, format string) string {
 }
 
 // DumpFile writes a file node's content to w.
-func DumpFile(ctx context.Context, r *repo.Repository, cache *BlobCache, node *Node, w io.Writer) error {
+func DumpFile(ctx context.Context, r *repo.Repository, cache *BlobCache, node *snapshot.Node, w io.Writer) error {
 	fr, err := NewFileReader(ctx, r, cache, node)
 	if err != nil {
 		return err
@@ -129,7 +130,7 @@ func DumpFile(ctx context.Context, r *repo.Repository, cache *BlobCache, node *N
 }
 
 type archiveWriter interface {
-	add(name string, n *Node) error
+	add(name string, n *snapshot.Node) error
 	close() error
 }
 
@@ -140,7 +141,7 @@ type tarDumper struct {
 	w     *tar.Writer
 }
 
-func (d *tarDumper) add(name string, n *Node) error {
+func (d *tarDumper) add(name string, n *snapshot.Node) error {
 	hdr := &tar.Header{
 		Name:    name,
 		Mode:    int64(UnixMode(n.Mode)),
@@ -153,23 +154,23 @@ func (d *tarDumper) add(name string, n *Node) error {
 		Format: tar.FormatPAX,
 	}
 	switch n.Type {
-	case NodeFile:
+	case snapshot.NodeFile:
 		hdr.Typeflag = tar.TypeReg
 		hdr.Size = int64(n.Size)
-	case NodeDir:
+	case snapshot.NodeDir:
 		hdr.Typeflag = tar.TypeDir
 		hdr.Name += "/"
-	case NodeSymlink:
+	case snapshot.NodeSymlink:
 		hdr.Typeflag = tar.TypeSymlink
 		hdr.Linkname = n.LinkTarget
-	case NodeCharDev, NodeDev:
+	case snapshot.NodeCharDev, snapshot.NodeDev:
 		hdr.Typeflag = tar.TypeChar
-		if n.Type == NodeDev {
+		if n.Type == snapshot.NodeDev {
 			hdr.Typeflag = tar.TypeBlock
 		}
 		hdr.Devmajor = int64(unix.Major(n.Device))
 		hdr.Devminor = int64(unix.Minor(n.Device))
-	case NodeFifo:
+	case snapshot.NodeFifo:
 		hdr.Typeflag = tar.TypeFifo
 	default:
 		return nil // sockets and irregular files cannot be archived
@@ -180,7 +181,7 @@ func (d *tarDumper) add(name string, n *Node) error {
 		}
 		hdr.PAXRecords["SCHILY.xattr."+xa.Name] = string(xa.Value)
 	}
-	if n.Type == NodeFile {
+	if n.Type == snapshot.NodeFile {
 		fr, err := NewFileReader(d.ctx, d.r, d.cache, n)
 		if err != nil {
 			return fmt.Errorf("dump %s: %w", name, err)
@@ -210,14 +211,14 @@ type zipDumper struct {
 	w     *zip.Writer
 }
 
-func (d *zipDumper) add(name string, n *Node) error {
+func (d *zipDumper) add(name string, n *snapshot.Node) error {
 	fh := &zip.FileHeader{Name: name, Modified: n.ModTime, Method: zip.Store}
 	switch n.Type {
-	case NodeFile:
+	case snapshot.NodeFile:
 		fh.Method = zip.Deflate
-	case NodeDir:
+	case snapshot.NodeDir:
 		fh.Name += "/"
-	case NodeSymlink:
+	case snapshot.NodeSymlink:
 	default:
 		return nil // zip has no devices, fifos or sockets
 	}
@@ -227,7 +228,7 @@ func (d *zipDumper) add(name string, n *Node) error {
 		return fmt.Errorf("dump %s: %w", name, err)
 	}
 	switch n.Type {
-	case NodeFile:
+	case snapshot.NodeFile:
 		fr, err := NewFileReader(d.ctx, d.r, d.cache, n)
 		if err != nil {
 			return fmt.Errorf("dump %s: %w", name, err)
@@ -235,7 +236,7 @@ func (d *zipDumper) add(name string, n *Node) error {
 		if _, err := fr.WriteTo(w); err != nil {
 			return fmt.Errorf("dump %s: %w", name, err)
 		}
-	case NodeSymlink:
+	case snapshot.NodeSymlink:
 		// Info-ZIP stores a symlink's target as its content.
 		if _, err := io.WriteString(w, n.LinkTarget); err != nil {
 			return fmt.Errorf("dump %s: %w", name, err)
@@ -248,20 +249,20 @@ func (d *zipDumper) close() error { return d.w.Close() }
 
 // fileMode is n's mode with the type bits that match n.Type (restic
 // records them, but foreign trees may not).
-func fileMode(n *Node) os.FileMode {
+func fileMode(n *snapshot.Node) os.FileMode {
 	m := n.Mode &^ os.ModeType
 	switch n.Type {
-	case NodeDir:
+	case snapshot.NodeDir:
 		m |= os.ModeDir
-	case NodeSymlink:
+	case snapshot.NodeSymlink:
 		m |= os.ModeSymlink
-	case NodeDev:
+	case snapshot.NodeDev:
 		m |= os.ModeDevice
-	case NodeCharDev:
+	case snapshot.NodeCharDev:
 		m |= os.ModeDevice | os.ModeCharDevice
-	case NodeFifo:
+	case snapshot.NodeFifo:
 		m |= os.ModeNamedPipe
-	case NodeSocket:
+	case snapshot.NodeSocket:
 		m |= os.ModeSocket
 	}
 	return m

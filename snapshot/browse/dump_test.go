@@ -1,4 +1,4 @@
-package snapshot
+package browse
 
 import (
 	"archive/tar"
@@ -14,10 +14,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/tests/testutil"
 )
 
-func brDump(t *testing.T, l *TreeLoader, sn *Snapshot, p, format string) []byte {
+func brDump(t *testing.T, l *snapshot.TreeLoader, sn *snapshot.Snapshot, p, format string) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	if err := Dump(context.Background(), l, NewBlobCache(l.Repository(), 0), *sn.Tree, p, format, &buf, nil); err != nil {

@@ -1,4 +1,4 @@
-package snapshot
+package browse
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/tests/testutil"
 )
 
@@ -25,8 +26,8 @@ func TestStats(t *testing.T) {
 	t0 := time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)
 	sn1 := brBackup(t, r, src, t0)
 	sn2 := brBackup(t, r, src, t0.Add(time.Hour))
-	sns := []*Snapshot{sn1, sn2}
-	l := NewTreeLoader(r, 256)
+	sns := []*snapshot.Snapshot{sn1, sn2}
+	l := snapshot.NewTreeLoader(r, 256)
 
 	// What the test knows about the source.
 	var files, dirs, size uint64
@@ -65,7 +66,7 @@ func TestStats(t *testing.T) {
 	// raw-data: compare with the blobs a walk of both snapshots finds.
 	blobs := map[repo.BlobHandle]bool{{ID: *sn1.Tree, Type: repo.TreeBlob}: true, {ID: *sn2.Tree, Type: repo.TreeBlob}: true}
 	for _, sn := range sns {
-		must(t, Walk(context.Background(), l, *sn.Tree, func(_ string, n *Node) error {
+		must(t, snapshot.Walk(context.Background(), l, *sn.Tree, func(_ string, n *snapshot.Node) error {
 			for _, id := range n.Content {
 				blobs[repo.BlobHandle{ID: id, Type: repo.DataBlob}] = true
 			}
@@ -111,7 +112,7 @@ func TestStats(t *testing.T) {
 	}
 }
 
-func brStats(t *testing.T, l *TreeLoader, sns []*Snapshot, mode string) *Stats {
+func brStats(t *testing.T, l *snapshot.TreeLoader, sns []*snapshot.Snapshot, mode string) *Stats {
 	t.Helper()
 	st, err := ComputeStats(context.Background(), l, sns, mode)
 	if err != nil {

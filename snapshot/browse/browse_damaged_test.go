@@ -1,4 +1,4 @@
-package snapshot
+package browse
 
 import (
 	"archive/tar"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 )
 
 // Crafted trees for the browse functions, written as anyone with the
@@ -20,47 +21,47 @@ import (
 
 var dmTime = time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
 
-func dmFile(t *testing.T, r *repo.Repository, name, content string) *Node {
+func dmFile(t *testing.T, r *repo.Repository, name, content string) *snapshot.Node {
 	t.Helper()
 	id, _, _, err := r.SaveBlob(context.Background(), repo.DataBlob, []byte(content), repo.ID{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Node{Name: name, Type: NodeFile, Mode: 0o644, ModTime: dmTime, Size: uint64(len(content)), Content: []repo.ID{id}}
+	return &snapshot.Node{Name: name, Type: snapshot.NodeFile, Mode: 0o644, ModTime: dmTime, Size: uint64(len(content)), Content: []repo.ID{id}}
 }
 
-func dmRawDir(t *testing.T, r *repo.Repository, name string, buf []byte) *Node {
+func dmRawDir(t *testing.T, r *repo.Repository, name string, buf []byte) *snapshot.Node {
 	t.Helper()
 	id, _, _, err := r.SaveBlob(context.Background(), repo.TreeBlob, buf, repo.ID{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &Node{Name: name, Type: NodeDir, Mode: os.ModeDir | 0o755, ModTime: dmTime, Subtree: &id}
+	return &snapshot.Node{Name: name, Type: snapshot.NodeDir, Mode: os.ModeDir | 0o755, ModTime: dmTime, Subtree: &id}
 }
 
 // dmDir saves nodes in the given order, neither sorted nor checked.
-func dmDir(t *testing.T, r *repo.Repository, name string, nodes ...*Node) *Node {
+func dmDir(t *testing.T, r *repo.Repository, name string, nodes ...*snapshot.Node) *snapshot.Node {
 	t.Helper()
-	buf, err := (&Tree{Nodes: nodes}).Encode()
+	buf, err := (&snapshot.Tree{Nodes: nodes}).Encode()
 	if err != nil {
 		t.Fatal(err)
 	}
 	return dmRawDir(t, r, name, buf)
 }
 
-func dmMissingDir(name string) *Node {
+func dmMissingDir(name string) *snapshot.Node {
 	id := repo.Hash([]byte("missing " + name))
-	return &Node{Name: name, Type: NodeDir, Mode: os.ModeDir | 0o755, ModTime: dmTime, Subtree: &id}
+	return &snapshot.Node{Name: name, Type: snapshot.NodeDir, Mode: os.ModeDir | 0o755, ModTime: dmTime, Subtree: &id}
 }
 
-func dmSnapshot(t *testing.T, r *repo.Repository, root *Node, when time.Time) *Snapshot {
+func dmSnapshot(t *testing.T, r *repo.Repository, root *snapshot.Node, when time.Time) *snapshot.Snapshot {
 	t.Helper()
 	ctx := context.Background()
 	if err := r.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	sn := &Snapshot{Time: when, Tree: root.Subtree, Paths: []string{"/data"}}
-	if _, err := SaveSnapshot(ctx, r, sn); err != nil {
+	sn := &snapshot.Snapshot{Time: when, Tree: root.Subtree, Paths: []string{"/data"}}
+	if _, err := snapshot.SaveSnapshot(ctx, r, sn); err != nil {
 		t.Fatal(err)
 	}
 	return sn
@@ -78,18 +79,18 @@ func (d *dmReport) damaged(p string, err error) error {
 // unusable name. (Whether /data/names decodes depends on DecodeTree's
 // checks: if it does, its bad entries are left out one by one; if not, it
 // is one damaged tree. The tests accept both.)
-func dmDamagedRoot(t *testing.T, r *repo.Repository) *Node {
+func dmDamagedRoot(t *testing.T, r *repo.Repository) *snapshot.Node {
 	return dmDir(t, r, "", dmDir(t, r, "data",
 		dmFile(t, r, "a", "a"),
 		dmRawDir(t, r, "bad", []byte("{")),
 		dmMissingDir("gone"),
 		dmDir(t, r, "names",
 			dmFile(t, r, "dup", "first"),
-			&Node{Name: "dup", Type: NodeSymlink, LinkTarget: "/etc"},
-			&Node{Name: "..", Type: NodeSymlink, LinkTarget: "/"},
+			&snapshot.Node{Name: "dup", Type: snapshot.NodeSymlink, LinkTarget: "/etc"},
+			&snapshot.Node{Name: "..", Type: snapshot.NodeSymlink, LinkTarget: "/"},
 			dmFile(t, r, "ok", "ok"),
 		),
-		&Node{Name: "nosub", Type: NodeDir, Mode: os.ModeDir | 0o755},
+		&snapshot.Node{Name: "nosub", Type: snapshot.NodeDir, Mode: os.ModeDir | 0o755},
 		dmDir(t, r, "ok", dmFile(t, r, "x", "x")),
 		dmFile(t, r, "z", "z"),
 	))
@@ -134,10 +135,10 @@ func dmCheckReports(t *testing.T, reports []string, prefix string) {
 }
 
 func TestWalkNameProblem(t *testing.T) {
-	nodes := []*Node{{Name: ""}, {Name: "."}, {Name: ".."}, {Name: "a"}, {Name: "a"}, {Name: "a/b"}, {Name: "b\x00"}, {Name: "c"}, {Name: "..."}}
+	nodes := []*snapshot.Node{{Name: ""}, {Name: "."}, {Name: ".."}, {Name: "a"}, {Name: "a"}, {Name: "a/b"}, {Name: "b\x00"}, {Name: "c"}, {Name: "..."}}
 	var bad []int
 	for i := range nodes {
-		if NameProblem(nodes, i) != "" {
+		if snapshot.NameProblem(nodes, i) != "" {
 			bad = append(bad, i)
 		}
 	}
@@ -152,10 +153,10 @@ func TestWalkDamagedGoesOn(t *testing.T) {
 	if err := r.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	l := NewTreeLoader(r, 64)
+	l := snapshot.NewTreeLoader(r, 64)
 	var seen []string
 	var rep dmReport
-	err := WalkDamaged(context.Background(), l, *root.Subtree, func(p string, n *Node) error {
+	err := snapshot.WalkDamaged(context.Background(), l, *root.Subtree, func(p string, n *snapshot.Node) error {
 		seen = append(seen, p)
 		return nil
 	}, rep.damaged)
@@ -168,24 +169,24 @@ func TestWalkDamagedGoesOn(t *testing.T) {
 	}
 	dmCheckReports(t, rep.items, "")
 	// The first of repeated names is the one shown, and FindNode agrees.
-	if n, err := FindNode(context.Background(), l, *root.Subtree, "/data/names/dup"); err == nil && n.Type != NodeFile {
+	if n, err := snapshot.FindNode(context.Background(), l, *root.Subtree, "/data/names/dup"); err == nil && n.Type != snapshot.NodeFile {
 		t.Errorf("FindNode /data/names/dup: %v, want the file (the first entry)", n)
 	}
 
 	// Walk (strict) ends at the first damaged tree; a DamagedFunc that
 	// returns an error ends WalkDamaged with it.
-	if err := Walk(context.Background(), l, *root.Subtree, func(string, *Node) error { return nil }); err == nil || !strings.Contains(err.Error(), "/data/bad") {
+	if err := snapshot.Walk(context.Background(), l, *root.Subtree, func(string, *snapshot.Node) error { return nil }); err == nil || !strings.Contains(err.Error(), "/data/bad") {
 		t.Errorf("Walk over a damaged tree: %v", err)
 	}
 	stop := errors.New("stop")
-	err = WalkDamaged(context.Background(), l, *root.Subtree, func(string, *Node) error { return nil }, func(string, error) error { return stop })
+	err = snapshot.WalkDamaged(context.Background(), l, *root.Subtree, func(string, *snapshot.Node) error { return nil }, func(string, error) error { return stop })
 	if !errors.Is(err, stop) {
 		t.Errorf("WalkDamaged with a stopping handler: %v", err)
 	}
 	// Cancellation is no damaged item.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	err = WalkDamaged(ctx, NewTreeLoader(r, 64), *root.Subtree, func(string, *Node) error { return nil }, func(p string, err error) error {
+	err = snapshot.WalkDamaged(ctx, snapshot.NewTreeLoader(r, 64), *root.Subtree, func(string, *snapshot.Node) error { return nil }, func(p string, err error) error {
 		t.Errorf("cancellation reported as damage: %s: %v", p, err)
 		return nil
 	})
@@ -199,10 +200,10 @@ func TestFindGoesOnPastDamage(t *testing.T) {
 	old := dmSnapshot(t, r, dmDir(t, r, "", dmDir(t, r, "data", dmDir(t, r, "ok", dmFile(t, r, "x", "x")))), dmTime)
 	mid := dmSnapshot(t, r, dmDamagedRoot(t, r), dmTime.Add(time.Hour))
 	newest := dmSnapshot(t, r, dmMissingDir(""), dmTime.Add(2*time.Hour)) // root tree in no pack
-	l := NewTreeLoader(r, 64)
+	l := snapshot.NewTreeLoader(r, 64)
 	for _, opts := range []FindOptions{{Patterns: []string{"x"}}, {BlobIDs: []string{repo.Hash([]byte("x")).String()[:10]}}} {
 		var damaged []string
-		opts.Damaged = func(sn *Snapshot, p string, err error) error {
+		opts.Damaged = func(sn *snapshot.Snapshot, p string, err error) error {
 			if p == "/" {
 				damaged = append(damaged, sn.ID.Str()+" "+p)
 			} else {
@@ -211,7 +212,7 @@ func TestFindGoesOnPastDamage(t *testing.T) {
 			return nil
 		}
 		var found []string
-		err := Find(context.Background(), l, []*Snapshot{old, mid, newest}, opts, func(res *FindResult) error {
+		err := Find(context.Background(), l, []*snapshot.Snapshot{old, mid, newest}, opts, func(res *FindResult) error {
 			for _, m := range res.Matches {
 				found = append(found, res.Snapshot.ID.Str()+" "+m.Path)
 			}
@@ -236,7 +237,7 @@ func TestDiffDamaged(t *testing.T) {
 	b := dmSnapshot(t, r, dmDamagedRoot(t, r), dmTime.Add(time.Hour))
 	var rep dmReport
 	var changes []string
-	_, err := Diff(context.Background(), NewTreeLoader(r, 64), *a.Tree, *b.Tree, DiffOptions{Damaged: rep.damaged}, func(c DiffChange) error {
+	_, err := Diff(context.Background(), snapshot.NewTreeLoader(r, 64), *a.Tree, *b.Tree, DiffOptions{Damaged: rep.damaged}, func(c DiffChange) error {
 		changes = append(changes, c.Modifier+" "+c.Path)
 		return nil
 	})
@@ -248,7 +249,7 @@ func TestDiffDamaged(t *testing.T) {
 		t.Errorf("changes %q\nwant    %q", got, want)
 	}
 	dmCheckReports(t, rep.items, "")
-	if _, err := Diff(context.Background(), NewTreeLoader(r, 64), *a.Tree, *b.Tree, DiffOptions{}, func(DiffChange) error { return nil }); err == nil {
+	if _, err := Diff(context.Background(), snapshot.NewTreeLoader(r, 64), *a.Tree, *b.Tree, DiffOptions{}, func(DiffChange) error { return nil }); err == nil {
 		t.Error("Diff without a Damaged handler passed over a damaged tree")
 	}
 }
@@ -281,7 +282,7 @@ func TestArchiveNameProblem(t *testing.T) {
 func TestDumpDamaged(t *testing.T) {
 	r := brNewRepo(t)
 	sn := dmSnapshot(t, r, dmDamagedRoot(t, r), dmTime)
-	l := NewTreeLoader(r, 64)
+	l := snapshot.NewTreeLoader(r, 64)
 	var rep dmReport
 	var buf bytes.Buffer
 	if err := Dump(context.Background(), l, NewBlobCache(r, 0), *sn.Tree, "/data", ArchiveTar, &buf, rep.damaged); err != nil {
@@ -317,7 +318,7 @@ func TestLatestNeverFallsBack(t *testing.T) {
 	old := dmSnapshot(t, r, dmDir(t, r, "", dmFile(t, r, "a", "a")), dmTime)
 	newest := dmSnapshot(t, r, dmDir(t, r, "", dmFile(t, r, "b", "b")), dmTime.Add(time.Hour))
 	ctx := context.Background()
-	if sn, err := FindSnapshot(ctx, r, "latest", Filter{}); err != nil || sn.ID != newest.ID {
+	if sn, err := snapshot.FindSnapshot(ctx, r, "latest", snapshot.Filter{}); err != nil || sn.ID != newest.ID {
 		t.Fatalf("latest before the damage: %v %v", sn, err)
 	}
 	h := repo.Handle{Type: repo.SnapshotFile, Name: newest.ID.String()}
@@ -327,16 +328,16 @@ func TestLatestNeverFallsBack(t *testing.T) {
 	if err := r.Backend().Save(ctx, h, bytes.NewReader([]byte("garbage")), 7); err != nil {
 		t.Fatal(err)
 	}
-	_, err := FindSnapshot(ctx, r, "latest", Filter{})
-	if !errors.Is(err, ErrUnreadableSnapshot) || !strings.Contains(err.Error(), newest.ID.String()) {
+	_, err := snapshot.FindSnapshot(ctx, r, "latest", snapshot.Filter{})
+	if !errors.Is(err, snapshot.ErrUnreadableSnapshot) || !strings.Contains(err.Error(), newest.ID.String()) {
 		t.Fatalf("latest with the newest snapshot damaged: %v", err)
 	}
-	if sn, err := FindSnapshot(ctx, r, old.ID.Str(), Filter{}); err != nil || sn.ID != old.ID {
+	if sn, err := snapshot.FindSnapshot(ctx, r, old.ID.Str(), snapshot.Filter{}); err != nil || sn.ID != old.ID {
 		t.Errorf("by ID: %v %v", sn, err)
 	}
 	var warned []error
-	sns, err := ListSnapshots(ctx, r, Filter{}, func(err error) { warned = append(warned, err) })
-	if err != nil || len(sns) != 1 || len(warned) != 1 || !errors.Is(warned[0], ErrUnreadableSnapshot) {
+	sns, err := snapshot.ListSnapshots(ctx, r, snapshot.Filter{}, func(err error) { warned = append(warned, err) })
+	if err != nil || len(sns) != 1 || len(warned) != 1 || !errors.Is(warned[0], snapshot.ErrUnreadableSnapshot) {
 		t.Errorf("list: %d snapshots, warnings %v, %v", len(sns), warned, err)
 	}
 }

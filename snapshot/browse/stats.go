@@ -1,4 +1,4 @@
-package snapshot
+package browse
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"math/bits"
 
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 )
 
 // Stats modes.
@@ -60,9 +61,9 @@ type Stats struct {
 //     their stored and plaintext sizes and the compression ratio;
 //   - blobs-per-file: the unique files (by content), their unique blobs and
 //     a power-of-two histogram of how many blobs a file has.
-func ComputeStats(ctx context.Context, loader *TreeLoader, sns []*Snapshot, mode string) (*Stats, error) {
+func ComputeStats(ctx context.Context, loader *snapshot.TreeLoader, sns []*snapshot.Snapshot, mode string) (*Stats, error) {
 	st := &Stats{SnapshotsCount: len(sns)}
-	var visit func(n *Node) error
+	var visit func(n *snapshot.Node) error
 	var err error
 	switch mode {
 	case StatsRestoreSize:
@@ -74,8 +75,8 @@ func ComputeStats(ctx context.Context, loader *TreeLoader, sns []*Snapshot, mode
 		files := map[[32]byte]bool{}
 		blobs := map[repo.ID]bool{}
 		hist := map[int]int{} // bucket exponent -> files
-		visit = func(n *Node) error {
-			if n.Type != NodeFile {
+		visit = func(n *snapshot.Node) error {
+			if n.Type != snapshot.NodeFile {
 				return nil
 			}
 			k := contentKey(n.Content)
@@ -135,20 +136,20 @@ func contentKey(content []repo.ID) [32]byte {
 
 // walkUniqueTrees visits the nodes of the snapshots, but each distinct
 // subtree only once (for modes that count unique things).
-func walkUniqueTrees(ctx context.Context, loader *TreeLoader, sns []*Snapshot, visit func(*Node) error) error {
+func walkUniqueTrees(ctx context.Context, loader *snapshot.TreeLoader, sns []*snapshot.Snapshot, visit func(*snapshot.Node) error) error {
 	seen := map[repo.ID]bool{}
 	for _, sn := range sns {
 		if seen[*sn.Tree] {
 			continue
 		}
 		seen[*sn.Tree] = true
-		err := Walk(ctx, loader, *sn.Tree, func(_ string, n *Node) error {
+		err := snapshot.Walk(ctx, loader, *sn.Tree, func(_ string, n *snapshot.Node) error {
 			if err := visit(n); err != nil {
 				return err
 			}
 			if n.Subtree != nil {
 				if seen[*n.Subtree] {
-					return ErrSkipDir
+					return snapshot.ErrSkipDir
 				}
 				seen[*n.Subtree] = true
 			}
@@ -161,16 +162,16 @@ func walkUniqueTrees(ctx context.Context, loader *TreeLoader, sns []*Snapshot, v
 	return nil
 }
 
-func restoreSizeStats(ctx context.Context, loader *TreeLoader, sns []*Snapshot, st *Stats) error {
+func restoreSizeStats(ctx context.Context, loader *snapshot.TreeLoader, sns []*snapshot.Snapshot, st *Stats) error {
 	type inode struct{ dev, ino uint64 }
 	for _, sn := range sns {
 		seen := map[inode]bool{}
-		err := Walk(ctx, loader, *sn.Tree, func(_ string, n *Node) error {
+		err := snapshot.Walk(ctx, loader, *sn.Tree, func(_ string, n *snapshot.Node) error {
 			st.TotalFileCount++
-			if n.Type == NodeDir {
+			if n.Type == snapshot.NodeDir {
 				st.TotalDirCount++
 			}
-			if n.Type != NodeFile {
+			if n.Type != snapshot.NodeFile {
 				return nil
 			}
 			if n.Links > 1 && n.Inode != 0 {
@@ -190,7 +191,7 @@ func restoreSizeStats(ctx context.Context, loader *TreeLoader, sns []*Snapshot, 
 	return nil
 }
 
-func rawDataStats(ctx context.Context, loader *TreeLoader, sns []*Snapshot, st *Stats) error {
+func rawDataStats(ctx context.Context, loader *snapshot.TreeLoader, sns []*snapshot.Snapshot, st *Stats) error {
 	r := loader.Repository()
 	seen := map[repo.BlobHandle]bool{}
 	add := func(t repo.BlobType, id repo.ID) {
@@ -212,7 +213,7 @@ func rawDataStats(ctx context.Context, loader *TreeLoader, sns []*Snapshot, st *
 			add(repo.TreeBlob, *sn.Tree)
 		}
 	}
-	err := walkUniqueTrees(ctx, loader, sns, func(n *Node) error {
+	err := walkUniqueTrees(ctx, loader, sns, func(n *snapshot.Node) error {
 		for _, id := range n.Content {
 			add(repo.DataBlob, id)
 		}

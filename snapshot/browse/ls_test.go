@@ -1,4 +1,4 @@
-package snapshot
+package browse
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/tests/testutil"
 )
 
@@ -26,13 +27,13 @@ func brGenOptions(seed uint64) testutil.GenOptions {
 }
 
 // brSnapshot generates a tree and backs it up.
-func brSnapshot(t *testing.T) (*TreeLoader, *Snapshot, string) {
+func brSnapshot(t *testing.T) (*snapshot.TreeLoader, *snapshot.Snapshot, string) {
 	t.Helper()
 	r := brNewRepo(t)
 	src := t.TempDir()
 	testutil.GenTree(t, src, brGenOptions(5))
 	sn := brBackup(t, r, src, time.Time{})
-	return NewTreeLoader(r, 256), sn, src
+	return snapshot.NewTreeLoader(r, 256), sn, src
 }
 
 // brWalkSource lists the paths below dir (absolute, slash form), sorted
@@ -59,11 +60,11 @@ func brWalkSource(t *testing.T, dir string, recursive bool) []string {
 	return out
 }
 
-func brLs(t *testing.T, l *TreeLoader, sn *Snapshot, dir string, recursive bool) ([]string, map[string]*Node) {
+func brLs(t *testing.T, l *snapshot.TreeLoader, sn *snapshot.Snapshot, dir string, recursive bool) ([]string, map[string]*snapshot.Node) {
 	t.Helper()
 	var paths []string
-	nodes := map[string]*Node{}
-	err := Ls(context.Background(), l, *sn.Tree, dir, recursive, func(p string, n *Node) error {
+	nodes := map[string]*snapshot.Node{}
+	err := Ls(context.Background(), l, *sn.Tree, dir, recursive, func(p string, n *snapshot.Node) error {
 		paths = append(paths, p)
 		nodes[p] = n
 		return nil
@@ -99,13 +100,13 @@ func TestLs(t *testing.T) {
 		if fields[0] != f[0] || fields[1] != f[1] || fields[2] != f[2] {
 			t.Fatalf("%s: ls -l line %q, stat says %q", p, line, out)
 		}
-		if n.Type == NodeFile && fields[3] != f[3] {
+		if n.Type == snapshot.NodeFile && fields[3] != f[3] {
 			t.Fatalf("%s: size in %q, stat says %s", p, line, f[3])
 		}
 		if want := n.ModTime.Local().Format(LsTimeFormat); !strings.Contains(line, want) {
 			t.Fatalf("%s: %q lacks the mtime %s", p, line, want)
 		}
-		if n.Type == NodeSymlink {
+		if n.Type == snapshot.NodeSymlink {
 			target, _ := os.Readlink(p)
 			if !strings.HasSuffix(line, " "+p+" -> "+target) {
 				t.Fatalf("symlink line %q, want it to end in %q", line, p+" -> "+target)
@@ -125,8 +126,8 @@ func TestLs(t *testing.T) {
 	if !slices.Equal(got, []string{file}) {
 		t.Fatalf("ls of a file: %q", got)
 	}
-	err := Ls(context.Background(), l, *sn.Tree, src+"/nope", false, func(string, *Node) error { return nil }, nil)
-	if !errors.Is(err, ErrPathNotFound) {
+	err := Ls(context.Background(), l, *sn.Tree, src+"/nope", false, func(string, *snapshot.Node) error { return nil }, nil)
+	if !errors.Is(err, snapshot.ErrPathNotFound) {
 		t.Fatalf("ls of a missing path: %v", err)
 	}
 }
@@ -167,16 +168,16 @@ func TestLsJSON(t *testing.T) {
 
 func TestModeString(t *testing.T) {
 	for _, c := range []struct {
-		n    Node
+		n    snapshot.Node
 		want string
 	}{
-		{Node{Type: NodeDir, Mode: os.ModeDir | 0o755}, "drwxr-xr-x"},
-		{Node{Type: NodeFile, Mode: 0o4755 | os.ModeSetuid}, "-rwsr-xr-x"},
-		{Node{Type: NodeFile, Mode: 0o640 | os.ModeSetgid}, "-rw-r-S---"},
-		{Node{Type: NodeDir, Mode: os.ModeDir | os.ModeSticky | 0o777}, "drwxrwxrwt"},
-		{Node{Type: NodeSymlink, Mode: os.ModeSymlink | 0o777}, "lrwxrwxrwx"},
-		{Node{Type: NodeCharDev, Mode: 0o620}, "crw--w----"},
-		{Node{Type: NodeFifo, Mode: 0o600}, "prw-------"},
+		{snapshot.Node{Type: snapshot.NodeDir, Mode: os.ModeDir | 0o755}, "drwxr-xr-x"},
+		{snapshot.Node{Type: snapshot.NodeFile, Mode: 0o4755 | os.ModeSetuid}, "-rwsr-xr-x"},
+		{snapshot.Node{Type: snapshot.NodeFile, Mode: 0o640 | os.ModeSetgid}, "-rw-r-S---"},
+		{snapshot.Node{Type: snapshot.NodeDir, Mode: os.ModeDir | os.ModeSticky | 0o777}, "drwxrwxrwt"},
+		{snapshot.Node{Type: snapshot.NodeSymlink, Mode: os.ModeSymlink | 0o777}, "lrwxrwxrwx"},
+		{snapshot.Node{Type: snapshot.NodeCharDev, Mode: 0o620}, "crw--w----"},
+		{snapshot.Node{Type: snapshot.NodeFifo, Mode: 0o600}, "prw-------"},
 	} {
 		if got := ModeString(&c.n); got != c.want {
 			t.Errorf("ModeString(%v %v) = %s, want %s", c.n.Type, c.n.Mode, got, c.want)

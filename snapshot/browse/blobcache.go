@@ -1,4 +1,4 @@
-package snapshot
+package browse
 
 import (
 	"container/list"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairn-backup/cairn/crypto"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 )
 
 // DefaultBlobCacheSize is the byte budget dump and mount use for decrypted
@@ -413,8 +414,8 @@ var ErrNotAFile = errors.New("not a regular file")
 // NewFileReader prepares reads of node's content. ctx is used by ReadAt
 // and WriteTo; ReadAtContext takes its own. It fails when a content blob
 // is missing from the index.
-func NewFileReader(ctx context.Context, r *repo.Repository, cache *BlobCache, node *Node) (*FileReader, error) {
-	if node.Type != NodeFile {
+func NewFileReader(ctx context.Context, r *repo.Repository, cache *BlobCache, node *snapshot.Node) (*FileReader, error) {
+	if node.Type != snapshot.NodeFile {
 		return nil, fmt.Errorf("read %s: %w (it is a %s)", node.Name, ErrNotAFile, node.Type)
 	}
 	f := &FileReader{ctx: ctx, cache: cache, content: node.Content, starts: make([]int64, len(node.Content)+1),

@@ -1,4 +1,4 @@
-package snapshot
+package browse
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 
 	"github.com/cairn-backup/cairn/crypto"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 )
 
 // Helpers of the browse tests (ls, find, dump, diff, stats) are prefixed
@@ -33,18 +34,18 @@ func brNewRepo(t testing.TB) *repo.Repository {
 	return r
 }
 
-func brBackup(t testing.TB, r *repo.Repository, src string, when time.Time) *Snapshot {
+func brBackup(t testing.TB, r *repo.Repository, src string, when time.Time) *snapshot.Snapshot {
 	t.Helper()
-	sn, _, err := Backup(context.Background(), r, []string{src}, ArchiveOptions{Time: when})
+	sn, _, err := snapshot.Backup(context.Background(), r, []string{src}, snapshot.ArchiveOptions{Time: when})
 	if err != nil {
 		t.Fatalf("backup %s: %v", src, err)
 	}
 	return sn
 }
 
-func brNode(t testing.TB, l *TreeLoader, sn *Snapshot, p string) *Node {
+func brNode(t testing.TB, l *snapshot.TreeLoader, sn *snapshot.Snapshot, p string) *snapshot.Node {
 	t.Helper()
-	n, err := FindNode(context.Background(), l, *sn.Tree, p)
+	n, err := snapshot.FindNode(context.Background(), l, *sn.Tree, p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +68,7 @@ func TestFileReader(t *testing.T) {
 	src := t.TempDir()
 	data := brRandom(t, filepath.Join(src, "big"), 17<<20+333, 1) // at least 3 blobs
 	sn := brBackup(t, r, src, time.Time{})
-	l := NewTreeLoader(r, 16)
+	l := snapshot.NewTreeLoader(r, 16)
 	node := brNode(t, l, sn, filepath.Join(src, "big"))
 	if len(node.Content) < 3 {
 		t.Fatalf("want a file of several blobs, got %d", len(node.Content))
@@ -145,12 +146,19 @@ func TestFileReader(t *testing.T) {
 
 func TestFileReaderMissingBlob(t *testing.T) {
 	r := brNewRepo(t)
-	n := &Node{Name: "ghost", Type: NodeFile, Size: 10, Content: []repo.ID{repo.Hash([]byte("not stored"))}}
+	n := &snapshot.Node{Name: "ghost", Type: snapshot.NodeFile, Size: 10, Content: []repo.ID{repo.Hash([]byte("not stored"))}}
 	if _, err := NewFileReader(context.Background(), r, NewBlobCache(r, 0), n); !errors.Is(err, repo.ErrBlobNotFound) {
 		t.Fatalf("missing blob: %v", err)
 	}
-	d := &Node{Name: "d", Type: NodeDir}
+	d := &snapshot.Node{Name: "d", Type: snapshot.NodeDir}
 	if _, err := NewFileReader(context.Background(), r, NewBlobCache(r, 0), d); !errors.Is(err, ErrNotAFile) {
 		t.Fatalf("directory: %v", err)
+	}
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
 	}
 }
