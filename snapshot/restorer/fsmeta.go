@@ -1,4 +1,4 @@
-package snapshot
+package restorer
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"os"
 	"unsafe"
 
+	"github.com/cairn-backup/cairn/snapshot"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,14 +39,14 @@ func unixMode(m fs.FileMode) uint32 {
 
 // wantChown reports whether the owner should be set: only root may give
 // files away, and a file we created already belongs to us.
-func wantChown(n *Node) bool {
+func wantChown(n *snapshot.Node) bool {
 	return euid == 0 && (int(n.UID) != euid || int(n.GID) != egid)
 }
 
 // applyFdMeta sets owner, xattrs, mode and times of an open regular file
 // or directory through its descriptor, so no symlink swapped in can
 // redirect it. name is for messages.
-func applyFdMeta(fd int, name string, n *Node) error {
+func applyFdMeta(fd int, name string, n *snapshot.Node) error {
 	if wantChown(n) {
 		if err := unix.Fchown(fd, int(n.UID), int(n.GID)); err != nil {
 			return &os.PathError{Op: "chown", Path: name, Err: err}
@@ -70,7 +71,7 @@ func applyFdMeta(fd int, name string, n *Node) error {
 // applyAtMeta sets the metadata of entry name of directory dirfd without
 // following it: for symlinks (their own owner and times) and special files,
 // which cannot be opened for writing. shown is for messages.
-func applyAtMeta(dirfd int, name, shown string, n *Node) error {
+func applyAtMeta(dirfd int, name, shown string, n *snapshot.Node) error {
 	if wantChown(n) {
 		if err := unix.Fchownat(dirfd, name, int(n.UID), int(n.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return &os.PathError{Op: "chown", Path: shown, Err: err}
@@ -83,12 +84,12 @@ func applyAtMeta(dirfd int, name, shown string, n *Node) error {
 		p := fmt.Sprintf("/proc/self/fd/%d/%s", dirfd, name)
 		for _, a := range n.ExtendedAttributes {
 			err := unix.Lsetxattr(p, a.Name, a.Value, 0)
-			if err != nil && !errors.Is(err, unix.ENOTSUP) && !(n.Type == NodeSymlink && errors.Is(err, unix.EPERM)) {
+			if err != nil && !errors.Is(err, unix.ENOTSUP) && !(n.Type == snapshot.NodeSymlink && errors.Is(err, unix.EPERM)) {
 				return &os.PathError{Op: "setxattr " + a.Name, Path: shown, Err: err}
 			}
 		}
 	}
-	if n.Type != NodeSymlink {
+	if n.Type != snapshot.NodeSymlink {
 		if err := fchmodNoFollow(dirfd, name, unixMode(n.Mode)); err != nil {
 			return &os.PathError{Op: "chmod", Path: shown, Err: err}
 		}
@@ -126,7 +127,7 @@ func fchmodNoFollow(dirfd int, name string, mode uint32) error {
 
 // nodeTimes returns atime and mtime for utimensat; a zero time in the node
 // is left alone.
-func nodeTimes(n *Node) [2]unix.Timespec {
+func nodeTimes(n *snapshot.Node) [2]unix.Timespec {
 	return [2]unix.Timespec{timespec(n.AccessTime.IsZero(), n.AccessTime.UnixNano()),
 		timespec(n.ModTime.IsZero(), n.ModTime.UnixNano())}
 }
@@ -153,7 +154,7 @@ func replaceAt(dirfd int, name string, create func() error) error {
 // symlinkAt makes a symlink named name in dirfd, replacing what is there.
 // Its target is stored as it is: creating a link to "/etc" or "../.." is
 // harmless; only following one would not be, and nothing here follows.
-func symlinkAt(dirfd int, name, shown string, n *Node) error {
+func symlinkAt(dirfd int, name, shown string, n *snapshot.Node) error {
 	err := replaceAt(dirfd, name, func() error { return unix.Symlinkat(n.LinkTarget, dirfd, name) })
 	if err != nil {
 		return &os.PathError{Op: "symlink", Path: shown, Err: err}
@@ -163,14 +164,14 @@ func symlinkAt(dirfd int, name, shown string, n *Node) error {
 
 // mknodAt makes a fifo or device node named name in dirfd, replacing what
 // is there. Device nodes need root (mknod fails with EPERM otherwise).
-func mknodAt(dirfd int, name, shown string, n *Node) error {
+func mknodAt(dirfd int, name, shown string, n *snapshot.Node) error {
 	var typ uint32
 	switch n.Type {
-	case NodeFifo:
+	case snapshot.NodeFifo:
 		typ = unix.S_IFIFO
-	case NodeDev:
+	case snapshot.NodeDev:
 		typ = unix.S_IFBLK
-	case NodeCharDev:
+	case snapshot.NodeCharDev:
 		typ = unix.S_IFCHR
 	default:
 		return fmt.Errorf("cannot create a %s", n.Type)

@@ -1,4 +1,4 @@
-package snapshot
+package restorer
 
 import (
 	"bytes"
@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/snapshot/match"
 	"github.com/cairn-backup/cairn/tests/testutil"
 	"golang.org/x/sys/unix"
@@ -90,7 +91,7 @@ func TestRestoreRoundTrip(t *testing.T) {
 			r, _ := rtNewRepo(t, version, 4<<20)
 			sn := rtBackup(t, r, src)
 			target := filepath.Join(t.TempDir(), "target")
-			prog := &Progress{}
+			prog := &snapshot.Progress{}
 			start := time.Now()
 			rtRestore(t, r, sn, "", RestoreOptions{Target: target, Verify: true, Progress: prog, Workers: 3})
 			t.Logf("restore took %v", time.Since(start))
@@ -203,7 +204,7 @@ func TestRestoreSubpath(t *testing.T) {
 	testutil.CompareTrees(t, filepath.Join(abs, "large-00.bin"), filepath.Join(fileTarget, "large-00.bin"), testutil.CompareOptions{})
 
 	_, err := Restore(context.Background(), r, sn, abs+"/nope", RestoreOptions{Target: t.TempDir()})
-	if !errors.Is(err, ErrPathNotFound) {
+	if !errors.Is(err, snapshot.ErrPathNotFound) {
 		t.Errorf("restore of a missing subpath: %v, want ErrPathNotFound", err)
 	}
 }
@@ -223,8 +224,8 @@ func TestRestoreCorruptPack(t *testing.T) {
 	r, repoDir := rtNewRepo(t, 2, 256<<10)
 	sn := rtBackup(t, r, src)
 	ctx := context.Background()
-	loader := NewTreeLoader(r, 16)
-	node, err := FindNode(ctx, loader, *sn.Tree, src+"/file-00007.bin")
+	loader := snapshot.NewTreeLoader(r, 16)
+	node, err := snapshot.FindNode(ctx, loader, *sn.Tree, src+"/file-00007.bin")
 	must(t, err)
 	loc := r.LookupBlob(repo.DataBlob, node.Content[0])[0]
 	flipByte(t, filepath.Join(repoDir, "data", loc.Pack.String()[:2], loc.Pack.String()), int64(loc.Offset+loc.Length/2))
@@ -249,7 +250,7 @@ func TestRestoreCorruptPack(t *testing.T) {
 	more := []repo.ID{node.Content[0]}
 	datas := [][]byte{b}
 	for _, name := range []string{"file-00000.txt", "file-00001.txt", "file-00002.bin"} {
-		n, err := FindNode(ctx, loader, *sn.Tree, src+"/"+name)
+		n, err := snapshot.FindNode(ctx, loader, *sn.Tree, src+"/"+name)
 		must(t, err)
 		for _, id := range n.Content {
 			data, err := r.LoadBlob(ctx, repo.DataBlob, id, nil)
@@ -352,7 +353,7 @@ func TestRestoreResticRepos(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := rtOpenRepo(t, dir)
-			sn, err := FindSnapshot(context.Background(), r, "latest", Filter{})
+			sn, err := snapshot.FindSnapshot(context.Background(), r, "latest", snapshot.Filter{})
 			must(t, err)
 			target := t.TempDir()
 			rtRestore(t, r, sn, "", RestoreOptions{Target: target, Verify: true})
@@ -373,23 +374,23 @@ func TestRestoreBadNames(t *testing.T) {
 	id, _, _, err := r.SaveBlob(ctx, repo.DataBlob, []byte("escaped"), repo.ID{})
 	must(t, err)
 	now := time.Now()
-	mk := func(name string) *Node {
-		return &Node{Name: name, Type: NodeFile, Mode: 0o644, ModTime: now, AccessTime: now, Content: []repo.ID{id}}
+	mk := func(name string) *snapshot.Node {
+		return &snapshot.Node{Name: name, Type: snapshot.NodeFile, Mode: 0o644, ModTime: now, AccessTime: now, Content: []repo.ID{id}}
 	}
 	// A tree holding such names is invalid as a whole: it fails as one
 	// item, its siblings are restored.
 	for _, bad := range []string{"..", "a/../../b"} {
-		badID, err := SaveTree(ctx, r, &Tree{Nodes: []*Node{mk(bad)}})
+		badID, err := snapshot.SaveTree(ctx, r, &snapshot.Tree{Nodes: []*snapshot.Node{mk(bad)}})
 		must(t, err)
-		tree := &Tree{Nodes: []*Node{{Name: "bad" + strconv.Itoa(len(bad)), Type: NodeDir, Mode: os.ModeDir | 0o755, Subtree: &badID}, mk("ok")}}
-		treeID, err := SaveTree(ctx, r, tree)
+		tree := &snapshot.Tree{Nodes: []*snapshot.Node{{Name: "bad" + strconv.Itoa(len(bad)), Type: snapshot.NodeDir, Mode: os.ModeDir | 0o755, Subtree: &badID}, mk("ok")}}
+		treeID, err := snapshot.SaveTree(ctx, r, tree)
 		must(t, err)
 		must(t, r.Flush(ctx))
 		parent := t.TempDir()
 		target := filepath.Join(parent, "t")
-		n, failed := rtRestore(t, r, &Snapshot{Tree: &treeID}, "", RestoreOptions{Target: target})
+		n, failed := rtRestore(t, r, &snapshot.Snapshot{Tree: &treeID}, "", RestoreOptions{Target: target})
 		p := "/bad" + strconv.Itoa(len(bad))
-		if n != 1 || !errors.Is(failed[p], ErrInvalidTree) {
+		if n != 1 || !errors.Is(failed[p], snapshot.ErrInvalidTree) {
 			t.Errorf("bad name %q: %d failures %v", bad, n, failed)
 		}
 		if b, err := os.ReadFile(filepath.Join(target, "ok")); err != nil || string(b) != "escaped" {

@@ -1,4 +1,6 @@
-package snapshot
+// Package restorer writes a snapshot (or a part of it) back to a directory
+// with its metadata, without following symlinks planted in the target.
+package restorer
 
 import (
 	"container/list"
@@ -11,6 +13,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/snapshot/match"
 )
 
@@ -22,7 +25,7 @@ type RestoreOptions struct {
 	// Verify re-reads every restored file and checks it against the hashes
 	// of its content blobs.
 	Verify   bool
-	Progress *Progress
+	Progress *snapshot.Progress
 	// OnError is told about each item (by its slash path in the snapshot)
 	// that could not be restored; the restore goes on. Calls are serialized.
 	OnError func(path string, err error)
@@ -37,7 +40,7 @@ type RestoreOptions struct {
 //
 // It returns how many items failed (reported through OnError); err is only
 // for problems that stop the whole restore.
-func Restore(ctx context.Context, r *repo.Repository, sn *Snapshot, subpath string, opts RestoreOptions) (int, error) {
+func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, subpath string, opts RestoreOptions) (int, error) {
 	rs, err := newRestorer(r, opts)
 	if err != nil {
 		return 0, err
@@ -56,9 +59,9 @@ func defaultWorkers() int { return min(max(2*runtime.GOMAXPROCS(0), 4), 8) }
 // pass.
 type restorer struct {
 	repo   *repo.Repository
-	loader *TreeLoader
+	loader *snapshot.TreeLoader
 	opts   RestoreOptions
-	prog   *Progress
+	prog   *snapshot.Progress
 	fs     *targetFS
 
 	// onPath holds the trees being planned from the root down to the
@@ -84,7 +87,7 @@ type fileJob struct {
 	snap    string // slash path in the snapshot, for errors and matching
 	dir     *dirState
 	rel     string // path below the target
-	node    *Node
+	node    *snapshot.Node
 	size    int64
 	content []*blobJob
 
@@ -123,8 +126,8 @@ type packJob struct {
 type dirState struct {
 	snap    string
 	name    string
-	rel     string // path below the target; "." for the target itself
-	node    *Node  // nil for the restore target itself
+	rel     string         // path below the target; "." for the target itself
+	node    *snapshot.Node // nil for the restore target itself
 	parent  *dirState
 	created bool
 	bad     bool
@@ -135,7 +138,7 @@ type dirState struct {
 	elem *list.Element
 }
 
-func (d *dirState) child(snap, name string, n *Node) *dirState {
+func (d *dirState) child(snap, name string, n *snapshot.Node) *dirState {
 	return &dirState{snap: snap, name: name, rel: d.join(name), node: n, parent: d, fd: -1}
 }
 
@@ -165,11 +168,11 @@ func newRestorer(r *repo.Repository, opts RestoreOptions) (*restorer, error) {
 	}
 	prog := opts.Progress
 	if prog == nil {
-		prog = &Progress{}
+		prog = &snapshot.Progress{}
 	}
 	return &restorer{
 		repo:      r,
-		loader:    NewTreeLoader(r, 256),
+		loader:    snapshot.NewTreeLoader(r, 256),
 		opts:      opts,
 		prog:      prog,
 		linkFirst: map[inodeKey]*fileJob{},
@@ -203,11 +206,11 @@ func (rs *restorer) failFile(fj *fileJob, err error) {
 	}
 }
 
-func (rs *restorer) run(ctx context.Context, sn *Snapshot, subpath string) error {
+func (rs *restorer) run(ctx context.Context, sn *snapshot.Snapshot, subpath string) error {
 	if sn.Tree == nil {
 		return fmt.Errorf("restore: snapshot %v has no tree", sn.ID.Str())
 	}
-	start, err := FindNode(ctx, rs.loader, *sn.Tree, subpath)
+	start, err := snapshot.FindNode(ctx, rs.loader, *sn.Tree, subpath)
 	if err != nil {
 		return fmt.Errorf("restore: %w", err)
 	}
@@ -216,7 +219,7 @@ func (rs *restorer) run(ctx context.Context, sn *Snapshot, subpath string) error
 	}
 	defer rs.fs.close()
 	root := &dirState{snap: "/", rel: ".", created: true, fd: rs.fs.root}
-	if start.Type == NodeDir {
+	if start.Type == snapshot.NodeDir {
 		if start.Subtree == nil {
 			return fmt.Errorf("restore: %s: directory node has no subtree", subpath)
 		}
@@ -266,13 +269,13 @@ func (rs *restorer) planTree(ctx context.Context, id repo.ID, d *dirState) error
 		return nil
 	}
 	if _, ok := rs.onPath[id]; ok {
-		rs.fail(d.snap, fmt.Errorf("tree %v contains itself (a cycle): %w", id.Str(), ErrInvalidTree))
+		rs.fail(d.snap, fmt.Errorf("tree %v contains itself (a cycle): %w", id.Str(), snapshot.ErrInvalidTree))
 		return nil
 	}
 	rs.onPath[id] = struct{}{}
 	defer delete(rs.onPath, id)
 	for _, n := range t.Nodes {
-		if err := rs.planNode(ctx, n, JoinPath(d.snap, n.Name), d); err != nil {
+		if err := rs.planNode(ctx, n, snapshot.JoinPath(d.snap, n.Name), d); err != nil {
 			return err
 		}
 	}
@@ -283,22 +286,22 @@ func (rs *restorer) planTree(ctx context.Context, id repo.ID, d *dirState) error
 // pass (tests change the target underneath there).
 var testHookAfterPlan func(rs *restorer)
 
-func (rs *restorer) selected(p string, n *Node) (take, descend bool) {
+func (rs *restorer) selected(p string, n *snapshot.Node) (take, descend bool) {
 	if rs.opts.Exclude.Match(p) {
 		return false, false
 	}
 	if rs.opts.Include.Empty() || rs.opts.Include.Match(p) {
-		return true, n.Type == NodeDir
+		return true, n.Type == snapshot.NodeDir
 	}
 	// Not included itself, but something below may be: walk through it and
 	// create it only if something below gets restored.
-	return false, n.Type == NodeDir && rs.opts.Include.ChildMayMatch(p)
+	return false, n.Type == snapshot.NodeDir && rs.opts.Include.ChildMayMatch(p)
 }
 
-func (rs *restorer) planNode(ctx context.Context, n *Node, p string, d *dirState) error {
+func (rs *restorer) planNode(ctx context.Context, n *snapshot.Node, p string, d *dirState) error {
 	// DecodeTree has checked the names; this guards a start node found by
 	// path, and anything that builds trees another way.
-	if err := CheckName(n.Name); err != nil {
+	if err := snapshot.CheckName(n.Name); err != nil {
 		rs.fail(p, err)
 		return nil
 	}
@@ -306,7 +309,7 @@ func (rs *restorer) planNode(ctx context.Context, n *Node, p string, d *dirState
 	if !take && !descend {
 		return nil
 	}
-	if n.Type == NodeDir {
+	if n.Type == snapshot.NodeDir {
 		if n.Subtree == nil {
 			rs.fail(p, errors.New("directory node has no subtree"))
 			return nil
@@ -321,11 +324,11 @@ func (rs *restorer) planNode(ctx context.Context, n *Node, p string, d *dirState
 		return nil
 	}
 	switch n.Type {
-	case NodeFile:
+	case snapshot.NodeFile:
 		rs.planFile(n, p, d)
 		return nil
-	case NodeSymlink, NodeFifo, NodeDev, NodeCharDev:
-	case NodeSocket:
+	case snapshot.NodeSymlink, snapshot.NodeFifo, snapshot.NodeDev, snapshot.NodeCharDev:
+	case snapshot.NodeSocket:
 		return nil // a socket belongs to a running program; restic skips them too
 	default:
 		rs.fail(p, fmt.Errorf("cannot restore a node of type %q", n.Type))
@@ -342,7 +345,7 @@ func (rs *restorer) planNode(ctx context.Context, n *Node, p string, d *dirState
 	}
 	defer rs.fs.release(d)
 	shown := rs.fs.display(d.join(n.Name))
-	if n.Type == NodeSymlink {
+	if n.Type == snapshot.NodeSymlink {
 		err = symlinkAt(dirfd, n.Name, shown, n)
 	} else {
 		err = mknodAt(dirfd, n.Name, shown, n)
@@ -385,7 +388,7 @@ func (rs *restorer) ensureDir(d *dirState) bool {
 // planFile records where each content blob of a file goes. Files without
 // content are created right away; others when their first blob arrives.
 // Further names of a hard-linked inode become links to the first one.
-func (rs *restorer) planFile(n *Node, p string, d *dirState) {
+func (rs *restorer) planFile(n *snapshot.Node, p string, d *dirState) {
 	key := inodeKey{n.DeviceID, n.Inode}
 	if n.Links > 1 {
 		if first, ok := rs.linkFirst[key]; ok {

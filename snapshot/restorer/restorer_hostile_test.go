@@ -1,4 +1,4 @@
-package snapshot
+package restorer
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/tests/testutil"
 	"golang.org/x/sys/unix"
 )
@@ -31,8 +32,8 @@ func hsNew(t *testing.T) *hsBuilder {
 
 var hsTime = time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
 
-func (b *hsBuilder) file(name, data string) *Node {
-	n := &Node{Name: name, Type: NodeFile, Mode: 0o644, ModTime: hsTime, Size: uint64(len(data)), Content: []repo.ID{}}
+func (b *hsBuilder) file(name, data string) *snapshot.Node {
+	n := &snapshot.Node{Name: name, Type: snapshot.NodeFile, Mode: 0o644, ModTime: hsTime, Size: uint64(len(data)), Content: []repo.ID{}}
 	if data != "" {
 		id, _, _, err := b.r.SaveBlob(context.Background(), repo.DataBlob, []byte(data), repo.ID{})
 		must(b.t, err)
@@ -41,23 +42,23 @@ func (b *hsBuilder) file(name, data string) *Node {
 	return n
 }
 
-func (b *hsBuilder) tree(nodes ...*Node) repo.ID {
-	tr := &Tree{Nodes: nodes}
+func (b *hsBuilder) tree(nodes ...*snapshot.Node) repo.ID {
+	tr := &snapshot.Tree{Nodes: nodes}
 	tr.Sort()
-	id, err := SaveTree(context.Background(), b.r, tr)
+	id, err := snapshot.SaveTree(context.Background(), b.r, tr)
 	must(b.t, err)
 	return id
 }
 
-func (b *hsBuilder) dir(name string, nodes ...*Node) *Node {
+func (b *hsBuilder) dir(name string, nodes ...*snapshot.Node) *snapshot.Node {
 	id := b.tree(nodes...)
-	return &Node{Name: name, Type: NodeDir, Mode: os.ModeDir | 0o755, ModTime: hsTime, Subtree: &id}
+	return &snapshot.Node{Name: name, Type: snapshot.NodeDir, Mode: os.ModeDir | 0o755, ModTime: hsTime, Subtree: &id}
 }
 
-func (b *hsBuilder) snapshot(nodes ...*Node) *Snapshot {
+func (b *hsBuilder) snapshot(nodes ...*snapshot.Node) *snapshot.Snapshot {
 	id := b.tree(nodes...)
 	must(b.t, b.r.Flush(context.Background()))
-	return &Snapshot{Tree: &id}
+	return &snapshot.Snapshot{Tree: &id}
 }
 
 // outsideDir makes a directory next to the target holding one file, and
@@ -145,8 +146,8 @@ func TestRestoreOverExistingSymlinks(t *testing.T) {
 		first.Links, first.Inode, first.DeviceID = 2, 77, 1
 		second := b.file("second", "linked")
 		second.Links, second.Inode, second.DeviceID = 2, 77, 1
-		link := &Node{Name: "l", Type: NodeSymlink, Mode: os.ModeSymlink | 0o777, ModTime: hsTime, LinkTarget: "../../.."}
-		fifo := &Node{Name: "fifo", Type: NodeFifo, Mode: os.ModeNamedPipe | 0o600, ModTime: hsTime}
+		link := &snapshot.Node{Name: "l", Type: snapshot.NodeSymlink, Mode: os.ModeSymlink | 0o777, ModTime: hsTime, LinkTarget: "../../.."}
+		fifo := &snapshot.Node{Name: "fifo", Type: snapshot.NodeFifo, Mode: os.ModeNamedPipe | 0o600, ModTime: hsTime}
 		sn := b.snapshot(b.dir("d", b.file("f", "payload")), b.file("file", "new"), first, second, link, fifo, b.file("blocker", "now a file"))
 		outside, unchanged := outsideDir(t)
 		target := filepath.Join(t.TempDir(), "t")
@@ -188,11 +189,11 @@ func TestRestoreOverExistingSymlinks(t *testing.T) {
 func TestRestoreCycle(t *testing.T) {
 	b := hsNew(t)
 	self := repo.Hash([]byte("forged tree"))
-	forged := &Tree{Nodes: []*Node{
-		{Name: "loop", Type: NodeDir, Mode: os.ModeDir | 0o755, ModTime: hsTime, Subtree: &self},
+	forged := &snapshot.Tree{Nodes: []*snapshot.Node{
+		{Name: "loop", Type: snapshot.NodeDir, Mode: os.ModeDir | 0o755, ModTime: hsTime, Subtree: &self},
 		b.file("x", "data"),
 	}}
-	sn := b.snapshot(&Node{Name: "top", Type: NodeDir, Mode: os.ModeDir | 0o755, ModTime: hsTime, Subtree: &self})
+	sn := b.snapshot(&snapshot.Node{Name: "top", Type: snapshot.NodeDir, Mode: os.ModeDir | 0o755, ModTime: hsTime, Subtree: &self})
 	target := filepath.Join(t.TempDir(), "t")
 	var failed []string
 	rs, err := newRestorer(b.r, RestoreOptions{Target: target, OnError: func(p string, err error) {
@@ -247,7 +248,7 @@ func TestRestoreDeepTree(t *testing.T) {
 		const depth = 2000
 		node := b.dir("dd", b.file("bottom", "deep"))
 		for i := depth - 1; i > 0; i-- {
-			kids := []*Node{node}
+			kids := []*snapshot.Node{node}
 			if i%500 == 0 {
 				kids = append(kids, b.file("f", "level"))
 			}
@@ -298,7 +299,7 @@ func TestRestoreWrongBlobLength(t *testing.T) {
 	})
 	r := rtOpenRepo(t, dir)
 	target := t.TempDir()
-	n, failed := rtRestore(t, r, &Snapshot{Tree: &root}, "", RestoreOptions{Target: target})
+	n, failed := rtRestore(t, r, &snapshot.Snapshot{Tree: &root}, "", RestoreOptions{Target: target})
 	if n != 1 || !errors.Is(failed["/long"], errBlobSize) {
 		t.Fatalf("%d failures: %v", n, failed)
 	}
