@@ -1,5 +1,10 @@
-// Package snapshot holds restic-compatible trees and snapshots and the code
-// that writes them (archiver) and reads them back (restorer, walker).
+// Package snapshot holds the restic-compatible data types (Node, Tree,
+// Snapshot), their encoding, and loading, saving, listing and walking them
+// in a repository (TreeLoader, Walk, FindNode). The jobs built on them live
+// in sub-packages: archiver writes backups, restorer writes them back to
+// disk, browse lists, finds, compares, dumps and reads files, checker
+// verifies trees and finds the blobs snapshots use, match holds the
+// include/exclude patterns.
 package snapshot
 
 import (

@@ -15,6 +15,7 @@ import (
 	"github.com/cairn-backup/cairn/crypto"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/archiver"
 )
 
 // Helpers of the browse tests (ls, find, dump, diff, stats) are prefixed
@@ -36,7 +37,7 @@ func brNewRepo(t testing.TB) *repo.Repository {
 
 func brBackup(t testing.TB, r *repo.Repository, src string, when time.Time) *snapshot.Snapshot {
 	t.Helper()
-	sn, _, err := snapshot.Backup(context.Background(), r, []string{src}, snapshot.ArchiveOptions{Time: when})
+	sn, _, err := archiver.Backup(context.Background(), r, []string{src}, archiver.ArchiveOptions{Time: when})
 	if err != nil {
 		t.Fatalf("backup %s: %v", src, err)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/archiver"
 	"github.com/cairn-backup/cairn/tests/testutil"
 )
 
@@ -154,7 +155,7 @@ func TestDiff(t *testing.T) {
 // both snapshots point to a tree that is not in the repository.
 func TestDiffSkipsSameSubtrees(t *testing.T) {
 	r := brNewRepo(t)
-	a := snapshot.NewArchiver(r, snapshot.ArchiveOptions{})
+	a := archiver.NewArchiver(r, archiver.ArchiveOptions{})
 	ctx := context.Background()
 	ghost := repo.Hash([]byte("a tree that was never stored"))
 	shared := &snapshot.Node{Name: "shared", Type: snapshot.NodeDir, Mode: os.ModeDir | 0o755, Subtree: &ghost}

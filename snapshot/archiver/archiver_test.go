@@ -1,4 +1,4 @@
-package snapshot
+package archiver
 
 import (
 	"bytes"
@@ -16,6 +16,7 @@ import (
 	"github.com/cairn-backup/cairn/chunk"
 	"github.com/cairn-backup/cairn/crypto"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/tests/testutil"
 	"golang.org/x/sys/unix"
 )
@@ -39,7 +40,7 @@ func arNewRepo(t testing.TB) (*repo.Repository, string) {
 	return r, dir
 }
 
-func arBackup(t testing.TB, r *repo.Repository, paths []string, opts ArchiveOptions) (*Snapshot, *Archiver) {
+func arBackup(t testing.TB, r *repo.Repository, paths []string, opts ArchiveOptions) (*snapshot.Snapshot, *Archiver) {
 	t.Helper()
 	a := NewArchiver(r, opts)
 	sn, err := a.BackupPaths(context.Background(), paths)
@@ -50,12 +51,12 @@ func arBackup(t testing.TB, r *repo.Repository, paths []string, opts ArchiveOpti
 }
 
 // arLookup follows the absolute path p from the tree root.
-func arLookup(t testing.TB, r *repo.Repository, root repo.ID, p string) *Node {
+func arLookup(t testing.TB, r *repo.Repository, root repo.ID, p string) *snapshot.Node {
 	t.Helper()
 	id := root
-	var n *Node
+	var n *snapshot.Node
 	for _, c := range strings.Split(strings.Trim(p, "/"), "/") {
-		tr, err := LoadTree(context.Background(), r, id)
+		tr, err := snapshot.LoadTree(context.Background(), r, id)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,7 +73,7 @@ func arLookup(t testing.TB, r *repo.Repository, root repo.ID, p string) *Node {
 // arList returns the paths of all nodes below tree, depth first.
 func arList(t testing.TB, r *repo.Repository, tree repo.ID, prefix string) []string {
 	t.Helper()
-	tr, err := LoadTree(context.Background(), r, tree)
+	tr, err := snapshot.LoadTree(context.Background(), r, tree)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +87,7 @@ func arList(t testing.TB, r *repo.Repository, tree repo.ID, prefix string) []str
 	return out
 }
 
-func arContent(t testing.TB, r *repo.Repository, n *Node) []byte {
+func arContent(t testing.TB, r *repo.Repository, n *snapshot.Node) []byte {
 	t.Helper()
 	var out []byte
 	for _, id := range n.Content {
@@ -104,7 +105,7 @@ func arContent(t testing.TB, r *repo.Repository, n *Node) []byte {
 // targets. It returns the number of regular files.
 func arCompareDir(t testing.TB, r *repo.Repository, tree repo.ID, dir string) int {
 	t.Helper()
-	tr, err := LoadTree(context.Background(), r, tree)
+	tr, err := snapshot.LoadTree(context.Background(), r, tree)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +131,7 @@ func arCompareDir(t testing.TB, r *repo.Repository, tree repo.ID, dir string) in
 			t.Errorf("%s: node %s %v %v, file %v %v", p, n.Type, n.Mode, n.ModTime, fi.Mode(), fi.ModTime())
 		}
 		switch n.Type {
-		case NodeFile:
+		case snapshot.NodeFile:
 			files++
 			want, err := os.ReadFile(p)
 			if err != nil {
@@ -139,12 +140,12 @@ func arCompareDir(t testing.TB, r *repo.Repository, tree repo.ID, dir string) in
 			if n.Content == nil || !bytes.Equal(arContent(t, r, n), want) || n.Size != uint64(len(want)) {
 				t.Errorf("%s: stored content (%d blobs, size %d) differs from the file (%d bytes)", p, len(n.Content), n.Size, len(want))
 			}
-		case NodeDir:
+		case snapshot.NodeDir:
 			if n.Subtree == nil {
 				t.Fatalf("%s: dir without subtree", p)
 			}
 			files += arCompareDir(t, r, *n.Subtree, p)
-		case NodeSymlink:
+		case snapshot.NodeSymlink:
 			if target, _ := os.Readlink(p); n.LinkTarget != target {
 				t.Errorf("%s: link target %q, want %q", p, n.LinkTarget, target)
 			}
@@ -167,7 +168,7 @@ func TestBackupRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	var prog Progress
+	var prog snapshot.Progress
 	sn, a := arBackup(t, r, []string{src}, ArchiveOptions{Progress: &prog, Tags: []string{"t1"}, Hostname: "h"})
 	if a.ErrorCount() != 0 {
 		t.Fatalf("%d errors", a.ErrorCount())
@@ -176,7 +177,7 @@ func TestBackupRoundTrip(t *testing.T) {
 		t.Fatalf("snapshot fields: %+v", sn)
 	}
 	// The snapshot must be loadable and the same.
-	loaded, err := LoadSnapshot(context.Background(), r, sn.ID)
+	loaded, err := snapshot.LoadSnapshot(context.Background(), r, sn.ID)
 	if err != nil || *loaded.Tree != *sn.Tree {
 		t.Fatalf("reload snapshot: %v", err)
 	}
@@ -184,7 +185,7 @@ func TestBackupRoundTrip(t *testing.T) {
 	// Every directory on the way to src is a dir node.
 	root := arLookup(t, r, *sn.Tree, src)
 	for p := filepath.Dir(src); p != "/"; p = filepath.Dir(p) {
-		if n := arLookup(t, r, *sn.Tree, p); n.Type != NodeDir || n.Mode&os.ModeDir == 0 {
+		if n := arLookup(t, r, *sn.Tree, p); n.Type != snapshot.NodeDir || n.Mode&os.ModeDir == 0 {
 			t.Fatalf("%s: %s node, mode %v", p, n.Type, n.Mode)
 		}
 	}
@@ -398,14 +399,14 @@ func TestBackupUnreadable(t *testing.T) {
 	if n != 2 || !slices.Equal(reported, []string{bad, badDir}) {
 		t.Fatalf("error count %d, reported %q", n, reported)
 	}
-	tr, err := LoadTree(context.Background(), r, *arLookup(t, r, *sn.Tree, filepath.Join(src, "a")).Subtree)
+	tr, err := snapshot.LoadTree(context.Background(), r, *arLookup(t, r, *sn.Tree, filepath.Join(src, "a")).Subtree)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(tr.Nodes) != 1 || tr.Nodes[0].Name != "ok.txt" {
 		t.Fatalf("dir a holds %d nodes, want only ok.txt", len(tr.Nodes))
 	}
-	tr, _ = LoadTree(context.Background(), r, *arLookup(t, r, *sn.Tree, src).Subtree)
+	tr, _ = snapshot.LoadTree(context.Background(), r, *arLookup(t, r, *sn.Tree, src).Subtree)
 	if tr.Find("b") != nil || tr.Find("c.txt") == nil {
 		t.Fatal("unreadable dir b stored, or c.txt missing")
 	}

@@ -1,4 +1,4 @@
-package snapshot
+package archiver
 
 import (
 	"bytes"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairn-backup/cairn/chunk"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 )
 
 // openFile and openDir open what the archiver reads; tests swap them to
@@ -41,9 +42,9 @@ func openNoAtime(path string, flags int) (*os.File, error) {
 
 type archFile struct {
 	path string
-	node *Node
-	old  *Node
-	done func(*Node)
+	node *snapshot.Node
+	old  *snapshot.Node
+	done func(*snapshot.Node)
 	// changed is set by the reader, before the file is finished, when the
 	// file changed while it was read (wraps ErrFileChanged).
 	changed error

@@ -1,4 +1,4 @@
-package snapshot
+package archiver
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cairn-backup/cairn/snapshot"
 )
 
 // BenchmarkBackup measures a first backup of 256 MiB of random data in 4
@@ -46,7 +48,7 @@ func BenchmarkBackup(b *testing.B) {
 		b.StopTimer()
 		r, dir := arNewRepo(b)
 		b.StartTimer()
-		if _, n, err := Backup(context.Background(), r, []string{src}, ArchiveOptions{Progress: &Progress{}}); err != nil || n != 0 {
+		if _, n, err := Backup(context.Background(), r, []string{src}, ArchiveOptions{Progress: &snapshot.Progress{}}); err != nil || n != 0 {
 			b.Fatal(err, n)
 		}
 		b.StopTimer()

@@ -1,4 +1,4 @@
-package snapshot
+package archiver
 
 import (
 	"encoding/json"
@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-backup/cairn/snapshot"
 	"golang.org/x/sys/unix"
 )
 
-func arNode(t *testing.T, p string) *Node {
+func arNode(t *testing.T, p string) *snapshot.Node {
 	t.Helper()
 	fi, err := os.Lstat(p)
 	if err != nil {
@@ -55,7 +56,7 @@ func TestNodeFromFileInfo(t *testing.T) {
 	}
 
 	n := arNode(t, file)
-	if n.Name != "f" || n.Type != NodeFile || n.Mode != 0o640|os.ModeSetgid || n.Size != 5 || n.Links != 2 ||
+	if n.Name != "f" || n.Type != snapshot.NodeFile || n.Mode != 0o640|os.ModeSetgid || n.Size != 5 || n.Links != 2 ||
 		!n.ModTime.Equal(mtime) || !n.AccessTime.Equal(atime) || n.ChangeTime.IsZero() ||
 		n.Inode != st.Ino || n.DeviceID != st.Dev || n.UID != st.Uid || n.GID != st.Gid {
 		t.Errorf("file node: %+v", n)
@@ -71,24 +72,24 @@ func TestNodeFromFileInfo(t *testing.T) {
 	if err := os.Symlink("some/target", filepath.Join(dir, "l")); err != nil {
 		t.Fatal(err)
 	}
-	if n := arNode(t, filepath.Join(dir, "l")); n.Type != NodeSymlink || n.LinkTarget != "some/target" ||
+	if n := arNode(t, filepath.Join(dir, "l")); n.Type != snapshot.NodeSymlink || n.LinkTarget != "some/target" ||
 		n.Mode&os.ModeSymlink == 0 || n.Size != 0 {
 		t.Errorf("symlink node: %+v", n)
 	}
 	if err := os.Chmod(dir, 0o710); err != nil {
 		t.Fatal(err)
 	}
-	if n := arNode(t, dir); n.Type != NodeDir || n.Mode != os.ModeDir|0o710 || n.Size != 0 {
+	if n := arNode(t, dir); n.Type != snapshot.NodeDir || n.Mode != os.ModeDir|0o710 || n.Size != 0 {
 		t.Errorf("dir node: %+v (mode %o)", n, n.Mode)
 	}
 	if err := unix.Mkfifo(filepath.Join(dir, "p"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if n := arNode(t, filepath.Join(dir, "p")); n.Type != NodeFifo || n.Mode != os.ModeNamedPipe|0o600 {
+	if n := arNode(t, filepath.Join(dir, "p")); n.Type != snapshot.NodeFifo || n.Mode != os.ModeNamedPipe|0o600 {
 		t.Errorf("fifo node: %+v", n)
 	}
 	if _, err := os.Lstat("/dev/null"); err == nil {
-		if n := arNode(t, "/dev/null"); n.Type != NodeCharDev || n.Device != unix.Mkdev(1, 3) ||
+		if n := arNode(t, "/dev/null"); n.Type != snapshot.NodeCharDev || n.Device != unix.Mkdev(1, 3) ||
 			n.Mode&os.ModeCharDevice == 0 {
 			t.Errorf("/dev/null node: %+v", n)
 		}
@@ -99,7 +100,7 @@ func TestNodeFromFileInfo(t *testing.T) {
 // survive a round trip and be stored the way restic reads them.
 func TestNodeNameEscaping(t *testing.T) {
 	for _, name := range []string{`quote"d`, `back\slash`, "tab\tname", "ünï 文件", "bad\xffutf8"} {
-		buf, err := json.Marshal(&Node{Name: name, Type: NodeFile})
+		buf, err := json.Marshal(&snapshot.Node{Name: name, Type: snapshot.NodeFile})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,7 +111,7 @@ func TestNodeNameEscaping(t *testing.T) {
 		if q := `"` + raw.Name + `"`; q != strconv.Quote(name) {
 			t.Errorf("%q stored as %s, want %s", name, q, strconv.Quote(name))
 		}
-		var n Node
+		var n snapshot.Node
 		if err := json.Unmarshal(buf, &n); err != nil || n.Name != name {
 			t.Errorf("%q read back as %q (%v)", name, n.Name, err)
 		}

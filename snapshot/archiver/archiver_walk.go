@@ -1,4 +1,4 @@
-package snapshot
+package archiver
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 )
 
 // A run is one archiving pass: the calling goroutine walks directories in
@@ -62,19 +63,19 @@ func (rn *archRun) wait() error {
 // archDir collects the nodes of one directory's entries by position.
 type archDir struct {
 	rn      *archRun
-	nodes   []*Node
+	nodes   []*snapshot.Node
 	pending atomic.Int64 // entries not yet reported, +1 while listing
 	onTree  func(repo.ID)
 }
 
 func (rn *archRun) newDir(n int, onTree func(repo.ID)) *archDir {
-	d := &archDir{rn: rn, nodes: make([]*Node, n), onTree: onTree}
+	d := &archDir{rn: rn, nodes: make([]*snapshot.Node, n), onTree: onTree}
 	d.pending.Store(int64(n) + 1)
 	return d
 }
 
 // childDone records the node of entry slot (-1: listing finished).
-func (d *archDir) childDone(slot int, n *Node) {
+func (d *archDir) childDone(slot int, n *snapshot.Node) {
 	if slot >= 0 {
 		d.nodes[slot] = n
 	}
@@ -88,7 +89,7 @@ func (d *archDir) finish() {
 	if rn.ctx.Err() != nil {
 		return
 	}
-	t := &Tree{Nodes: make([]*Node, 0, len(d.nodes))}
+	t := &snapshot.Tree{Nodes: make([]*snapshot.Node, 0, len(d.nodes))}
 	for _, n := range d.nodes {
 		if n != nil {
 			t.Nodes = append(t.Nodes, n)
@@ -117,8 +118,8 @@ func (a *Archiver) excluded(path string) bool { return a.opts.Excludes.Match(pat
 
 // oldTree loads the tree of a parent snapshot's directory node; nil when
 // there is none or it cannot be loaded (then everything is read afresh).
-func (rn *archRun) oldTree(old *Node) *Tree {
-	if old == nil || old.Type != NodeDir || old.Subtree == nil {
+func (rn *archRun) oldTree(old *snapshot.Node) *snapshot.Tree {
+	if old == nil || old.Type != snapshot.NodeDir || old.Subtree == nil {
 		return nil
 	}
 	t, err := rn.a.loader.Tree(rn.ctx, *old.Subtree)
@@ -128,7 +129,7 @@ func (rn *archRun) oldTree(old *Node) *Tree {
 	return t
 }
 
-func findOld(t *Tree, name string) *Node {
+func findOld(t *snapshot.Tree, name string) *snapshot.Node {
 	if t == nil {
 		return nil
 	}
@@ -137,7 +138,7 @@ func findOld(t *Tree, name string) *Node {
 
 // entry archives the entry at path, of which fi is the lstat result, and
 // eventually calls done with its node, or nil if it was left out.
-func (rn *archRun) entry(path string, fi os.FileInfo, old *Node, done func(*Node)) {
+func (rn *archRun) entry(path string, fi os.FileInfo, old *snapshot.Node, done func(*snapshot.Node)) {
 	a := rn.a
 	node, err := NodeFromFileInfo(path, fi, !a.opts.NoXattrs)
 	if err != nil {
@@ -146,7 +147,7 @@ func (rn *archRun) entry(path string, fi os.FileInfo, old *Node, done func(*Node
 		return
 	}
 	switch node.Type {
-	case NodeFile:
+	case snapshot.NodeFile:
 		if rn.reuse(node, old) {
 			a.st.filesUnmodified.Add(1)
 			a.countFile(node.Size)
@@ -157,7 +158,7 @@ func (rn *archRun) entry(path string, fi os.FileInfo, old *Node, done func(*Node
 		case rn.files <- &archFile{path: path, node: node, old: old, done: done}:
 		case <-rn.ctx.Done():
 		}
-	case NodeDir:
+	case snapshot.NodeDir:
 		err := rn.walkDir(path, rn.oldTree(old), func(id repo.ID) {
 			node.Subtree = &id
 			a.countDir(old, id)
@@ -174,8 +175,8 @@ func (rn *archRun) entry(path string, fi os.FileInfo, old *Node, done func(*Node
 
 // reuse takes a file's content from the parent snapshot when the file looks
 // unchanged (type, size, mtime, ctime and inode) and all its blobs exist.
-func (rn *archRun) reuse(n, old *Node) bool {
-	if old == nil || old.Type != NodeFile || old.Size != n.Size || old.Inode != n.Inode ||
+func (rn *archRun) reuse(n, old *snapshot.Node) bool {
+	if old == nil || old.Type != snapshot.NodeFile || old.Size != n.Size || old.Inode != n.Inode ||
 		!old.ModTime.Equal(n.ModTime) || !old.ChangeTime.Equal(n.ChangeTime) {
 		return false
 	}
@@ -198,9 +199,9 @@ func (a *Archiver) countFile(size uint64) {
 	a.progress.Bytes.Add(size)
 }
 
-func (a *Archiver) countDir(old *Node, id repo.ID) {
+func (a *Archiver) countDir(old *snapshot.Node, id repo.ID) {
 	switch {
-	case old == nil || old.Type != NodeDir || old.Subtree == nil:
+	case old == nil || old.Type != snapshot.NodeDir || old.Subtree == nil:
 		a.st.dirsNew.Add(1)
 	case *old.Subtree == id:
 		a.st.dirsUnmodified.Add(1)
@@ -213,7 +214,7 @@ func (a *Archiver) countDir(old *Node, id repo.ID) {
 // walkDir lists the directory at path and archives its entries; onTree
 // gets the directory's tree ID once all are done. An error means the
 // directory could not be listed and onTree will not be called.
-func (rn *archRun) walkDir(path string, old *Tree, onTree func(repo.ID)) error {
+func (rn *archRun) walkDir(path string, old *snapshot.Tree, onTree func(repo.ID)) error {
 	names, err := readDirNames(path)
 	if err != nil {
 		return err
@@ -235,7 +236,7 @@ func (rn *archRun) walkDir(path string, old *Tree, onTree func(repo.ID)) error {
 			d.childDone(i, nil)
 			continue
 		}
-		rn.entry(p, fi, findOld(old, name), func(n *Node) { d.childDone(i, n) })
+		rn.entry(p, fi, findOld(old, name), func(n *snapshot.Node) { d.childDone(i, n) })
 	}
 	d.childDone(-1, nil)
 	return nil
@@ -291,9 +292,9 @@ func buildTrie(targets []string) *pathTrie {
 
 // walkTargets archives the trie's targets into the root tree.
 func (rn *archRun) walkTargets(root *pathTrie, oldRoot *repo.ID, onTree func(repo.ID)) error {
-	var old *Tree
+	var old *snapshot.Tree
 	if oldRoot != nil {
-		old = rn.oldTree(&Node{Type: NodeDir, Subtree: oldRoot})
+		old = rn.oldTree(&snapshot.Node{Type: snapshot.NodeDir, Subtree: oldRoot})
 	}
 	if root.target { // "/" itself
 		return rn.walkDir("/", old, onTree)
@@ -304,7 +305,7 @@ func (rn *archRun) walkTargets(root *pathTrie, oldRoot *repo.ID, onTree func(rep
 
 // walkVirtual saves a directory on the way to targets: it holds only the
 // entries leading to targets.
-func (rn *archRun) walkVirtual(path string, t *pathTrie, old *Tree, onTree func(repo.ID)) {
+func (rn *archRun) walkVirtual(path string, t *pathTrie, old *snapshot.Tree, onTree func(repo.ID)) {
 	a := rn.a
 	names := make([]string, 0, len(t.children))
 	for name := range t.children {
@@ -318,7 +319,7 @@ func (rn *archRun) walkVirtual(path string, t *pathTrie, old *Tree, onTree func(
 		}
 		p := joinPath(path, name)
 		child, oldNode := t.children[name], findOld(old, name)
-		done := func(n *Node) { d.childDone(i, n) }
+		done := func(n *snapshot.Node) { d.childDone(i, n) }
 		if child.target {
 			if a.excluded(p) {
 				done(nil)
@@ -335,7 +336,7 @@ func (rn *archRun) walkVirtual(path string, t *pathTrie, old *Tree, onTree func(
 		}
 		// Follow symlinks here: the target lies below, so this is a directory.
 		fi, err := os.Stat(p)
-		var node *Node
+		var node *snapshot.Node
 		if err == nil {
 			node, err = NodeFromFileInfo(p, fi, !a.opts.NoXattrs)
 		}
@@ -344,7 +345,7 @@ func (rn *archRun) walkVirtual(path string, t *pathTrie, old *Tree, onTree func(
 			done(nil)
 			continue
 		}
-		node.Type, node.Name = NodeDir, name
+		node.Type, node.Name = snapshot.NodeDir, name
 		rn.walkVirtual(p, child, rn.oldTree(oldNode), func(id repo.ID) {
 			node.Subtree = &id
 			a.countDir(oldNode, id)

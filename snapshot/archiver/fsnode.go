@@ -1,4 +1,4 @@
-package snapshot
+package archiver
 
 import (
 	"errors"
@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cairn-backup/cairn/snapshot"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,8 +25,8 @@ const modeMask = os.ModePerm | os.ModeType | os.ModeSetuid | os.ModeSetgid | os.
 // size (Content is left to the caller), symlinks their target, device nodes
 // their rdev. Extended attributes are read when xattrs is set; failing to
 // read them is not an error (many file systems lack them).
-func NodeFromFileInfo(path string, fi os.FileInfo, xattrs bool) (*Node, error) {
-	n := &Node{
+func NodeFromFileInfo(path string, fi os.FileInfo, xattrs bool) (*snapshot.Node, error) {
+	n := &snapshot.Node{
 		Name:    fi.Name(),
 		Type:    nodeType(fi.Mode()),
 		Mode:    fi.Mode() & modeMask,
@@ -41,16 +42,16 @@ func NodeFromFileInfo(path string, fi os.FileInfo, xattrs bool) (*Node, error) {
 		// The conversions matter on platforms where these are narrower.
 		n.DeviceID = uint64(st.Dev)
 		n.Links = uint64(st.Nlink)
-		if n.Type == NodeDev || n.Type == NodeCharDev {
+		if n.Type == snapshot.NodeDev || n.Type == snapshot.NodeCharDev {
 			n.Device = uint64(st.Rdev)
 		}
 	} else {
 		n.AccessTime, n.ChangeTime = n.ModTime, n.ModTime
 	}
 	switch n.Type {
-	case NodeFile:
+	case snapshot.NodeFile:
 		n.Size = uint64(fi.Size())
-	case NodeSymlink:
+	case snapshot.NodeSymlink:
 		target, err := os.Readlink(path)
 		if err != nil {
 			return nil, fmt.Errorf("read symlink: %w", err)
@@ -63,24 +64,24 @@ func NodeFromFileInfo(path string, fi os.FileInfo, xattrs bool) (*Node, error) {
 	return n, nil
 }
 
-func nodeType(m os.FileMode) NodeType {
+func nodeType(m os.FileMode) snapshot.NodeType {
 	switch {
 	case m.IsRegular():
-		return NodeFile
+		return snapshot.NodeFile
 	case m.IsDir():
-		return NodeDir
+		return snapshot.NodeDir
 	case m&os.ModeSymlink != 0:
-		return NodeSymlink
+		return snapshot.NodeSymlink
 	case m&os.ModeCharDevice != 0:
-		return NodeCharDev
+		return snapshot.NodeCharDev
 	case m&os.ModeDevice != 0:
-		return NodeDev
+		return snapshot.NodeDev
 	case m&os.ModeNamedPipe != 0:
-		return NodeFifo
+		return snapshot.NodeFifo
 	case m&os.ModeSocket != 0:
-		return NodeSocket
+		return snapshot.NodeSocket
 	}
-	return NodeIrregular
+	return snapshot.NodeIrregular
 }
 
 // Name lookups go through /etc/passwd or NSS and are slow; a backup asks for
@@ -129,7 +130,7 @@ func lookupID(id uint32, cache *map[uint32]string, lookup func(string) (string, 
 
 // readXattrs returns the extended attributes of path (not following
 // symlinks), sorted by name so equal files give equal trees.
-func readXattrs(path string) []ExtendedAttribute {
+func readXattrs(path string) []snapshot.ExtendedAttribute {
 	var stack [1024]byte
 	buf := stack[:]
 	sz, err := unix.Llistxattr(path, buf)
@@ -144,7 +145,7 @@ func readXattrs(path string) []ExtendedAttribute {
 	}
 	names := strings.Split(strings.TrimRight(string(buf[:sz]), "\x00"), "\x00")
 	slices.Sort(names)
-	var out []ExtendedAttribute
+	var out []snapshot.ExtendedAttribute
 	for _, name := range names {
 		if name == "" {
 			continue
@@ -153,7 +154,7 @@ func readXattrs(path string) []ExtendedAttribute {
 		if err != nil {
 			continue // vanished or not readable: skip this one attribute
 		}
-		out = append(out, ExtendedAttribute{Name: name, Value: val})
+		out = append(out, snapshot.ExtendedAttribute{Name: name, Value: val})
 	}
 	return out
 }

@@ -1,4 +1,7 @@
-package snapshot
+// Package archiver writes backups: it reads files and directories (or
+// streams and virtual trees), chunks and stores their data, and saves the
+// trees and the snapshot.
+package archiver
 
 import (
 	"context"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/cairn-backup/cairn/chunk"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/snapshot/match"
 )
 
@@ -22,12 +26,12 @@ import (
 type ArchiveOptions struct {
 	Excludes        *match.Matcher // paths to skip (absolute, slash-separated paths are matched)
 	ExcludePatterns []string       // recorded in the snapshot's "excludes"
-	Parent          *Snapshot
+	Parent          *snapshot.Snapshot
 	Tags            []string
 	Hostname        string    // "" = os.Hostname()
 	Time            time.Time // zero = now
 	ProgramVersion  string
-	Progress        *Progress // may be nil
+	Progress        *snapshot.Progress // may be nil
 	// OnError is told about unreadable files and directories; they are left
 	// out and the backup goes on. It is never called concurrently.
 	OnError func(path string, err error)
@@ -44,7 +48,7 @@ type ArchiveOptions struct {
 // writes data and tree blobs, flushes the repository (packs, then index)
 // and saves the snapshot file. It returns the saved snapshot and the number
 // of files and directories that could not be read.
-func Backup(ctx context.Context, r *repo.Repository, paths []string, opts ArchiveOptions) (*Snapshot, int, error) {
+func Backup(ctx context.Context, r *repo.Repository, paths []string, opts ArchiveOptions) (*snapshot.Snapshot, int, error) {
 	a := NewArchiver(r, opts)
 	sn, err := a.BackupPaths(ctx, paths)
 	return sn, a.ErrorCount(), err
@@ -58,8 +62,8 @@ type Archiver struct {
 	r        *repo.Repository
 	opts     ArchiveOptions
 	pol      chunk.Pol
-	progress *Progress
-	loader   *TreeLoader
+	progress *snapshot.Progress
+	loader   *snapshot.TreeLoader
 	start    time.Time
 	workers  int
 	blobWork int
@@ -98,14 +102,14 @@ func NewArchiver(r *repo.Repository, opts ArchiveOptions) *Archiver {
 		opts:     opts,
 		pol:      r.Config().ChunkerPolynomial,
 		progress: opts.Progress,
-		loader:   NewTreeLoader(r, 64),
+		loader:   snapshot.NewTreeLoader(r, 64),
 		start:    repo.Now(),
 		workers:  workers,
 		blobWork: blobWork,
 		bufs:     newBufPool(nbuf),
 	}
 	if a.progress == nil {
-		a.progress = &Progress{}
+		a.progress = &snapshot.Progress{}
 	}
 	// Buffers still mapped when the archiver is dropped (Finish not called)
 	// are unmapped then; nothing else can hold them by that time.
@@ -173,7 +177,7 @@ func (a *Archiver) saveBlob(ctx context.Context, t repo.BlobType, data []byte, i
 }
 
 // SaveTree sorts t's nodes, stores the tree and returns its ID.
-func (a *Archiver) SaveTree(ctx context.Context, t *Tree) (repo.ID, error) {
+func (a *Archiver) SaveTree(ctx context.Context, t *snapshot.Tree) (repo.ID, error) {
 	t.Sort()
 	buf, err := t.Encode()
 	if err != nil {
@@ -211,7 +215,7 @@ func (a *Archiver) SaveReader(ctx context.Context, rd io.Reader) ([]repo.ID, uin
 // SaveDir archives the directory absPath and returns its node with Subtree
 // set. parentTree is the directory's tree in a parent snapshot (nil =
 // none); unchanged files found there are not read again.
-func (a *Archiver) SaveDir(ctx context.Context, absPath string, parentTree *repo.ID) (*Node, error) {
+func (a *Archiver) SaveDir(ctx context.Context, absPath string, parentTree *repo.ID) (*snapshot.Node, error) {
 	fi, err := os.Lstat(absPath)
 	if err != nil {
 		return nil, fmt.Errorf("save %s: %w", absPath, err)
@@ -219,9 +223,9 @@ func (a *Archiver) SaveDir(ctx context.Context, absPath string, parentTree *repo
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("save %s: not a directory", absPath)
 	}
-	var old *Node
+	var old *snapshot.Node
 	if parentTree != nil {
-		old = &Node{Type: NodeDir, Subtree: parentTree}
+		old = &snapshot.Node{Type: snapshot.NodeDir, Subtree: parentTree}
 	}
 	return a.savePath(ctx, absPath, fi, old)
 }
@@ -230,7 +234,7 @@ func (a *Archiver) SaveDir(ctx context.Context, absPath string, parentTree *repo
 // returns its node. old is its node in a parent snapshot, or nil. Items
 // below absPath that cannot be read are reported through OnError and left
 // out; if absPath itself cannot be read, an error is returned.
-func (a *Archiver) SavePath(ctx context.Context, absPath string, old *Node) (*Node, error) {
+func (a *Archiver) SavePath(ctx context.Context, absPath string, old *snapshot.Node) (*snapshot.Node, error) {
 	fi, err := os.Lstat(absPath)
 	if err != nil {
 		return nil, fmt.Errorf("save %s: %w", absPath, err)
@@ -238,10 +242,10 @@ func (a *Archiver) SavePath(ctx context.Context, absPath string, old *Node) (*No
 	return a.savePath(ctx, absPath, fi, old)
 }
 
-func (a *Archiver) savePath(ctx context.Context, absPath string, fi os.FileInfo, old *Node) (*Node, error) {
+func (a *Archiver) savePath(ctx context.Context, absPath string, fi os.FileInfo, old *snapshot.Node) (*snapshot.Node, error) {
 	rn := a.newRun(ctx)
-	var res *Node
-	rn.entry(absPath, fi, old, func(n *Node) { res = n })
+	var res *snapshot.Node
+	rn.entry(absPath, fi, old, func(n *snapshot.Node) { res = n })
 	if err := rn.wait(); err != nil {
 		return nil, err
 	}
@@ -254,7 +258,7 @@ func (a *Archiver) savePath(ctx context.Context, absPath string, fi os.FileInfo,
 // BackupPaths archives paths into one root tree holding their full
 // absolute paths, then calls Finish. Paths that do not exist are reported
 // and left out (of the snapshot's paths too); if none exists, it fails.
-func (a *Archiver) BackupPaths(ctx context.Context, paths []string) (*Snapshot, error) {
+func (a *Archiver) BackupPaths(ctx context.Context, paths []string) (*snapshot.Snapshot, error) {
 	targets, err := cleanTargets(paths)
 	if err != nil {
 		return nil, err
@@ -326,7 +330,7 @@ func cleanTargets(paths []string) ([]string, error) {
 
 // Finish flushes the repository and saves the snapshot of tree with the
 // given paths and the archiver's summary.
-func (a *Archiver) Finish(ctx context.Context, tree repo.ID, paths []string) (*Snapshot, error) {
+func (a *Archiver) Finish(ctx context.Context, tree repo.ID, paths []string) (*snapshot.Snapshot, error) {
 	a.bufs.release() // the files are read; give the memory back
 	if err := a.r.Flush(ctx); err != nil {
 		return nil, fmt.Errorf("backup: flush repository: %w", err)
@@ -340,7 +344,7 @@ func (a *Archiver) Finish(ctx context.Context, tree repo.ID, paths []string) (*S
 	if tm.IsZero() {
 		tm = a.start
 	}
-	sn := &Snapshot{
+	sn := &snapshot.Snapshot{
 		Time:           tm,
 		Tree:           &tree,
 		Paths:          paths,
@@ -357,15 +361,15 @@ func (a *Archiver) Finish(ctx context.Context, tree repo.ID, paths []string) (*S
 		id := p.ID
 		sn.Parent = &id
 	}
-	if _, err := SaveSnapshot(ctx, a.r, sn); err != nil {
+	if _, err := snapshot.SaveSnapshot(ctx, a.r, sn); err != nil {
 		return nil, err
 	}
 	return sn, nil
 }
 
-func (a *Archiver) summary() *Summary {
+func (a *Archiver) summary() *snapshot.Summary {
 	s := &a.st
-	return &Summary{
+	return &snapshot.Summary{
 		BackupStart:         a.start,
 		BackupEnd:           repo.Now(),
 		FilesNew:            s.filesNew.Load(),

@@ -1,4 +1,4 @@
-package snapshot
+package archiver
 
 import (
 	"bytes"
@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/snapshot/match"
 	"github.com/cairn-backup/cairn/tests/testutil"
 )
@@ -61,7 +62,7 @@ func TestBackupExcludes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var prog Progress
+	var prog snapshot.Progress
 	sn, _ := arBackup(t, r, []string{src}, ArchiveOptions{Excludes: m, ExcludePatterns: pats, Progress: &prog})
 	got := arList(t, r, *arLookup(t, r, *sn.Tree, src).Subtree, "")
 	want := []string{"/keep.txt", "/sub", "/sub/cache", "/sub/cache/y", "/sub/keep.txt"}
@@ -98,7 +99,7 @@ func TestBackupSeveralPaths(t *testing.T) {
 	if wantList := []string{"/link", "/x", "/x/data", "/x/data/f1", "/y"}; !slices.Equal(got, wantList) {
 		t.Fatalf("tree holds %q, want %q", got, wantList)
 	}
-	if n := arLookup(t, r, *sn.Tree, base+"/link"); n.Type != NodeSymlink || n.LinkTarget != "x" {
+	if n := arLookup(t, r, *sn.Tree, base+"/link"); n.Type != snapshot.NodeSymlink || n.LinkTarget != "x" {
 		t.Errorf("link stored as %s %q", n.Type, n.LinkTarget)
 	}
 	if n := arLookup(t, r, *sn.Tree, base+"/y"); string(arContent(t, r, n)) != "y" {
@@ -136,9 +137,9 @@ func TestArchiverCompose(t *testing.T) {
 	}
 	dn.Name = "files"
 	now := time.Now()
-	vf := &Node{Name: "object.json", Type: NodeFile, Mode: 0o600, ModTime: now, AccessTime: now, ChangeTime: now,
+	vf := &snapshot.Node{Name: "object.json", Type: snapshot.NodeFile, Mode: 0o600, ModTime: now, AccessTime: now, ChangeTime: now,
 		Content: content, Size: size}
-	root, err := a.SaveTree(ctx, &Tree{Nodes: []*Node{vf, dn}})
+	root, err := a.SaveTree(ctx, &snapshot.Tree{Nodes: []*snapshot.Node{vf, dn}})
 	if err != nil {
 		t.Fatal(err)
 	}
