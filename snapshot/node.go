@@ -158,7 +158,7 @@ func DecodeTree(buf []byte) (*Tree, error) {
 	return t, err
 }
 
-// decodeTree is DecodeTree that also reports whether the nodes were stored
+// DecodeTreeReportOrder is DecodeTree that also reports whether the nodes were stored
 // out of order (check warns about it).
 func DecodeTreeReportOrder(buf []byte) (t *Tree, unsorted bool, err error) {
 	var raw struct {
@@ -200,7 +200,7 @@ func DecodeTreeReportOrder(buf []byte) (t *Tree, unsorted bool, err error) {
 	return t, unsorted, nil
 }
 
-// checkName rejects names that are not one path component.
+// CheckName rejects names that are not one path component.
 func CheckName(name string) error {
 	switch {
 	case name == "":

@@ -117,11 +117,13 @@ func (w *walker) tree(ctx context.Context, id repo.ID, dir string) error {
 	return nil
 }
 
+// BadEntry is the error for a directory entry that cannot be shown, saying
+// why (msg); it wraps ErrBadName.
 func BadEntry(name, msg string) error {
 	return fmt.Errorf("entry %q: %w: %s", name, ErrBadName, msg)
 }
 
-// walkNameProblem says why nodes[i] (sorted by name) cannot be shown as a
+// NameProblem says why nodes[i] (sorted by name) cannot be shown as a
 // directory entry, or "" if it can. Of repeated names only the first is
 // used: a second one could be anything (a symlink over the directory
 // just listed), and no file system holds both.
@@ -138,7 +140,7 @@ func NameProblem(nodes []*Node, i int) string {
 	return ""
 }
 
-// sortedNodes returns t's nodes in name order. restic writes trees sorted,
+// SortedNodes returns t's nodes in name order. restic writes trees sorted,
 // so this copies only for foreign, unsorted trees (cached trees are shared
 // and must not be reordered in place).
 func SortedNodes(t *Tree) []*Node {
@@ -195,7 +197,7 @@ func findNode(t *Tree, name string) *Node {
 	return nil
 }
 
-// joinSnap appends a name to a snapshot path without cleaning it, so that
+// JoinPath appends a name to a snapshot path without cleaning it, so that
 // errors about bad names show them as they are.
 func JoinPath(dir, name string) string {
 	if dir == "/" {
