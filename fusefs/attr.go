@@ -5,6 +5,7 @@ import (
 	"syscall"
 
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/browse"
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
@@ -50,7 +51,7 @@ func fileType(t snapshot.NodeType) uint32 {
 
 // fillAttr copies a node's metadata into FUSE attributes.
 func fillAttr(a *fuse.Attr, n *snapshot.Node, nlink uint32) {
-	a.Mode = fileType(n.Type) | snapshot.UnixMode(n.Mode)
+	a.Mode = fileType(n.Type) | browse.UnixMode(n.Mode)
 	a.Size = n.Size
 	if n.Type == snapshot.NodeSymlink {
 		a.Size = uint64(len(n.LinkTarget))

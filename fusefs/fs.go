@@ -22,6 +22,7 @@ import (
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/browse"
 )
 
 // Options tune the file system.
@@ -30,7 +31,7 @@ type Options struct {
 	// or listing of a top-level directory reads it again (default 1 s).
 	RefreshInterval time.Duration
 	// CacheSize is the byte budget of the data blob cache (default
-	// snapshot.DefaultBlobCacheSize).
+	// browse.DefaultBlobCacheSize).
 	CacheSize int64
 	// Trees is how many decoded trees are kept (default 8192).
 	Trees int
@@ -48,7 +49,7 @@ type Options struct {
 type FS struct {
 	r      *repo.Repository
 	loader *snapshot.TreeLoader
-	cache  *snapshot.BlobCache
+	cache  *browse.BlobCache
 	opts   Options
 	uid    uint32
 	gid    uint32
@@ -84,7 +85,7 @@ func New(ctx context.Context, r *repo.Repository, opts Options) (*FS, error) {
 	if opts.ReadAhead == 0 {
 		opts.ReadAhead = 8
 	}
-	f := &FS{r: r, loader: snapshot.NewTreeLoader(r, opts.Trees), cache: snapshot.NewBlobCache(r, opts.CacheSize),
+	f := &FS{r: r, loader: snapshot.NewTreeLoader(r, opts.Trees), cache: browse.NewBlobCache(r, opts.CacheSize),
 		opts: opts, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()),
 		snaps: map[repo.ID]*snapshot.Snapshot{}, k8s: map[repo.ID]*k8sInfo{},
 		treeLoads: map[repo.ID]chan struct{}{}}

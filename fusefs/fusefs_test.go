@@ -16,6 +16,7 @@ import (
 	"github.com/cairn-backup/cairn/crypto"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/archiver"
 	"github.com/cairn-backup/cairn/tests/testutil"
 )
 
@@ -52,7 +53,7 @@ func openRepo(t *testing.T, dir string) *repo.Repository {
 
 func doBackup(t *testing.T, r *repo.Repository, src string, when time.Time, tags ...string) *snapshot.Snapshot {
 	t.Helper()
-	sn, _, err := snapshot.Backup(context.Background(), r, []string{src}, snapshot.ArchiveOptions{Time: when, Tags: tags, Hostname: "testhost"})
+	sn, _, err := archiver.Backup(context.Background(), r, []string{src}, archiver.ArchiveOptions{Time: when, Tags: tags, Hostname: "testhost"})
 	if err != nil {
 		t.Fatalf("backup: %v", err)
 	}
@@ -252,7 +253,7 @@ func TestMountSeesNewSnapshots(t *testing.T) {
 }
 
 // saveFile stores content as a file node.
-func saveFile(t *testing.T, a *snapshot.Archiver, name, content string, mtime time.Time) *snapshot.Node {
+func saveFile(t *testing.T, a *archiver.Archiver, name, content string, mtime time.Time) *snapshot.Node {
 	t.Helper()
 	ids, size, err := a.SaveReader(context.Background(), strings.NewReader(content))
 	if err != nil {
@@ -263,7 +264,7 @@ func saveFile(t *testing.T, a *snapshot.Archiver, name, content string, mtime ti
 }
 
 // saveDir stores a directory of children (nodes or nested maps).
-func saveDir(t *testing.T, a *snapshot.Archiver, name string, mtime time.Time, children ...*snapshot.Node) *snapshot.Node {
+func saveDir(t *testing.T, a *archiver.Archiver, name string, mtime time.Time, children ...*snapshot.Node) *snapshot.Node {
 	t.Helper()
 	id, err := a.SaveTree(context.Background(), &snapshot.Tree{Nodes: children})
 	if err != nil {
@@ -276,7 +277,7 @@ func saveDir(t *testing.T, a *snapshot.Archiver, name string, mtime time.Time, c
 // k8sBackup writes a snapshot laid out like a Kubernetes backup.
 func k8sBackup(t *testing.T, r *repo.Repository, name string, when time.Time, fileText string) *snapshot.Snapshot {
 	t.Helper()
-	a := snapshot.NewArchiver(r, snapshot.ArchiveOptions{Time: when, Tags: []string{"backup=" + name}, Hostname: "cluster"})
+	a := archiver.NewArchiver(r, archiver.ArchiveOptions{Time: when, Tags: []string{"backup=" + name}, Hostname: "cluster"})
 	mt := when.Add(-time.Minute)
 	resources := saveDir(t, a, "resources", mt,
 		saveDir(t, a, "namespaces", mt,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/browse"
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
@@ -342,7 +343,7 @@ func (n *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY {
 		return nil, 0, syscall.EROFS
 	}
-	fr, err := snapshot.NewFileReader(context.Background(), n.fsys.r, n.fsys.cache, n.node)
+	fr, err := browse.NewFileReader(context.Background(), n.fsys.r, n.fsys.cache, n.node)
 	if err != nil {
 		n.fsys.warn(err)
 		return nil, 0, syscall.EIO
@@ -362,7 +363,7 @@ func (n *fileNode) Listxattr(ctx context.Context, dest []byte) (uint32, syscall.
 
 type fileHandle struct {
 	fsys *FS
-	fr   *snapshot.FileReader
+	fr   *browse.FileReader
 }
 
 var _ fs.FileReader = (*fileHandle)(nil)
@@ -383,7 +384,7 @@ func (h *fileHandle) Read(ctx context.Context, dest []byte, off int64) (fuse.Rea
 // writes the slices to the kernel (its withSlice path) and then calls Done,
 // which lets the cache reuse the buffers.
 type spanResult struct {
-	sp *snapshot.Span
+	sp *browse.Span
 }
 
 var _ fuse.ReadResult = (*spanResult)(nil)

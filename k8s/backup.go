@@ -13,6 +13,7 @@ import (
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/archiver"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
@@ -46,7 +47,7 @@ type BackupOptions struct {
 // volume errors it reports in VolumeInfo.Error make the backup
 // PartiallyFailed, as does a returned error (the resources are still
 // saved).
-type VolumeHook func(ctx context.Context, a *snapshot.Archiver, in VolumeInput) (tree *repo.ID, vols []VolumeInfo, err error)
+type VolumeHook func(ctx context.Context, a *archiver.Archiver, in VolumeInput) (tree *repo.ID, vols []VolumeInfo, err error)
 
 // VolumeInput is what the volume hook gets.
 type VolumeInput struct {
@@ -106,7 +107,7 @@ type backupRun struct {
 	sel  *selection
 	when time.Time
 	log  *runLog
-	a    *snapshot.Archiver
+	a    *archiver.Archiver
 	prog *snapshot.Progress
 	disc *Discovery
 	info *BackupInfo
@@ -201,7 +202,7 @@ func (b *backupRun) run(ctx context.Context) (*BackupResult, error) {
 	}
 	nsTasks, clusterTasks, pvTasks := b.plan()
 	b.tasksTotal = len(nsTasks) + len(clusterTasks) + len(pvTasks)
-	b.a = snapshot.NewArchiver(b.r, snapshot.ArchiveOptions{
+	b.a = archiver.NewArchiver(b.r, archiver.ArchiveOptions{
 		Tags: b.tags(), Hostname: o.Cluster, Time: b.when, ProgramVersion: "cairn " + o.CairnVersion,
 	})
 	// Namespaced objects first: they say which cluster objects are needed;

@@ -15,6 +15,7 @@ import (
 	"github.com/cairn-backup/cairn/crypto"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/browse"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -192,7 +193,7 @@ func btItems(nodes map[string]*snapshot.Node, dir string) []string {
 func btReadFile(t testing.TB, r *repo.Repository, n *snapshot.Node) []byte {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := snapshot.DumpFile(context.Background(), r, snapshot.NewBlobCache(r, 0), n, &buf); err != nil {
+	if err := browse.DumpFile(context.Background(), r, browse.NewBlobCache(r, 0), n, &buf); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()

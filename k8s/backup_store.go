@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/archiver"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 )
 
@@ -119,7 +120,7 @@ func (s *itemStore) podsAndClaims() (pods, pvcs []*unstructured.Unstructured) {
 
 // saveTree writes the resources tree: cluster/<dir>/…, and
 // namespaces/<ns>/<dir>/…; both directories exist even when empty.
-func (s *itemStore) saveTree(ctx context.Context, a *snapshot.Archiver, when time.Time) (repo.ID, error) {
+func (s *itemStore) saveTree(ctx context.Context, a *archiver.Archiver, when time.Time) (repo.ID, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	saveDirs := func(byDir map[string][]*snapshot.Node) (repo.ID, error) {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/archiver"
 	"github.com/cairn-backup/cairn/tests/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -207,7 +208,7 @@ func TestBackupNamespace(t *testing.T) {
 
 	r, repoDir := btRepo(t)
 	var hookPods, hookPVCs []string
-	hook := func(ctx context.Context, a *snapshot.Archiver, in VolumeInput) (*repo.ID, []VolumeInfo, error) {
+	hook := func(ctx context.Context, a *archiver.Archiver, in VolumeInput) (*repo.ID, []VolumeInfo, error) {
 		for _, p := range in.Pods {
 			hookPods = append(hookPods, p.GetName())
 		}

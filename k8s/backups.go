@@ -15,6 +15,7 @@ import (
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/browse"
 )
 
 // Reading backups back: listing, describing, logs, download, delete.
@@ -102,7 +103,7 @@ var ErrBackupNotFound = errors.New("backup not found")
 // repository's index must be loaded.
 func LoadBackupInfos(ctx context.Context, r *repo.Repository, entries []*BackupEntry) {
 	loader := snapshot.NewTreeLoader(r, 64)
-	cache := snapshot.NewBlobCache(r, 16<<20)
+	cache := browse.NewBlobCache(r, 16<<20)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
 	for _, e := range entries {
@@ -119,10 +120,10 @@ func LoadBackupInfos(ctx context.Context, r *repo.Repository, entries []*BackupE
 // ReadBackupInfo reads /backup.json of a backup snapshot. The
 // repository's index must be loaded.
 func ReadBackupInfo(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot) (*BackupInfo, error) {
-	return readBackupInfo(ctx, snapshot.NewTreeLoader(r, 8), snapshot.NewBlobCache(r, 4<<20), sn)
+	return readBackupInfo(ctx, snapshot.NewTreeLoader(r, 8), browse.NewBlobCache(r, 4<<20), sn)
 }
 
-func readBackupInfo(ctx context.Context, loader *snapshot.TreeLoader, cache *snapshot.BlobCache, sn *snapshot.Snapshot) (*BackupInfo, error) {
+func readBackupInfo(ctx context.Context, loader *snapshot.TreeLoader, cache *browse.BlobCache, sn *snapshot.Snapshot) (*BackupInfo, error) {
 	var buf bytes.Buffer
 	if err := dumpBackupFile(ctx, loader, cache, sn, "/"+BackupInfoFile, &buf); err != nil {
 		return nil, err
@@ -136,10 +137,10 @@ func readBackupInfo(ctx context.Context, loader *snapshot.TreeLoader, cache *sna
 
 // WriteBackupLog copies /logs/backup.log of a backup snapshot to w.
 func WriteBackupLog(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, w io.Writer) error {
-	return dumpBackupFile(ctx, snapshot.NewTreeLoader(r, 8), snapshot.NewBlobCache(r, 0), sn, path.Join("/", LogsDir, BackupLogFile), w)
+	return dumpBackupFile(ctx, snapshot.NewTreeLoader(r, 8), browse.NewBlobCache(r, 0), sn, path.Join("/", LogsDir, BackupLogFile), w)
 }
 
-func dumpBackupFile(ctx context.Context, loader *snapshot.TreeLoader, cache *snapshot.BlobCache, sn *snapshot.Snapshot, p string, w io.Writer) error {
+func dumpBackupFile(ctx context.Context, loader *snapshot.TreeLoader, cache *browse.BlobCache, sn *snapshot.Snapshot, p string, w io.Writer) error {
 	n, err := snapshot.FindNode(ctx, loader, *sn.Tree, p)
 	if errors.Is(err, snapshot.ErrPathNotFound) {
 		return fmt.Errorf("snapshot %s has no %s: it is not a complete cluster backup", sn.ID.Str(), p)
@@ -147,7 +148,7 @@ func dumpBackupFile(ctx context.Context, loader *snapshot.TreeLoader, cache *sna
 	if err != nil {
 		return err
 	}
-	if err := snapshot.DumpFile(ctx, loader.Repository(), cache, n, w); err != nil {
+	if err := browse.DumpFile(ctx, loader.Repository(), cache, n, w); err != nil {
 		return fmt.Errorf("backup %s: read %s: %w", sn.ID.Str(), p, err)
 	}
 	return nil
@@ -213,14 +214,14 @@ func parseItemPath(p string) (BackupItem, bool) {
 }
 
 // WriteResourcesArchive writes the /resources tree of a backup as a
-// gzip-compressed tar archive (entries "resources/…"). As snapshot.Dump,
+// gzip-compressed tar archive (entries "resources/…"). As browse.Dump,
 // it never writes an entry name that leads out of the directory the
 // archive is extracted in: damaged trees and unusable names go to damaged
 // (nil: they end the download with an error).
 func WriteResourcesArchive(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, w io.Writer, damaged snapshot.DamagedFunc) error {
 	gz := gzip.NewWriter(w)
 	loader := snapshot.NewTreeLoader(r, 64)
-	if err := snapshot.Dump(ctx, loader, snapshot.NewBlobCache(r, 0), *sn.Tree, "/"+ResourcesDir, snapshot.ArchiveTar, gz, damaged); err != nil {
+	if err := browse.Dump(ctx, loader, browse.NewBlobCache(r, 0), *sn.Tree, "/"+ResourcesDir, browse.ArchiveTar, gz, damaged); err != nil {
 		if errors.Is(err, snapshot.ErrPathNotFound) {
 			return fmt.Errorf("snapshot %s is not a cluster backup: it has no /%s", sn.ID.Str(), ResourcesDir)
 		}

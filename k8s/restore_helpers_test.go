@@ -14,6 +14,7 @@ import (
 	"github.com/cairn-backup/cairn/crypto"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/archiver"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -74,7 +75,7 @@ func rtWriteBackup(t testing.TB, r *repo.Repository, name string, files map[stri
 		}
 		d.files[parts[len(parts)-1]] = data
 	}
-	a := snapshot.NewArchiver(r, snapshot.ArchiveOptions{Tags: []string{TagBackup + name}, Hostname: "cairn-test"})
+	a := archiver.NewArchiver(r, archiver.ArchiveOptions{Tags: []string{TagBackup + name}, Hostname: "cairn-test"})
 	now := time.Now()
 	var save func(d *dir) repo.ID
 	save = func(d *dir) repo.ID {

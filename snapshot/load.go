@@ -190,6 +190,40 @@ func FindSnapshot(ctx context.Context, r *repo.Repository, spec string, f Filter
 	return LoadSnapshot(ctx, r, id)
 }
 
+// LoadAllSnapshots loads every snapshot file, failing on the first one that
+// cannot be read: prune must know every snapshot before it deletes data.
+// Files that vanished meanwhile are skipped. The result is sorted by ID.
+func LoadAllSnapshots(ctx context.Context, r *repo.Repository) ([]*Snapshot, error) {
+	var ids []repo.ID
+	if err := r.List(ctx, repo.SnapshotFile, func(id repo.ID, _ int64) error { ids = append(ids, id); return nil }); err != nil {
+		return nil, fmt.Errorf("list snapshots: %w", err)
+	}
+	slices.SortFunc(ids, func(a, b repo.ID) int { return strings.Compare(a.String(), b.String()) })
+	out := make([]*Snapshot, len(ids))
+	errs := make([]error, len(ids))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, id := range ids {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			out[i], errs[i] = LoadSnapshot(ctx, r, id)
+			if repo.IsNotExist(errs[i]) {
+				errs[i] = nil // removed by a concurrent forget
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(out, func(sn *Snapshot) bool { return sn == nil }), nil
+}
+
 // LoadTree loads and decodes one tree blob.
 func LoadTree(ctx context.Context, r *repo.Repository, id repo.ID) (*Tree, error) {
 	buf, err := r.LoadBlob(ctx, repo.TreeBlob, id, nil)
@@ -263,4 +297,16 @@ func (l *TreeLoader) Tree(ctx context.Context, id repo.ID) (*Tree, error) {
 		}
 	}
 	return t, nil
+}
+
+// Add places t in the cache as tree id, as if loaded. Tests use it to plant a
+// forged tree that no repository could hold.
+func (l *TreeLoader) Add(id repo.ID, t *Tree) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if e, ok := l.items[id]; ok {
+		e.Value.(*treeEntry).tree = t
+		return
+	}
+	l.items[id] = l.lru.PushFront(&treeEntry{id: id, tree: t})
 }

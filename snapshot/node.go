@@ -1,5 +1,10 @@
-// Package snapshot holds restic-compatible trees and snapshots and the code
-// that writes them (archiver) and reads them back (restorer, walker).
+// Package snapshot holds the restic-compatible data types (Node, Tree,
+// Snapshot), their encoding, and loading, saving, listing and walking them
+// in a repository (TreeLoader, Walk, FindNode). The jobs built on them live
+// in sub-packages: archiver writes backups, restorer writes them back to
+// disk, browse lists, finds, compares, dumps and reads files, checker
+// verifies trees and finds the blobs snapshots use, match holds the
+// include/exclude patterns.
 package snapshot
 
 import (
@@ -149,13 +154,13 @@ var ErrInvalidTree = errors.New("invalid tree")
 // every entry of a tree some other writer left unsorted, which is harmless
 // as long as the names are unique. Sorted input costs one pass.
 func DecodeTree(buf []byte) (*Tree, error) {
-	t, _, err := decodeTree(buf)
+	t, _, err := DecodeTreeReportOrder(buf)
 	return t, err
 }
 
-// decodeTree is DecodeTree that also reports whether the nodes were stored
+// DecodeTreeReportOrder is DecodeTree that also reports whether the nodes were stored
 // out of order (check warns about it).
-func decodeTree(buf []byte) (t *Tree, unsorted bool, err error) {
+func DecodeTreeReportOrder(buf []byte) (t *Tree, unsorted bool, err error) {
 	var raw struct {
 		Nodes []*plainNode `json:"nodes"`
 	}
@@ -172,7 +177,7 @@ func decodeTree(buf []byte) (t *Tree, unsorted bool, err error) {
 		if err := n.unquoteName(); err != nil {
 			return nil, false, fmt.Errorf("decode tree: %w", err)
 		}
-		if err := checkName(n.Name); err != nil {
+		if err := CheckName(n.Name); err != nil {
 			return nil, false, err
 		}
 		if i > 0 && !unsorted {
@@ -195,8 +200,8 @@ func decodeTree(buf []byte) (t *Tree, unsorted bool, err error) {
 	return t, unsorted, nil
 }
 
-// checkName rejects names that are not one path component.
-func checkName(name string) error {
+// CheckName rejects names that are not one path component.
+func CheckName(name string) error {
 	switch {
 	case name == "":
 		return fmt.Errorf("decode tree: %w: empty name", ErrInvalidTree)

@@ -79,17 +79,17 @@ func (w *walker) tree(ctx context.Context, id repo.ID, dir string) error {
 	if !ok {
 		return err
 	}
-	nodes := sortedNodes(t)
+	nodes := SortedNodes(t)
 	for i, n := range nodes {
 		if w.damaged != nil {
-			if msg := walkNameProblem(nodes, i); msg != "" {
-				if err := w.damaged(dir, badEntry(n.Name, msg)); err != nil {
+			if msg := NameProblem(nodes, i); msg != "" {
+				if err := w.damaged(dir, BadEntry(n.Name, msg)); err != nil {
 					return err
 				}
 				continue
 			}
 		}
-		p := joinSnap(dir, n.Name)
+		p := JoinPath(dir, n.Name)
 		err := w.fn(p, n)
 		if errors.Is(err, ErrSkipDir) {
 			continue
@@ -117,15 +117,17 @@ func (w *walker) tree(ctx context.Context, id repo.ID, dir string) error {
 	return nil
 }
 
-func badEntry(name, msg string) error {
+// BadEntry is the error for a directory entry that cannot be shown, saying
+// why (msg); it wraps ErrBadName.
+func BadEntry(name, msg string) error {
 	return fmt.Errorf("entry %q: %w: %s", name, ErrBadName, msg)
 }
 
-// walkNameProblem says why nodes[i] (sorted by name) cannot be shown as a
+// NameProblem says why nodes[i] (sorted by name) cannot be shown as a
 // directory entry, or "" if it can. Of repeated names only the first is
 // used: a second one could be anything (a symlink over the directory
 // just listed), and no file system holds both.
-func walkNameProblem(nodes []*Node, i int) string {
+func NameProblem(nodes []*Node, i int) string {
 	name := nodes[i].Name
 	switch {
 	case name == "" || name == "." || name == "..":
@@ -138,10 +140,10 @@ func walkNameProblem(nodes []*Node, i int) string {
 	return ""
 }
 
-// sortedNodes returns t's nodes in name order. restic writes trees sorted,
+// SortedNodes returns t's nodes in name order. restic writes trees sorted,
 // so this copies only for foreign, unsorted trees (cached trees are shared
 // and must not be reordered in place).
-func sortedNodes(t *Tree) []*Node {
+func SortedNodes(t *Tree) []*Node {
 	cmp := func(a, b *Node) int { return strings.Compare(a.Name, b.Name) }
 	if slices.IsSortedFunc(t.Nodes, cmp) {
 		return t.Nodes
@@ -193,4 +195,13 @@ func findNode(t *Tree, name string) *Node {
 		}
 	}
 	return nil
+}
+
+// JoinPath appends a name to a snapshot path without cleaning it, so that
+// errors about bad names show them as they are.
+func JoinPath(dir, name string) string {
+	if dir == "/" {
+		return "/" + name
+	}
+	return dir + "/" + name
 }

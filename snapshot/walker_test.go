@@ -1,4 +1,4 @@
-package snapshot
+package snapshot_test
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/internal/snaptest"
 	"github.com/cairn-backup/cairn/tests/testutil"
 )
 
@@ -17,10 +19,10 @@ func TestWalkAndFindNode(t *testing.T) {
 	opt := testutil.DefaultGenOptions(21)
 	opt.SmallFiles, opt.LargeFiles = 60, nil
 	testutil.GenTree(t, src, opt)
-	r, _ := rtNewRepo(t, 2, 1<<20)
-	sn := rtBackup(t, r, src)
+	r, _ := snaptest.NewRepo(t, 2, 1<<20)
+	sn := snaptest.Backup(t, r, src)
 	ctx := context.Background()
-	loader := NewTreeLoader(r, 64)
+	loader := snapshot.NewTreeLoader(r, 64)
 
 	// What the walk must produce: the components leading to src, then
 	// src's tree in depth-first name order (WalkDir's order too).
@@ -28,15 +30,15 @@ func TestWalkAndFindNode(t *testing.T) {
 	for d := src; d != "/"; d = filepath.Dir(d) {
 		want = append([]string{d}, want...)
 	}
-	must(t, filepath.WalkDir(src, func(p string, _ fs.DirEntry, err error) error {
+	snaptest.Must(t, filepath.WalkDir(src, func(p string, _ fs.DirEntry, err error) error {
 		if p != src {
 			want = append(want, p)
 		}
 		return err
 	}))
 	var got []string
-	types := map[string]NodeType{}
-	must(t, Walk(ctx, loader, *sn.Tree, func(p string, n *Node) error {
+	types := map[string]snapshot.NodeType{}
+	snaptest.Must(t, snapshot.Walk(ctx, loader, *sn.Tree, func(p string, n *snapshot.Node) error {
 		got = append(got, p)
 		types[p] = n.Type
 		if filepath.Base(p) != n.Name {
@@ -47,7 +49,7 @@ func TestWalkAndFindNode(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("walk visited %d paths, want %d\n got %q\nwant %q", len(got), len(want), got, want)
 	}
-	if types[src+"/link-dangling"] != NodeSymlink || types[src+"/deep-1"] != NodeDir {
+	if types[src+"/link-dangling"] != snapshot.NodeSymlink || types[src+"/deep-1"] != snapshot.NodeDir {
 		t.Errorf("node types: %v %v", types[src+"/link-dangling"], types[src+"/deep-1"])
 	}
 
@@ -55,10 +57,10 @@ func TestWalkAndFindNode(t *testing.T) {
 	// is ignored for files.
 	skipped := src + "/deep-1"
 	got = got[:0]
-	must(t, Walk(ctx, loader, *sn.Tree, func(p string, n *Node) error {
+	snaptest.Must(t, snapshot.Walk(ctx, loader, *sn.Tree, func(p string, n *snapshot.Node) error {
 		got = append(got, p)
-		if p == skipped || n.Type == NodeFile {
-			return ErrSkipDir
+		if p == skipped || n.Type == snapshot.NodeFile {
+			return snapshot.ErrSkipDir
 		}
 		return nil
 	}))
@@ -75,7 +77,7 @@ func TestWalkAndFindNode(t *testing.T) {
 	// Other errors end the walk and come back unchanged.
 	stop := errors.New("stop")
 	calls := 0
-	err := Walk(ctx, loader, *sn.Tree, func(p string, n *Node) error {
+	err := snapshot.Walk(ctx, loader, *sn.Tree, func(p string, n *snapshot.Node) error {
 		calls++
 		if calls == 5 {
 			return stop
@@ -86,13 +88,13 @@ func TestWalkAndFindNode(t *testing.T) {
 		t.Errorf("walk error: %v after %d calls", err, calls)
 	}
 
-	root, err := FindNode(ctx, loader, *sn.Tree, "/")
-	must(t, err)
-	if root.Type != NodeDir || root.Subtree == nil || *root.Subtree != *sn.Tree {
+	root, err := snapshot.FindNode(ctx, loader, *sn.Tree, "/")
+	snaptest.Must(t, err)
+	if root.Type != snapshot.NodeDir || root.Subtree == nil || *root.Subtree != *sn.Tree {
 		t.Errorf("root node %+v", root)
 	}
 	for _, p := range []string{src + "/deep-1/deep-2", src + "/link-rel", src + "//deep-1/", src[1:] + "/" + testutil.UnicodeName} {
-		n, err := FindNode(ctx, loader, *sn.Tree, p)
+		n, err := snapshot.FindNode(ctx, loader, *sn.Tree, p)
 		if err != nil {
 			t.Errorf("FindNode(%q): %v", p, err)
 			continue
@@ -102,7 +104,7 @@ func TestWalkAndFindNode(t *testing.T) {
 		}
 	}
 	for _, p := range []string{src + "/nope", src + "/link-target.txt/below", "/nowhere", src + "/deep-1/deep-2/x"} {
-		if _, err := FindNode(ctx, loader, *sn.Tree, p); !errors.Is(err, ErrPathNotFound) {
+		if _, err := snapshot.FindNode(ctx, loader, *sn.Tree, p); !errors.Is(err, snapshot.ErrPathNotFound) {
 			t.Errorf("FindNode(%q): %v, want ErrPathNotFound", p, err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/cairn-backup/cairn/k8s"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/archiver"
 	"github.com/cairn-backup/cairn/tests/cluster"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -58,7 +59,7 @@ func crWriteBackup(t *testing.T, e *testEnv, name string, files map[string][]byt
 	if err := r.LoadIndex(ctx); err != nil {
 		t.Fatal(err)
 	}
-	a := snapshot.NewArchiver(r, snapshot.ArchiveOptions{Tags: []string{k8s.TagBackup + name}, Hostname: "cairn-test"})
+	a := archiver.NewArchiver(r, archiver.ArchiveOptions{Tags: []string{k8s.TagBackup + name}, Hostname: "cairn-test"})
 	// Manifests are at depth 4 or 5; build the trees bottom-up by directory.
 	dirs := map[string][]*snapshot.Node{}
 	var add func(dir string, n *snapshot.Node)

@@ -13,6 +13,7 @@ import (
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/retention"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/archiver"
 	"github.com/spf13/cobra"
 )
 
@@ -134,7 +135,7 @@ func runBackup(ctx context.Context, g *globalOptions, f *backupFlags, args []str
 	}
 
 	progress := &snapshot.Progress{}
-	opts := snapshot.ArchiveOptions{
+	opts := archiver.ArchiveOptions{
 		Excludes:        matcher,
 		ExcludePatterns: append(excl, iexcl...),
 		Parent:          parent,
@@ -152,7 +153,7 @@ func runBackup(ctx context.Context, g *globalOptions, f *backupFlags, args []str
 	}
 	start := time.Now()
 	stop := g.startProgress(progress, "files")
-	a := snapshot.NewArchiver(r, opts)
+	a := archiver.NewArchiver(r, opts)
 	sn, err := a.BackupPaths(ctx, paths)
 	stop()
 	if err != nil {

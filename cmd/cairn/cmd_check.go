@@ -7,6 +7,7 @@ import (
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/checker"
 	"github.com/spf13/cobra"
 )
 
@@ -43,8 +44,8 @@ and verifies all pack files; --read-data-subset reads a part of them: "n/m"
 			defer unlock()
 
 			var errs, warns atomic.Int64
-			report := func(sev snapshot.Severity, msg string) {
-				if sev == snapshot.SevWarning {
+			report := func(sev checker.Severity, msg string) {
+				if sev == checker.SevWarning {
 					warns.Add(1)
 					g.warnf("warning: %s\n", msg)
 					return
@@ -54,7 +55,7 @@ and verifies all pack files; --read-data-subset reads a part of them: "n/m"
 			}
 			progress := &snapshot.Progress{}
 			stop := g.startProgress(progress, "packs read")
-			res, err := snapshot.Check(ctx, r, snapshot.CheckOptions{ReadData: readData, ReadDataSubset: subset, Progress: progress}, report)
+			res, err := checker.Check(ctx, r, checker.CheckOptions{ReadData: readData, ReadDataSubset: subset, Progress: progress}, report)
 			stop()
 			if err != nil {
 				return err

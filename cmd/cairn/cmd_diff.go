@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/browse"
 	"github.com/spf13/cobra"
 )
 
@@ -16,7 +17,7 @@ type diffStatsJSON struct {
 	MessageType    string `json:"message_type"`
 	SourceSnapshot string `json:"source_snapshot"`
 	TargetSnapshot string `json:"target_snapshot"`
-	*snapshot.DiffStats
+	*browse.DiffStats
 }
 
 func newDiffCmd(g *globalOptions) *cobra.Command {
@@ -54,13 +55,13 @@ shows the rest and exits 1.`,
 			if !g.json {
 				out.line("comparing snapshot %s to %s:\n", a.ID.Str(), b.ID.Str())
 			}
-			st, err := snapshot.Diff(ctx, snapshot.NewTreeLoader(r, 4096), *a.Tree, *b.Tree, snapshot.DiffOptions{Metadata: metadata, Damaged: func(p string, err error) error {
+			st, err := browse.Diff(ctx, snapshot.NewTreeLoader(r, 4096), *a.Tree, *b.Tree, browse.DiffOptions{Metadata: metadata, Damaged: func(p string, err error) error {
 				if out.err == nil {
 					out.err = out.Flush()
 				}
 				return dl.damaged(p, err)
 			}},
-				func(c snapshot.DiffChange) error {
+				func(c browse.DiffChange) error {
 					if g.json {
 						out.json(diffChangeJSON{MessageType: "change", Path: c.DisplayPath(), Modifier: c.Modifier})
 					} else {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/browse"
 	"github.com/spf13/cobra"
 )
 
@@ -32,7 +33,7 @@ out and named on stderr; the rest is written and dump exits 1.`,
 		Args: exactArgs(2, "a snapshot (ID or latest) and a path in it"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if archive != snapshot.ArchiveTar && archive != snapshot.ArchiveZip {
+			if archive != browse.ArchiveTar && archive != browse.ArchiveZip {
 				return fmt.Errorf("--archive %q is unknown: use tar or zip", archive)
 			}
 			var sn *snapshot.Snapshot
@@ -58,9 +59,9 @@ out and named on stderr; the rest is written and dump exits 1.`,
 				w = file
 			}
 			bw := bufio.NewWriterSize(w, 1<<20)
-			cache := snapshot.NewBlobCache(r, 0)
+			cache := browse.NewBlobCache(r, 0)
 			dl := &damageLog{g: g}
-			err = snapshot.Dump(ctx, loader, cache, *sn.Tree, args[1], archive, bw, dl.damaged)
+			err = browse.Dump(ctx, loader, cache, *sn.Tree, args[1], archive, bw, dl.damaged)
 			if err == nil {
 				err = bw.Flush()
 			}
@@ -81,7 +82,7 @@ out and named on stderr; the rest is written and dump exits 1.`,
 			return dl.result(nil)
 		},
 	}
-	cmd.Flags().StringVarP(&archive, "archive", "a", snapshot.ArchiveTar, "archive `format` for directories: tar or zip")
+	cmd.Flags().StringVarP(&archive, "archive", "a", browse.ArchiveTar, "archive `format` for directories: tar or zip")
 	cmd.Flags().StringVarP(&target, "target", "t", "", "write to `file` instead of stdout")
 	filt.add(cmd.Flags(), " for \"latest\"")
 	return cmd

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/browse"
 	"github.com/spf13/cobra"
 )
 
@@ -22,7 +23,7 @@ type findFlags struct {
 // findMatchJSON is one match of `find --json`: the node (as ls prints
 // it) and, for --blob and --tree, the ID that matched.
 type findMatchJSON struct {
-	snapshot.LsJSON
+	browse.LsJSON
 	ID string `json:"id,omitempty"`
 }
 
@@ -61,7 +62,7 @@ control characters are printed quoted; piped output and --json are exact.`,
 			if f.blob && f.tree {
 				return errors.New("find: give --blob or --tree, not both")
 			}
-			opts := snapshot.FindOptions{IgnoreCase: f.ignoreCase}
+			opts := browse.FindOptions{IgnoreCase: f.ignoreCase}
 			switch {
 			case f.blob:
 				opts.BlobIDs = args
@@ -110,12 +111,12 @@ control characters are printed quoted; piped output and --json are exact.`,
 				}
 				return dl.item(sn, p, err)
 			}
-			err = snapshot.Find(ctx, snapshot.NewTreeLoader(r, 4096), sns, opts, func(res *snapshot.FindResult) error {
+			err = browse.Find(ctx, snapshot.NewTreeLoader(r, 4096), sns, opts, func(res *browse.FindResult) error {
 				sn := res.Snapshot
 				if g.json {
 					jr := findResultJSON{Snapshot: sn.ID.String(), ShortID: sn.ID.Str(), Time: sn.Time, Hits: len(res.Matches)}
 					for _, m := range res.Matches {
-						jm := findMatchJSON{LsJSON: snapshot.NewLsJSON(m.Path, m.Node)}
+						jm := findMatchJSON{LsJSON: browse.NewLsJSON(m.Path, m.Node)}
 						if !m.ID.IsNull() {
 							jm.ID = m.ID.String()
 						}
@@ -127,11 +128,11 @@ control characters are printed quoted; piped output and --json are exact.`,
 				if groups++; groups > 1 {
 					out.line("")
 				}
-				out.line("Found matching entries in snapshot %s from %s", sn.ID.Str(), sn.Time.Local().Format(snapshot.LsTimeFormat))
+				out.line("Found matching entries in snapshot %s from %s", sn.ID.Str(), sn.Time.Local().Format(browse.LsTimeFormat))
 				for _, m := range res.Matches {
 					line := esc(m.Path)
 					if f.long {
-						line = snapshot.FormatLong(m.Path, m.Node, esc)
+						line = browse.FormatLong(m.Path, m.Node, esc)
 					}
 					if !m.ID.IsNull() {
 						kind := "tree"

@@ -6,6 +6,7 @@ import (
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/browse"
 	"github.com/spf13/cobra"
 )
 
@@ -65,12 +66,12 @@ is named on stderr and skipped; the rest is listed and ls exits 1.`,
 					Username: sn.Username, Tags: sn.Tags, ID: sn.ID.String(), ShortID: sn.ID.Str(), StructType: "snapshot"})
 			}
 			loader := snapshot.NewTreeLoader(r, 1024)
-			err = snapshot.Ls(ctx, loader, *sn.Tree, dir, rec, func(p string, n *snapshot.Node) error {
+			err = browse.Ls(ctx, loader, *sn.Tree, dir, rec, func(p string, n *snapshot.Node) error {
 				switch {
 				case g.json:
-					out.json(snapshot.NewLsJSON(p, n))
+					out.json(browse.NewLsJSON(p, n))
 				case long:
-					out.line("%s", snapshot.FormatLong(p, n, esc))
+					out.line("%s", browse.FormatLong(p, n, esc))
 				default:
 					out.line("%s", esc(p))
 				}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/checker"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -116,7 +117,7 @@ func runPrune(ctx context.Context, g *globalOptions, r *repo.Repository, f *prun
 	progress := &snapshot.Progress{}
 	progress.SetCurrent("reading trees")
 	stop := g.startProgress(progress, "trees")
-	used, err := snapshot.UsedBlobs(ctx, snapshot.NewTreeLoader(r, 256), kept, func() { progress.Files.Add(1) })
+	used, err := checker.UsedBlobs(ctx, snapshot.NewTreeLoader(r, 256), kept, func() { progress.Files.Add(1) })
 	stop()
 	if err != nil {
 		return fmt.Errorf("prune: %w; nothing was deleted (run `cairn check`)", err)

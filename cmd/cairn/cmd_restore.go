@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/restorer"
 	"github.com/spf13/cobra"
 )
 
@@ -81,7 +82,7 @@ func runRestore(ctx context.Context, g *globalOptions, f *restoreFlags, spec str
 		sn.Time.Local().Format("2006-01-02 15:04:05"), f.target)
 
 	progress := &snapshot.Progress{}
-	opts := snapshot.RestoreOptions{
+	opts := restorer.RestoreOptions{
 		Target:   f.target,
 		Include:  include,
 		Exclude:  exclude,
@@ -93,7 +94,7 @@ func runRestore(ctx context.Context, g *globalOptions, f *restoreFlags, spec str
 	}
 	start := time.Now()
 	stop := g.startProgress(progress, "files")
-	failed, err := snapshot.Restore(ctx, r, sn, subpath, opts)
+	failed, err := restorer.Restore(ctx, r, sn, subpath, opts)
 	stop()
 	if err != nil {
 		return err

@@ -7,11 +7,12 @@ import (
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/browse"
 	"github.com/spf13/cobra"
 )
 
 // statsJSON is what `stats --json` prints (restic's field names).
-type statsJSON = snapshot.Stats
+type statsJSON = browse.Stats
 
 func newStatsCmd(g *globalOptions) *cobra.Command {
 	var mode string
@@ -31,8 +32,8 @@ Modes:
   blobs-per-file     unique files and blobs, and how many blobs files have`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if !slices.Contains(snapshot.StatsModes, mode) {
-				return fmt.Errorf("--mode %q is unknown: use %s", mode, strings.Join(snapshot.StatsModes, ", "))
+			if !slices.Contains(browse.StatsModes, mode) {
+				return fmt.Errorf("--mode %q is unknown: use %s", mode, strings.Join(browse.StatsModes, ", "))
 			}
 			var sns []*snapshot.Snapshot
 			dl := &damageLog{g: g} // unreadable snapshot files: named, and exit 1
@@ -54,7 +55,7 @@ Modes:
 				return err
 			}
 			defer done()
-			st, err := snapshot.ComputeStats(ctx, snapshot.NewTreeLoader(r, 4096), sns, mode)
+			st, err := browse.ComputeStats(ctx, snapshot.NewTreeLoader(r, 4096), sns, mode)
 			if err != nil {
 				return err
 			}
@@ -65,7 +66,7 @@ Modes:
 			return dl.result(nil)
 		},
 	}
-	cmd.Flags().StringVar(&mode, "mode", snapshot.StatsRestoreSize, "counting `mode`: "+strings.Join(snapshot.StatsModes, ", "))
+	cmd.Flags().StringVar(&mode, "mode", browse.StatsRestoreSize, "counting `mode`: "+strings.Join(browse.StatsModes, ", "))
 	filt.add(cmd.Flags(), "")
 	return cmd
 }
@@ -74,14 +75,14 @@ func printStats(g *globalOptions, mode string, st *statsJSON) {
 	g.outf("Stats in %s mode:\n", mode)
 	g.outf("     Snapshots processed:  %d\n", st.SnapshotsCount)
 	switch mode {
-	case snapshot.StatsRestoreSize:
+	case browse.StatsRestoreSize:
 		g.outf("        Total File Count:  %d\n", st.TotalFileCount)
 		g.outf("    of them, directories:  %d\n", st.TotalDirCount)
 		g.outf("              Total Size:  %s\n", formatBytes(st.TotalSize))
-	case snapshot.StatsFilesByContent:
+	case browse.StatsFilesByContent:
 		g.outf("        Total File Count:  %d\n", st.TotalFileCount)
 		g.outf("              Total Size:  %s\n", formatBytes(st.TotalSize))
-	case snapshot.StatsRawData:
+	case browse.StatsRawData:
 		g.outf("        Total Blob Count:  %d\n", st.TotalBlobCount)
 		g.outf(" Total Uncompressed Size:  %s\n", formatBytes(st.TotalUncompressedSize))
 		g.outf("              Total Size:  %s\n", formatBytes(st.TotalSize))
@@ -89,7 +90,7 @@ func printStats(g *globalOptions, mode string, st *statsJSON) {
 			g.outf("       Compression Ratio:  %.2fx\n", st.CompressionRatio)
 			g.outf("Compression Space Saving:  %.2f%%\n", st.CompressionSpaceSaving)
 		}
-	case snapshot.StatsBlobsPerFile:
+	case browse.StatsBlobsPerFile:
 		g.outf("        Total File Count:  %d\n", st.TotalFileCount)
 		g.outf("        Total Blob Count:  %d\n", st.TotalBlobCount)
 		g.outf("              Total Size:  %s\n", formatBytes(st.TotalSize))

@@ -9,7 +9,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/match"
 )
 
 // buildMatcher compiles case-sensitive and case-insensitive patterns into
@@ -17,7 +17,7 @@ import (
 // accept both cases of every letter ("*.jpg" becomes "*.[jJ][pP][gG]"), so
 // both kinds can be mixed, with their order kept for "!" negations.
 // It returns nil when there are no patterns.
-func buildMatcher(flag string, exact, fold []string) (*snapshot.Matcher, error) {
+func buildMatcher(flag string, exact, fold []string) (*match.Matcher, error) {
 	pats := append([]string(nil), exact...)
 	for _, p := range fold {
 		pats = append(pats, foldPattern(p))
@@ -25,7 +25,7 @@ func buildMatcher(flag string, exact, fold []string) (*snapshot.Matcher, error) 
 	if len(pats) == 0 {
 		return nil, nil
 	}
-	m, err := snapshot.NewMatcher(pats, false)
+	m, err := match.NewMatcher(pats, false)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", flag, err)
 	}

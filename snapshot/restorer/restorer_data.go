@@ -1,0 +1,316 @@
+package restorer
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"sync"
+
+	"github.com/cairn-backup/cairn/repo"
+	"golang.org/x/sys/unix"
+)
+
+// maxRangeGap is the largest run of unneeded bytes read through rather than
+// starting a new range request; below it one request beats two.
+const maxRangeGap = 4 << 20
+
+// maxBlobLen bounds a data blob's stored and plaintext size (the chunker
+// makes at most 8 MiB), so a damaged index cannot make us allocate gigabytes.
+const maxBlobLen = 64 << 20
+
+// dataWorker owns the buffers one pack reader reuses.
+type dataWorker struct {
+	raw, plain []byte
+	br         *bufio.Reader
+}
+
+// reader buffers a range stream: small blobs then cost no syscall each,
+// while blobs larger than the buffer are read straight into w.raw.
+func (w *dataWorker) reader(rd io.Reader) *bufio.Reader {
+	if w.br == nil {
+		w.br = bufio.NewReaderSize(rd, 256<<10)
+	} else {
+		w.br.Reset(rd)
+	}
+	return w.br
+}
+
+// restoreData reads every needed pack once, several in parallel, and writes
+// each blob to all places that need it.
+func (rs *restorer) restoreData(ctx context.Context) error {
+	if len(rs.packOrder) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan *packJob)
+	var wg sync.WaitGroup
+	for range min(rs.opts.Workers, len(rs.packOrder)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := &dataWorker{}
+			for pj := range work {
+				rs.restorePack(ctx, pj, w)
+			}
+		}()
+	}
+	for _, pj := range rs.packOrder {
+		select {
+		case work <- pj:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	close(work)
+	wg.Wait()
+	return ctx.Err()
+}
+
+// restorePack reads the needed blobs of one pack in as few contiguous
+// ranges as the gaps between them allow, streaming blob by blob.
+func (rs *restorer) restorePack(ctx context.Context, pj *packJob, w *dataWorker) {
+	slices.SortFunc(pj.blobs, func(a, b *blobJob) int { return cmp.Compare(a.locs[0].Offset, b.locs[0].Offset) })
+	for start := 0; start < len(pj.blobs); {
+		end := start + 1
+		for end < len(pj.blobs) {
+			prev, next := pj.blobs[end-1].locs[0], pj.blobs[end].locs[0]
+			prevEnd := int64(prev.Offset) + int64(prev.Length)
+			if int64(next.Offset) < prevEnd || int64(next.Offset)-prevEnd > maxRangeGap {
+				break
+			}
+			end++
+		}
+		rs.restoreRange(ctx, pj, pj.blobs[start:end], w)
+		start = end
+	}
+}
+
+func (rs *restorer) restoreRange(ctx context.Context, pj *packJob, blobs []*blobJob, w *dataWorker) {
+	first, last := blobs[0].locs[0], blobs[len(blobs)-1].locs[0]
+	offset := int64(first.Offset)
+	length := int64(last.Offset) + int64(last.Length) - offset
+	h := repo.Handle{Type: repo.PackFile, Name: pj.id.String()}
+	rd, err := rs.repo.Backend().Load(ctx, h, int(length), offset)
+	if err != nil {
+		for _, b := range blobs {
+			rs.blobFailed(ctx, b, fmt.Errorf("load pack %v: %w", pj.id.Str(), err), w)
+		}
+		return
+	}
+	defer rd.Close()
+	br := w.reader(rd)
+	pos := offset
+	for i, b := range blobs {
+		loc := b.locs[0]
+		raw, err := rs.readBlob(br, loc, pos, w)
+		if err != nil {
+			// The stream is unusable after a read error: every blob left in
+			// the range needs another way in.
+			for _, b := range blobs[i:] {
+				rs.blobFailed(ctx, b, err, w)
+			}
+			return
+		}
+		pos = int64(loc.Offset) + int64(loc.Length)
+		plain, err := rs.decode(loc, raw, b.size, w)
+		if err != nil {
+			rs.blobFailed(ctx, b, err, w)
+			continue
+		}
+		rs.writeBlob(b, plain)
+	}
+}
+
+// readBlob reads loc's stored bytes from a stream positioned at pos,
+// skipping the gap before it.
+func (rs *restorer) readBlob(rd *bufio.Reader, loc repo.PackedBlob, pos int64, w *dataWorker) ([]byte, error) {
+	if gap := int64(loc.Offset) - pos; gap > 0 {
+		if _, err := rd.Discard(int(gap)); err != nil {
+			return nil, fmt.Errorf("read pack %v: %w", loc.Pack.Str(), err)
+		}
+	}
+	return readRaw(rd, loc, w)
+}
+
+func readRaw(rd io.Reader, loc repo.PackedBlob, w *dataWorker) ([]byte, error) {
+	if loc.Length > maxBlobLen || loc.UncompressedLength > maxBlobLen {
+		return nil, fmt.Errorf("blob %v in pack %v: implausible size %d", loc.ID.Str(), loc.Pack.Str(), max(loc.Length, loc.UncompressedLength))
+	}
+	if cap(w.raw) < int(loc.Length) {
+		w.raw = make([]byte, loc.Length)
+	}
+	raw := w.raw[:loc.Length]
+	if _, err := io.ReadFull(rd, raw); err != nil {
+		return nil, fmt.Errorf("read pack %v at %d: %w", loc.Pack.Str(), loc.Offset, err)
+	}
+	return raw, nil
+}
+
+// errBlobSize: a blob decoded to another length than the index gave it,
+// which placed every later blob of the file at a wrong offset.
+var errBlobSize = errors.New("blob length differs from the index")
+
+// decode decrypts a blob into the worker's plaintext buffer and checks it:
+// DecodeBlob checks its SHA-256 against its ID, and here its length against
+// want, the length the file's layout was planned with.
+func (rs *restorer) decode(loc repo.PackedBlob, raw []byte, want uint32, w *dataWorker) ([]byte, error) {
+	if n := int(loc.PlaintextLength()); cap(w.plain) < n {
+		w.plain = make([]byte, 0, n)
+	}
+	plain, err := rs.repo.DecodeBlob(loc, raw, w.plain[:0])
+	if err != nil {
+		return nil, err
+	}
+	if cap(plain) > cap(w.plain) {
+		w.plain = plain[:0]
+	}
+	if len(plain) != int(want) {
+		return nil, fmt.Errorf("blob %v in pack %v: %w: it holds %d bytes, the index says %d (run `cairn repair index`)",
+			loc.ID.Str(), loc.Pack.Str(), errBlobSize, len(plain), want)
+	}
+	return plain, nil
+}
+
+// blobFailed tries the blob's other copies one by one; if none works, every
+// file that needed it fails.
+func (rs *restorer) blobFailed(ctx context.Context, b *blobJob, cause error, w *dataWorker) {
+	for _, loc := range b.locs[1:] {
+		if ctx.Err() != nil {
+			return // the restore is being abandoned; no point in reporting files
+		}
+		if loc.Pack == b.locs[0].Pack && loc.Offset == b.locs[0].Offset {
+			continue
+		}
+		plain, err := rs.loadCopy(ctx, loc, b.size, w)
+		if err == nil {
+			rs.writeBlob(b, plain)
+			return
+		}
+	}
+	if ctx.Err() != nil {
+		return
+	}
+	for _, t := range b.targets {
+		rs.failFile(t.file, fmt.Errorf("data blob %v: %w", b.id.Str(), cause))
+		rs.doneWrite(t.file, nil)
+	}
+}
+
+func (rs *restorer) loadCopy(ctx context.Context, loc repo.PackedBlob, want uint32, w *dataWorker) ([]byte, error) {
+	h := repo.Handle{Type: repo.PackFile, Name: loc.Pack.String()}
+	rd, err := rs.repo.Backend().Load(ctx, h, int(loc.Length), int64(loc.Offset))
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	// Not through w.br: the range being streamed may still need it.
+	raw, err := readRaw(rd, loc, w)
+	if err != nil {
+		return nil, err
+	}
+	return rs.decode(loc, raw, want, w)
+}
+
+// writeBlob writes plain at every target. Targets of one file are adjacent
+// (they were appended file by file), so one descriptor serves them all.
+func (rs *restorer) writeBlob(b *blobJob, plain []byte) {
+	zero := isZero(plain)
+	for i := 0; i < len(b.targets); {
+		fj := b.targets[i].file
+		j := i
+		for j < len(b.targets) && b.targets[j].file == fj {
+			j++
+		}
+		rs.writeFile(fj, b.targets[i:j], plain, zero)
+		i = j
+	}
+}
+
+func (rs *restorer) writeFile(fj *fileJob, targets []blobTarget, plain []byte, zero bool) {
+	var f *os.File
+	var err error
+	if !fj.bad.Load() {
+		f, err = rs.openFile(fj)
+		if err != nil {
+			rs.failFile(fj, err)
+		}
+	}
+	for k, t := range targets {
+		if f != nil && !fj.bad.Load() {
+			// All-zero blobs stay holes in the new file; the final
+			// truncate gives it its size should they come last.
+			if zero {
+				fj.sparse.Store(true)
+			} else if _, err := f.WriteAt(plain, t.off); err != nil {
+				rs.failFile(fj, err)
+			}
+			rs.prog.Bytes.Add(uint64(len(plain)))
+		}
+		if k == len(targets)-1 {
+			rs.doneWrite(fj, f) // closes f
+		} else {
+			rs.doneWrite(fj, nil)
+		}
+	}
+}
+
+// openFile creates the file on its first write, or opens it again.
+func (rs *restorer) openFile(fj *fileJob) (*os.File, error) {
+	fj.mu.Lock()
+	defer fj.mu.Unlock()
+	if fj.created {
+		return rs.reopen(fj, unix.O_WRONLY)
+	}
+	return rs.createFile(fj)
+}
+
+// doneWrite counts one write of fj as done (or given up). The write that
+// completes the file sets its metadata through f. f, if any, is closed.
+func (rs *restorer) doneWrite(fj *fileJob, f *os.File) {
+	last := fj.remaining.Add(-1) == 0
+	if last && !fj.bad.Load() {
+		var err error
+		if f == nil {
+			f, err = rs.reopen(fj, unix.O_WRONLY)
+		}
+		if err == nil && fj.sparse.Load() {
+			err = f.Truncate(fj.size)
+		}
+		if err == nil {
+			err = applyFdMeta(int(f.Fd()), f.Name(), fj.node)
+		}
+		if err != nil {
+			rs.failFile(fj, err)
+		} else {
+			rs.prog.Files.Add(1)
+			rs.prog.SetCurrent(fj.snap)
+		}
+	}
+	if f != nil {
+		if err := f.Close(); err != nil && !fj.bad.Load() {
+			rs.failFile(fj, err)
+		}
+	}
+}
+
+var zeroBuf = make([]byte, 64<<10)
+
+func isZero(b []byte) bool {
+	for len(b) > 0 {
+		n := min(len(b), len(zeroBuf))
+		if !bytes.Equal(b[:n], zeroBuf[:n]) {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}
