@@ -22,8 +22,6 @@ import (
 	"github.com/cairn-backup/cairn/snapshot"
 )
 
-// Reading backups back: listing, describing, logs, download, delete.
-
 // BackupEntry is a backup in the repository: a snapshot tagged
 // backup=<name>.
 type BackupEntry struct {
