@@ -16,6 +16,7 @@ import (
 	"github.com/cairn-backup/cairn/k8s/kube"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/tests/cluster"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -47,7 +48,7 @@ func btRepo(t testing.TB) (*repo.Repository, string) {
 
 func btClients(t *testing.T, qps float32) *kube.Clients {
 	t.Helper()
-	c := needCluster(t)
+	c := cluster.NeedShared(t)
 	cl, err := kube.Connect(kube.ClientOptions{Kubeconfig: c.Kubeconfig, QPS: qps, Burst: int(2 * qps)})
 	if err != nil {
 		t.Fatal(err)

@@ -336,7 +336,7 @@ func ktWantToken(t *testing.T, cl *kube.Clients, ns string, backed ktBacked) {
 // ktStartCluster starts another control plane for the test.
 func ktStartCluster(t *testing.T) *kube.Clients {
 	t.Helper()
-	needCluster(t)
+	cluster.NeedShared(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c, err := cluster.Start(ctx, cluster.Options{Dir: t.TempDir()})

@@ -7,13 +7,7 @@ import (
 	"github.com/cairn-backup/cairn/tests/cluster"
 )
 
+// TestMain starts one control plane for all the package's tests.
 func TestMain(m *testing.M) {
 	os.Exit(cluster.RunShared(m, "k8s/restore"))
-}
-
-// needCluster is the package's shared control plane; it skips t when none
-// runs.
-func needCluster(t *testing.T) *cluster.Cluster {
-	t.Helper()
-	return cluster.NeedShared(t)
 }

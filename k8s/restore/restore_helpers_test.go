@@ -16,6 +16,7 @@ import (
 	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/tests/cluster"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -43,7 +44,7 @@ func rtRepo(t testing.TB) *repo.Repository {
 
 func rtConnect(t testing.TB) *kube.Clients {
 	t.Helper()
-	c := needCluster(t.(*testing.T))
+	c := cluster.NeedShared(t)
 	cl, err := kube.Connect(kube.ClientOptions{Kubeconfig: c.Kubeconfig, QPS: 1000, Burst: 2000})
 	if err != nil {
 		t.Fatal(err)
