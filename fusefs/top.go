@@ -6,6 +6,7 @@ import (
 	"slices"
 	"syscall"
 
+	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/snapshot"
 )
 
@@ -92,7 +93,7 @@ func (f *FS) k8sOf(ctx context.Context, sn *snapshot.Snapshot) (*k8sInfo, error)
 		return info, nil
 	}
 	info = &k8sInfo{resources: map[string]*snapshot.Node{}, volumes: map[string]*snapshot.Node{}}
-	for dir, into := range map[string]map[string]*snapshot.Node{"/resources/namespaces": info.resources, "/volumes": info.volumes} {
+	for dir, into := range map[string]map[string]*snapshot.Node{layout.NamespaceResourcesPath: info.resources, layout.VolumesPath: info.volumes} {
 		n, err := snapshot.FindNode(ctx, f.loader, *sn.Tree, dir)
 		if errors.Is(err, snapshot.ErrPathNotFound) {
 			continue
@@ -172,10 +173,10 @@ func (f *FS) namespaceEntries(ctx context.Context, ns string) ([]ventry, syscall
 		}
 		var sub []ventry
 		if n := info.resources[ns]; n != nil {
-			sub = append(sub, ventry{name: "resources", kind: kindTree, node: n, ident: b.sn.ID.String() + "/resources/namespaces/" + ns})
+			sub = append(sub, ventry{name: "resources", kind: kindTree, node: n, ident: b.sn.ID.String() + layout.NamespaceResourcesPath + "/" + ns})
 		}
 		if n := info.volumes[ns]; n != nil {
-			sub = append(sub, ventry{name: "pods", kind: kindTree, node: n, ident: b.sn.ID.String() + "/volumes/" + ns})
+			sub = append(sub, ventry{name: "pods", kind: kindTree, node: n, ident: b.sn.ID.String() + layout.VolumesPath + "/" + ns})
 		}
 		out = append(out, ventry{name: b.name, kind: kindVirt, ident: b.sn.ID.String(),
 			list: func(context.Context) ([]ventry, syscall.Errno) { return sub, 0 }})

@@ -6,14 +6,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/snapshot"
 )
 
 // TimeFormat names snapshot directories (in local time), as restic does.
 const TimeFormat = "2006-01-02T15:04:05Z07:00"
-
-// BackupTagPrefix marks Kubernetes backup snapshots: tag "backup=<name>".
-const BackupTagPrefix = "backup="
 
 // view is the snapshot-derived part of the file system: which names the
 // top-level directories hold. It is rebuilt whenever the snapshot list
@@ -96,7 +94,7 @@ func buildView(sns []*snapshot.Snapshot) *view {
 // backupName is the name from a snapshot's "backup=<name>" tag, or "".
 func backupName(sn *snapshot.Snapshot) string {
 	for _, t := range sn.Tags {
-		if name, ok := strings.CutPrefix(t, BackupTagPrefix); ok && usableName(name) {
+		if name, ok := strings.CutPrefix(t, layout.TagBackup); ok && usableName(name) {
 			return name
 		}
 	}

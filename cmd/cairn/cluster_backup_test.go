@@ -14,12 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairn-backup/cairn/k8s"
+	"github.com/cairn-backup/cairn/k8s/catalog"
 	"github.com/cairn-backup/cairn/tests/cluster"
 )
 
 // secretSize is the size of shop/pw's manifest, when listed (must be > 0).
-func secretSize(items []k8s.BackupItem) uint64 {
+func secretSize(items []catalog.BackupItem) uint64 {
 	for _, it := range items {
 		if it.Resource == "secrets" && it.Name == "pw" && it.Size > 0 {
 			return it.Size
@@ -152,7 +152,7 @@ spec:
 		t.Fatal(err)
 	}
 	if d.BackupInfo == nil || d.Phase != "Completed" || d.Spec.IncludeNamespaces[0] != "shop" || d.Bytes == 0 ||
-		!slices.Contains(d.Resources, k8s.BackupItem{Resource: "secrets", Namespace: "shop", Name: "pw", Size: secretSize(d.Resources)}) {
+		!slices.Contains(d.Resources, catalog.BackupItem{Resource: "secrets", Namespace: "shop", Name: "pw", Size: secretSize(d.Resources)}) {
 		t.Errorf("describe --json: %+v", d)
 	}
 	text := e.ok(cl("describe", "shop", "--details")...).stdout

@@ -10,7 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairn-backup/cairn/k8s"
+	"github.com/cairn-backup/cairn/k8s/kube"
+	"github.com/cairn-backup/cairn/k8s/layout"
+	"github.com/cairn-backup/cairn/k8s/restore"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/snapshot/archiver"
@@ -59,7 +61,7 @@ func crWriteBackup(t *testing.T, e *testEnv, name string, files map[string][]byt
 	if err := r.LoadIndex(ctx); err != nil {
 		t.Fatal(err)
 	}
-	a := archiver.NewArchiver(r, archiver.ArchiveOptions{Tags: []string{k8s.TagBackup + name}, Hostname: "cairn-test"})
+	a := archiver.NewArchiver(r, archiver.ArchiveOptions{Tags: []string{layout.TagBackup + name}, Hostname: "cairn-test"})
 	// Manifests are at depth 4 or 5; build the trees bottom-up by directory.
 	dirs := map[string][]*snapshot.Node{}
 	var add func(dir string, n *snapshot.Node)
@@ -104,12 +106,12 @@ func crManifest(t *testing.T, gr schema.GroupResource, o *unstructured.Unstructu
 	if err != nil {
 		t.Fatal(err)
 	}
-	return k8s.ManifestPath(o.GetNamespace(), gr.Resource, gr.Group, o.GetName()), buf
+	return layout.ManifestPath(o.GetNamespace(), gr.Resource, gr.Group, o.GetName()), buf
 }
 
-func crRestoreJSON(t *testing.T, res result) *k8s.RestoreResult {
+func crRestoreJSON(t *testing.T, res result) *restore.RestoreResult {
 	t.Helper()
-	var out k8s.RestoreResult
+	var out restore.RestoreResult
 	if err := json.Unmarshal([]byte(res.stdout), &out); err != nil {
 		t.Fatalf("restore --json output does not parse: %v\n%s", err, res.stdout)
 	}
@@ -120,7 +122,7 @@ func TestClusterRestoreCLI(t *testing.T) {
 	c := crStartCluster(t)
 	e := newInitEnv(t)
 	ctx := context.Background()
-	cl, err := k8s.Connect(k8s.ClientOptions{Kubeconfig: c.Kubeconfig})
+	cl, err := kube.Connect(kube.ClientOptions{Kubeconfig: c.Kubeconfig})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,16 +151,16 @@ func TestClusterRestoreCLI(t *testing.T) {
 	// --json: the full result, exit 0.
 	res := e.ok("cluster", "restore", "cli-app", kc, "--json", "--namespace-mappings", "cli-app:cli-copy", "--restore-name", "copy1")
 	out := crRestoreJSON(t, res)
-	if out.Phase != k8s.PhaseCompleted || out.Name != "copy1" || out.Backup != "cli-app" || len(out.Items) != 3 {
+	if out.Phase != layout.PhaseCompleted || out.Name != "copy1" || out.Backup != "cli-app" || len(out.Items) != 3 {
 		t.Fatalf("restore result: %+v", out)
 	}
 	for _, it := range out.Items {
-		if it.Action != k8s.ActionCreated || (it.Resource != "namespaces" && it.Namespace != "cli-copy") {
+		if it.Action != restore.ActionCreated || (it.Resource != "namespaces" && it.Namespace != "cli-copy") {
 			t.Errorf("item %+v", it)
 		}
 	}
 	got, err := cl.Dynamic.Resource(cmGVR).Namespace("cli-copy").Get(ctx, "b", metav1.GetOptions{})
-	if err != nil || got.GetLabels()[k8s.LabelRestoreName] != "copy1" {
+	if err != nil || got.GetLabels()[layout.LabelRestoreName] != "copy1" {
 		t.Fatalf("restored configmap: %v %v", got, err)
 	}
 
@@ -184,7 +186,7 @@ func TestClusterRestoreCLI(t *testing.T) {
 	for k, v := range files {
 		bad[k] = v
 	}
-	bad[k8s.ManifestPath("cli-app", "configmaps", "", "broken")] = []byte("data: [")
+	bad[layout.ManifestPath("cli-app", "configmaps", "", "broken")] = []byte("data: [")
 	crWriteBackup(t, e, "cli-bad", bad)
 	res = e.run("cluster", "restore", "cli-bad", kc, "--namespace-mappings=cli-app:cli-bad")
 	e.fails(exitPartial, res, "partially failed", "1 object could not be restored")
@@ -193,17 +195,17 @@ func TestClusterRestoreCLI(t *testing.T) {
 	}
 
 	// Nothing restorable: phase Failed, exit 1, JSON still printed.
-	crWriteBackup(t, e, "cli-worse", map[string][]byte{k8s.ManifestPath("x", "configmaps", "", "broken"): []byte("{")})
+	crWriteBackup(t, e, "cli-worse", map[string][]byte{layout.ManifestPath("x", "configmaps", "", "broken"): []byte("{")})
 	res = e.run("cluster", "restore", "cli-worse", kc, "--json")
 	e.fails(exitFailure, res, "restore cli-worse-", "failed", "broken")
-	if out := crRestoreJSON(t, res); out.Phase != k8s.PhaseFailed || out.Items[0].Action != k8s.ActionFailed {
+	if out := crRestoreJSON(t, res); out.Phase != layout.PhaseFailed || out.Items[0].Action != restore.ActionFailed {
 		t.Errorf("result %+v", out)
 	}
 
 	// By snapshot ID; a snapshot that is not a cluster backup is refused.
 	id := e.snapshots("--tag", "backup=cli-app")[0]["short_id"].(string)
 	res = e.ok("cluster", "restore", id, kc, "--dry-run", "--json")
-	if out := crRestoreJSON(t, res); out.Backup != "cli-app" || !out.DryRun || out.Phase != k8s.PhaseCompleted {
+	if out := crRestoreJSON(t, res); out.Backup != "cli-app" || !out.DryRun || out.Phase != layout.PhaseCompleted {
 		t.Errorf("restore by ID: %+v", out)
 	}
 	e.ok("backup", e.makeData())

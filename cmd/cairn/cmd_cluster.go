@@ -1,7 +1,7 @@
 package main
 
 import (
-	"github.com/cairn-backup/cairn/k8s"
+	"github.com/cairn-backup/cairn/k8s/kube"
 	"github.com/spf13/cobra"
 )
 
@@ -14,8 +14,8 @@ type clusterOptions struct {
 	burst      int
 }
 
-func (o *clusterOptions) connect() (*k8s.Clients, error) {
-	return k8s.Connect(k8s.ClientOptions{Kubeconfig: o.kubeconfig, Context: o.context, QPS: o.qps, Burst: o.burst})
+func (o *clusterOptions) connect() (*kube.Clients, error) {
+	return kube.Connect(kube.ClientOptions{Kubeconfig: o.kubeconfig, Context: o.context, QPS: o.qps, Burst: o.burst})
 }
 
 // clusterSubcommands are added by the files that implement them (backup,

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cairn-backup/cairn/k8s"
+	"github.com/cairn-backup/cairn/k8s/backup"
+	"github.com/cairn-backup/cairn/k8s/catalog"
+	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/spf13/cobra"
 )
@@ -96,14 +98,14 @@ func runClusterBackup(cmd *cobra.Command, g *globalOptions, co *clusterOptions, 
 	if !f.wait {
 		return errors.New("--wait=false is not supported: cairn backs up synchronously (run it in the background, or use a schedule)")
 	}
-	if err := k8s.ValidateBackupName(name); err != nil {
+	if err := backup.ValidateBackupName(name); err != nil {
 		return err
 	}
-	ttl, err := k8s.ParseTTL(f.ttl)
+	ttl, err := backup.ParseTTL(f.ttl)
 	if err != nil {
 		return fmt.Errorf("--ttl: %w", err)
 	}
-	spec := k8s.BackupSpec{
+	spec := layout.BackupSpec{
 		IncludeNamespaces: f.includeNamespaces, ExcludeNamespaces: f.excludeNamespaces,
 		IncludeResources: f.includeResources, ExcludeResources: f.excludeResources,
 		Selector: f.selector, OrSelectors: f.orSelectors,
@@ -125,13 +127,13 @@ func runClusterBackup(cmd *cobra.Command, g *globalOptions, co *clusterOptions, 
 		return err
 	}
 	progress := &snapshot.Progress{}
-	opts := k8s.BackupOptions{
+	opts := backup.BackupOptions{
 		Name: name, Cluster: f.clusterName, Spec: spec, TTL: ttl,
 		CairnVersion: version, Progress: progress,
 		Log: func(line string) { g.verbosef(1, "%s\n", line) },
 	}
 	stop := g.startProgress(progress, "objects")
-	res, err := k8s.Backup(ctx, cl, r, opts)
+	res, err := backup.Backup(ctx, cl, r, opts)
 	stop()
 	if err != nil {
 		return err
@@ -139,7 +141,7 @@ func runClusterBackup(cmd *cobra.Command, g *globalOptions, co *clusterOptions, 
 	return reportClusterBackup(g, res)
 }
 
-func reportClusterBackup(g *globalOptions, res *k8s.BackupResult) error {
+func reportClusterBackup(g *globalOptions, res *backup.BackupResult) error {
 	info, sn := res.Info, res.Snapshot
 	if g.json {
 		out := clusterBackupJSON{
@@ -175,7 +177,7 @@ func reportClusterBackup(g *globalOptions, res *k8s.BackupResult) error {
 		}
 		g.printf("snapshot %s saved; %s\n", sn.ID.Str(), exp)
 	}
-	if info.Phase != k8s.PhaseCompleted {
+	if info.Phase != layout.PhaseCompleted {
 		return &exitError{code: exitPartial, err: fmt.Errorf(
 			"backup %s saved as snapshot %s, but only in part (%s, %s): some objects are missing; `cairn cluster logs %s` tells more",
 			info.Name, sn.ID.Str(), info.Phase, plural(len(info.Errors), "error"), info.Name)}
@@ -201,7 +203,7 @@ func openBackup(ctx context.Context, g *globalOptions, name string) (*backupHand
 		r.Close()
 		return nil, err
 	}
-	e, err := k8s.FindBackupEntry(ctx, r, name)
+	e, err := catalog.FindBackupEntry(ctx, r, name)
 	if err != nil {
 		r.Close()
 		return nil, err

@@ -11,7 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cairn-backup/cairn/k8s"
+	"github.com/cairn-backup/cairn/k8s/catalog"
+	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/spf13/cobra"
 )
@@ -19,7 +20,7 @@ import (
 // backupHandle is an open repository and one backup in it.
 type backupHandle struct {
 	r     *repo.Repository
-	entry *k8s.BackupEntry
+	entry *catalog.BackupEntry
 }
 
 // backupListJSON is one row of `cluster backups --json`.
@@ -55,11 +56,11 @@ func newClusterBackupsCmd(g *globalOptions, _ *clusterOptions) *cobra.Command {
 			if err := r.LoadIndex(ctx); err != nil {
 				return err
 			}
-			entries, err := k8s.ListBackups(ctx, r, func(err error) { g.warnf("warning: %v\n", err) })
+			entries, err := catalog.ListBackups(ctx, r, func(err error) { g.warnf("warning: %v\n", err) })
 			if err != nil {
 				return err
 			}
-			k8s.LoadBackupInfos(ctx, r, entries)
+			catalog.LoadBackupInfos(ctx, r, entries)
 			rows := make([]backupListJSON, 0, len(entries))
 			for _, e := range entries {
 				rows = append(rows, backupRow(e))
@@ -73,7 +74,7 @@ func newClusterBackupsCmd(g *globalOptions, _ *clusterOptions) *cobra.Command {
 	}
 }
 
-func backupRow(e *k8s.BackupEntry) backupListJSON {
+func backupRow(e *catalog.BackupEntry) backupListJSON {
 	sn := e.Snapshot
 	row := backupListJSON{Name: e.Name, SnapshotID: sn.ID.String(), ShortID: sn.ID.Str(), Cluster: sn.Hostname,
 		Schedule: e.Schedule, Time: sn.Time, Expires: e.Expires, Phase: "Unknown"}
@@ -124,11 +125,11 @@ func expiresIn(exp *time.Time, now time.Time) string {
 
 // backupDescribeJSON is `cluster describe --json`.
 type backupDescribeJSON struct {
-	*k8s.BackupInfo
-	SnapshotID string           `json:"snapshot_id"`
-	Schedule   string           `json:"schedule,omitempty"`
-	Bytes      uint64           `json:"bytes"` // manifests
-	Resources  []k8s.BackupItem `json:"resources,omitempty"`
+	*layout.BackupInfo
+	SnapshotID string               `json:"snapshot_id"`
+	Schedule   string               `json:"schedule,omitempty"`
+	Bytes      uint64               `json:"bytes"` // manifests
+	Resources  []catalog.BackupItem `json:"resources,omitempty"`
 }
 
 func newClusterDescribeCmd(g *globalOptions, _ *clusterOptions) *cobra.Command {
@@ -145,11 +146,11 @@ func newClusterDescribeCmd(g *globalOptions, _ *clusterOptions) *cobra.Command {
 			}
 			defer b.r.Close()
 			sn := b.entry.Snapshot
-			info, err := k8s.ReadBackupInfo(ctx, b.r, sn)
+			info, err := catalog.ReadBackupInfo(ctx, b.r, sn)
 			if err != nil {
 				return err
 			}
-			items, err := k8s.ListBackupItems(ctx, b.r, sn)
+			items, err := catalog.ListBackupItems(ctx, b.r, sn)
 			if err != nil {
 				return err
 			}
@@ -171,7 +172,7 @@ func newClusterDescribeCmd(g *globalOptions, _ *clusterOptions) *cobra.Command {
 	return cmd
 }
 
-func printBackupDescription(g *globalOptions, d *backupDescribeJSON, items []k8s.BackupItem, details bool) {
+func printBackupDescription(g *globalOptions, d *backupDescribeJSON, items []catalog.BackupItem, details bool) {
 	i := d.BackupInfo
 	or := func(s []string, none string) string {
 		if len(s) == 0 {
@@ -262,7 +263,7 @@ func newClusterLogsCmd(g *globalOptions, _ *clusterOptions) *cobra.Command {
 			defer b.r.Close()
 			g.outMu.Lock()
 			defer g.outMu.Unlock()
-			return k8s.WriteBackupLog(ctx, b.r, b.entry.Snapshot, g.env.stdout)
+			return catalog.WriteBackupLog(ctx, b.r, b.entry.Snapshot, g.env.stdout)
 		},
 	}
 }
@@ -291,7 +292,7 @@ output).`,
 			dl := &damageLog{g: g}
 			if output == "-" {
 				// Not under outMu: the warnings take it; nothing else writes stdout now.
-				return dl.result(k8s.WriteResourcesArchive(ctx, b.r, b.entry.Snapshot, g.env.stdout, dl.damaged))
+				return dl.result(catalog.WriteResourcesArchive(ctx, b.r, b.entry.Snapshot, g.env.stdout, dl.damaged))
 			}
 			if output == "" {
 				output = b.entry.Name + "-data.tar.gz"
@@ -306,7 +307,7 @@ output).`,
 			}
 			defer os.Remove(tmp.Name()) // after the rename: a no-op
 			w := bufio.NewWriterSize(tmp, 1<<20)
-			err = k8s.WriteResourcesArchive(ctx, b.r, b.entry.Snapshot, w, dl.damaged)
+			err = catalog.WriteResourcesArchive(ctx, b.r, b.entry.Snapshot, w, dl.damaged)
 			if err == nil {
 				err = w.Flush()
 			}
@@ -360,7 +361,7 @@ stays in the repository until a prune: give --prune, or run ` + "`cairn prune`" 
 			}
 			defer unlock()
 			sn := b.entry.Snapshot
-			if err := k8s.DeleteBackup(ctx, b.r, sn); err != nil {
+			if err := catalog.DeleteBackup(ctx, b.r, sn); err != nil {
 				return err
 			}
 			g.printf("backup %s deleted (snapshot %s removed)\n", b.entry.Name, sn.ID.Str())

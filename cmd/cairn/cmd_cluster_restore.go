@@ -8,7 +8,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/cairn-backup/cairn/k8s"
+	"github.com/cairn-backup/cairn/k8s/catalog"
+	"github.com/cairn-backup/cairn/k8s/layout"
+	"github.com/cairn-backup/cairn/k8s/restore"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/spf13/cobra"
 )
@@ -77,7 +79,7 @@ per second); raise it for large restores. The exit code is 0 when every object w
 	fs.StringArrayVar(&f.nsMaps, "namespace-mappings", nil, "restore namespaces under new names (`old:new`,...)")
 	fs.StringArrayVar(&f.scMaps, "storage-class-mappings", nil, "replace storage classes of volumes and claims (`old:new`,...)")
 	fs.StringArrayVar(&f.imgMap, "image-repository-mappings", nil, "replace image registry/repository `prefixes` (old/prefix:new/prefix,...)")
-	fs.StringVar(&f.existing, "existing-resource-policy", k8s.ExistingNone, "`policy` for objects that exist: none (leave and report them) or update")
+	fs.StringVar(&f.existing, "existing-resource-policy", restore.ExistingNone, "`policy` for objects that exist: none (leave and report them) or update")
 	fs.BoolVar(&f.preserveNodePorts, "preserve-nodeports", false, "keep the node ports of services (default: the cluster allocates new ones)")
 	fs.StringSliceVar(&f.restoreStatus, "restore-status", nil, "restore the status of these `resources` too")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "change nothing: let the API server validate and print what would be done")
@@ -87,8 +89,8 @@ per second); raise it for large restores. The exit code is 0 when every object w
 
 // restoreOptions turns the flags into library options; mistakes are
 // reported before anything is opened.
-func (f *clusterRestoreFlags) restoreOptions(inc *bool) (k8s.RestoreOptions, error) {
-	o := k8s.RestoreOptions{
+func (f *clusterRestoreFlags) restoreOptions(inc *bool) (restore.RestoreOptions, error) {
+	o := restore.RestoreOptions{
 		Name: f.name, IncludeNamespaces: f.includeNS, ExcludeNamespaces: f.excludeNS,
 		IncludeResources: f.includeRes, ExcludeResources: f.excludeRes,
 		Selector: f.selector, OrSelectors: f.orSelectors, IncludeClusterResources: inc,
@@ -96,17 +98,17 @@ func (f *clusterRestoreFlags) restoreOptions(inc *bool) (k8s.RestoreOptions, err
 		RestoreStatus: f.restoreStatus, DryRun: f.dryRun, Workers: f.workers,
 	}
 	var err error
-	if o.NamespaceMappings, err = k8s.ParseMappings("namespace-mappings", f.nsMaps); err != nil {
+	if o.NamespaceMappings, err = restore.ParseMappings("namespace-mappings", f.nsMaps); err != nil {
 		return o, err
 	}
-	if o.StorageClassMappings, err = k8s.ParseMappings("storage-class-mappings", f.scMaps); err != nil {
+	if o.StorageClassMappings, err = restore.ParseMappings("storage-class-mappings", f.scMaps); err != nil {
 		return o, err
 	}
-	if o.ImageMappings, err = k8s.ParseImageMappings(f.imgMap); err != nil {
+	if o.ImageMappings, err = restore.ParseImageMappings(f.imgMap); err != nil {
 		return o, err
 	}
-	if f.existing != k8s.ExistingNone && f.existing != k8s.ExistingUpdate {
-		return o, fmt.Errorf("--existing-resource-policy %q: use %s or %s", f.existing, k8s.ExistingNone, k8s.ExistingUpdate)
+	if f.existing != restore.ExistingNone && f.existing != restore.ExistingUpdate {
+		return o, fmt.Errorf("--existing-resource-policy %q: use %s or %s", f.existing, restore.ExistingNone, restore.ExistingUpdate)
 	}
 	if f.workers < 1 || f.workers > 64 {
 		return o, fmt.Errorf("--workers %d is out of range: use 1 to 64", f.workers)
@@ -124,14 +126,14 @@ func runClusterRestore(ctx context.Context, g *globalOptions, co *clusterOptions
 		return err
 	}
 	defer release()
-	sn, err := k8s.ResolveBackup(ctx, r, spec)
+	sn, err := catalog.ResolveBackup(ctx, r, spec)
 	if err != nil {
 		return err
 	}
 	if err := r.LoadIndex(ctx); err != nil {
 		return err
 	}
-	src, err := k8s.OpenBackupSource(ctx, r, sn)
+	src, err := restore.OpenBackupSource(ctx, r, sn)
 	if err != nil {
 		return err
 	}
@@ -139,9 +141,9 @@ func runClusterRestore(ctx context.Context, g *globalOptions, co *clusterOptions
 	if err != nil {
 		return err
 	}
-	backup := k8s.BackupName(sn, src.Info)
+	backup := catalog.BackupName(sn, src.Info)
 	if opts.Name == "" {
-		opts.Name = k8s.DefaultRestoreName(backup, time.Now())
+		opts.Name = restore.DefaultRestoreName(backup, time.Now())
 	}
 	from := sn.Hostname
 	if src.Info != nil && src.Info.Cluster != "" {
@@ -155,16 +157,16 @@ func runClusterRestore(ctx context.Context, g *globalOptions, co *clusterOptions
 		backup, sn.ID.Str(), from, sn.Time.Local().Format("2006-01-02 15:04:05"), cl.Cluster, opts.Name, dry)
 
 	progress := &snapshot.Progress{}
-	opts.OnItem = func(it k8s.ItemResult) {
+	opts.OnItem = func(it restore.ItemResult) {
 		progress.Files.Add(1)
 		progress.SetCurrent(it.Resource + " " + itemPath(it))
-		if it.Action == k8s.ActionFailed {
+		if it.Action == restore.ActionFailed {
 			progress.Errors.Add(1)
 		}
 		g.verbosef(1, "%-14s %s %s%s\n", it.Action, it.Resource, itemPath(it), reasonSuffix(it.Reason))
 	}
 	stop := g.startProgress(progress, "objects")
-	res, err := k8s.RestoreFrom(ctx, src, cl, opts)
+	res, err := restore.RestoreFrom(ctx, src, cl, opts)
 	stop()
 	if res == nil {
 		return err
@@ -183,12 +185,12 @@ func runClusterRestore(ctx context.Context, g *globalOptions, co *clusterOptions
 }
 
 // restorePhaseError maps the phase to the exit code.
-func restorePhaseError(res *k8s.RestoreResult) error {
-	failed := res.Total(k8s.ActionFailed)
+func restorePhaseError(res *restore.RestoreResult) error {
+	failed := res.Total(restore.ActionFailed)
 	switch res.Phase {
-	case k8s.PhaseCompleted:
+	case layout.PhaseCompleted:
 		return nil
-	case k8s.PhasePartiallyFailed:
+	case layout.PhasePartiallyFailed:
 		return &exitError{code: exitPartial, err: fmt.Errorf("restore %s partially failed: %s could not be restored (see the list of failed objects)",
 			res.Name, plural(failed, "object"))}
 	default:
@@ -203,7 +205,7 @@ func restorePhaseError(res *k8s.RestoreResult) error {
 	}
 }
 
-func itemPath(it k8s.ItemResult) string {
+func itemPath(it restore.ItemResult) string {
 	if it.Namespace == "" {
 		return it.Name
 	}
@@ -219,25 +221,25 @@ func reasonSuffix(r string) string {
 
 // restoreColumns are the actions shown as table columns.
 var restoreColumns = []struct{ action, title string }{
-	{k8s.ActionCreated, "Created"},
-	{k8s.ActionUpdated, "Updated"},
-	{k8s.ActionSkippedExists, "Existed"},
-	{k8s.ActionFailed, "Failed"},
+	{restore.ActionCreated, "Created"},
+	{restore.ActionUpdated, "Updated"},
+	{restore.ActionSkippedExists, "Existed"},
+	{restore.ActionFailed, "Failed"},
 }
 
 // restoreTable is the summary: one row per resource with listed items.
-func restoreTable(res *k8s.RestoreResult) (header []string, rows [][]string) {
+func restoreTable(res *restore.RestoreResult) (header []string, rows [][]string) {
 	header = []string{"Resource"}
 	for _, c := range restoreColumns {
 		header = append(header, c.title)
 	}
 	var resources []string
 	for r, counts := range res.Counts {
-		if len(counts) > 1 || counts[k8s.ActionSkipped] == 0 {
+		if len(counts) > 1 || counts[restore.ActionSkipped] == 0 {
 			resources = append(resources, r)
 		}
 	}
-	slices.SortFunc(resources, k8s.CompareRestoreOrder)
+	slices.SortFunc(resources, restore.CompareRestoreOrder)
 	for _, r := range resources {
 		row := []string{r}
 		for _, c := range restoreColumns {
@@ -248,7 +250,7 @@ func restoreTable(res *k8s.RestoreResult) (header []string, rows [][]string) {
 	return header, rows
 }
 
-func printRestoreSummary(g *globalOptions, res *k8s.RestoreResult) {
+func printRestoreSummary(g *globalOptions, res *restore.RestoreResult) {
 	if g.quiet {
 		return
 	}
@@ -257,12 +259,12 @@ func printRestoreSummary(g *globalOptions, res *k8s.RestoreResult) {
 		printTable(g, header, rows)
 	}
 	g.printf("%d created, %d updated, %d existed, %d failed; %d skipped (filtered out or never restored) in %s\n",
-		res.Total(k8s.ActionCreated), res.Total(k8s.ActionUpdated), res.Total(k8s.ActionSkippedExists),
-		res.Total(k8s.ActionFailed), res.Skipped, formatDuration(res.End.Sub(res.Start)))
-	if n := res.Total(k8s.ActionFailed); n > 0 {
+		res.Total(restore.ActionCreated), res.Total(restore.ActionUpdated), res.Total(restore.ActionSkippedExists),
+		res.Total(restore.ActionFailed), res.Skipped, formatDuration(res.End.Sub(res.Start)))
+	if n := res.Total(restore.ActionFailed); n > 0 {
 		g.printf("failed:\n")
 		for _, it := range res.Items {
-			if it.Action == k8s.ActionFailed {
+			if it.Action == restore.ActionFailed {
 				g.printf("  %s %s: %s\n", it.Resource, itemPath(it), it.Reason)
 			}
 		}
