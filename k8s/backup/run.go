@@ -128,6 +128,11 @@ func (b *backupRun) runTask(ctx context.Context, t task, jobs chan<- saveJob) {
 	b.prog.SetCurrent(fmt.Sprintf("%d/%d resources", done, b.tasksTotal))
 	switch {
 	case ctx.Err() != nil:
+	case apierrors.IsNotFound(err) && n == 0:
+		// Discovery listed the resource, but it is no longer served: its
+		// CRD or APIService was deleted meanwhile. There is nothing left
+		// to back up, which is not a failure of the backup.
+		b.log.logf("%s: no longer served (deleted during the backup): nothing to back up (%s)", where, since(start))
 	case err != nil:
 		b.log.errorf("list %s: %v", where, err)
 	case excluded > 0:
