@@ -32,16 +32,11 @@ and verifies all pack files; --read-data-subset reads a part of them: "n/m"
 					return err
 				}
 			}
-			r, err := g.openRepo(ctx)
+			r, release, err := g.openLocked(ctx, false)
 			if err != nil {
 				return err
 			}
-			defer r.Close()
-			unlock, err := g.lock(ctx, r, false)
-			if err != nil {
-				return err
-			}
-			defer unlock()
+			defer release()
 
 			var errs, warns atomic.Int64
 			report := func(sev checker.Severity, msg string) {

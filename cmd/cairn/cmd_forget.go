@@ -141,16 +141,11 @@ func runForget(ctx context.Context, g *globalOptions, f *forgetFlags, args []str
 			return err
 		}
 	}
-	r, err := g.openRepo(ctx)
+	r, release, err := g.openLocked(ctx, !f.dryRun)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	unlock, err := g.lock(ctx, r, !f.dryRun)
-	if err != nil {
-		return err
-	}
-	defer unlock()
+	defer release()
 
 	filter := snapshot.Filter{Hosts: f.hosts, Tags: f.filter}
 	for _, p := range f.paths {

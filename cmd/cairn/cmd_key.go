@@ -115,16 +115,11 @@ func withWritableRepo(ctx context.Context, g *globalOptions, what string, exclus
 	if err := g.declareWrite(what, kind); err != nil {
 		return err
 	}
-	r, err := g.openRepo(ctx)
+	r, release, err := g.openLocked(ctx, exclusive)
 	if err != nil {
 		return err
 	}
-	defer r.Close()
-	unlock, err := g.lock(ctx, r, exclusive)
-	if err != nil {
-		return err
-	}
-	defer unlock()
+	defer release()
 	return fn(ctx, r)
 }
 

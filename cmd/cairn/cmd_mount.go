@@ -39,16 +39,11 @@ New snapshots appear without remounting.`,
 			if err := fusefs.CheckMountPoint(dir); err != nil {
 				return err
 			}
-			r, err := g.openRepo(ctx)
+			r, release, err := g.openLocked(ctx, false)
 			if err != nil {
 				return err
 			}
-			defer r.Close()
-			unlock, err := g.lock(ctx, r, false)
-			if err != nil {
-				return err
-			}
-			defer unlock()
+			defer release()
 			fsys, err := fusefs.New(ctx, r, fusefs.Options{Warn: func(err error) { g.warnf("warning: %v\n", err) }})
 			if err != nil {
 				return err

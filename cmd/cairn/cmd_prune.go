@@ -63,16 +63,11 @@ the same time.`,
 					return err
 				}
 			}
-			r, err := g.openRepo(ctx)
+			r, release, err := g.openLocked(ctx, !dryRun)
 			if err != nil {
 				return err
 			}
-			defer r.Close()
-			unlock, err := g.lock(ctx, r, !dryRun)
-			if err != nil {
-				return err
-			}
-			defer unlock()
+			defer release()
 			return runPrune(ctx, g, r, &f, dryRun, nil)
 		},
 	}

@@ -21,16 +21,11 @@ damaged. Packs whose header is damaged are reported and left out.`,
 			if err := g.declareWrite("repair index", exclusiveLock); err != nil {
 				return err
 			}
-			r, err := g.openRepo(ctx)
+			r, release, err := g.openLocked(ctx, true)
 			if err != nil {
 				return err
 			}
-			defer r.Close()
-			unlock, err := g.lock(ctx, r, true)
-			if err != nil {
-				return err
-			}
-			defer unlock()
+			defer release()
 			res, err := r.RebuildIndex(ctx, func(msg string) { g.warnf("warning: %s\n", msg) })
 			if err != nil {
 				return err
