@@ -3,6 +3,7 @@ package repo
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/cairn-backup/cairn/crypto"
@@ -56,9 +57,8 @@ func (r *Repository) LoadBlobInto(ctx context.Context, t BlobType, id ID, buf []
 func (r *Repository) loadCopy(ctx context.Context, pb PackedBlob, buf []byte) ([]byte, error) {
 	if pb.IsCompressed() {
 		// Decrypted in place in scratch space, decompressed into buf.
-		sp := getScratch(int(pb.Length))
-		defer putScratch(sp)
-		raw := (*sp)[:pb.Length]
+		raw := getScratch(int(pb.Length))[:pb.Length]
+		defer putScratch(raw)
 		if err := r.readPack(ctx, pb, raw); err != nil {
 			return nil, err
 		}
@@ -95,25 +95,52 @@ func (r *Repository) readPack(ctx context.Context, pb PackedBlob, raw []byte) er
 }
 
 // scratch holds the stored bytes of compressed blobs while they are
-// decrypted and decompressed, so that streaming a file does not allocate
-// one buffer per blob.
-var scratch sync.Pool // of *[]byte
-
-// maxScratch bounds the buffers kept for reuse: larger ones (big trees)
-// are rare and go to the garbage collector.
-const maxScratch = 16 << 20
-
-func getScratch(n int) *[]byte {
-	if p, ok := scratch.Get().(*[]byte); ok && cap(*p) >= n {
-		return p
-	}
-	const round = 64 << 10 // so that a buffer fits blobs of slightly different sizes
-	b := make([]byte, 0, (n+round-1)/round*round)
-	return &b
+// decrypted and decompressed, so that streaming a file does not fault in
+// a fresh buffer for every blob. Unlike a sync.Pool, it keeps its buffers
+// across garbage collections, up to scratchMax bytes.
+var scratch struct {
+	mu    sync.Mutex
+	bufs  [][]byte
+	bytes int
 }
 
-func putScratch(p *[]byte) {
-	if cap(*p) <= maxScratch {
-		scratch.Put(p)
+const scratchMax = 16 << 20
+
+// getScratch returns a buffer of capacity >= n: the smallest kept one
+// that fits, else a new one.
+func getScratch(n int) []byte {
+	scratch.mu.Lock()
+	best := -1
+	for i, b := range scratch.bufs {
+		if cap(b) >= n && (best < 0 || cap(b) < cap(scratch.bufs[best])) {
+			best = i
+		}
 	}
+	if best >= 0 {
+		b := scratch.bufs[best]
+		scratch.bufs = slices.Delete(scratch.bufs, best, best+1)
+		scratch.bytes -= cap(b)
+		scratch.mu.Unlock()
+		return b[:0]
+	}
+	scratch.mu.Unlock()
+	const round = 64 << 10 // so that a buffer fits blobs of slightly different sizes
+	return make([]byte, 0, (n+round-1)/round*round)
+}
+
+// putScratch keeps b for reuse, dropping the oldest kept buffers to stay
+// within the budget.
+func putScratch(b []byte) {
+	if cap(b) > scratchMax {
+		return
+	}
+	scratch.mu.Lock()
+	for scratch.bytes+cap(b) > scratchMax {
+		scratch.bytes -= cap(scratch.bufs[0])
+		scratch.bufs[0] = nil
+		scratch.bufs = scratch.bufs[1:]
+	}
+	scratch.bufs = append(scratch.bufs, b[:0])
+	scratch.bytes += cap(b)
+	scratch.mu.Unlock()
 }

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-backup/cairn/crypto"
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 )
 
@@ -20,27 +22,13 @@ import (
 // (stored uncompressed, decrypted in place) and text (stored compressed).
 // The repository's packs are in the page cache after the first run.
 // cpu-ns/op (user + system time of the process) varies less than ns/op on
-// a busy machine.
+// a busy machine. With BROWSE_BENCH_DIR set, the repositories are kept
+// there and reused, so that two builds compare on the same blobs (a new
+// repository has a new chunker polynomial, hence other blob sizes).
 func BenchmarkFileReader(b *testing.B) {
 	const size = 64 << 20
 	for _, kind := range []string{"random", "text"} {
-		r := brNewRepo(b)
-		src := b.TempDir()
-		p := filepath.Join(src, kind)
-		if kind == "random" {
-			brRandom(b, p, size, 7)
-		} else {
-			var text bytes.Buffer
-			rng := rand.New(rand.NewPCG(7, 7))
-			for text.Len() < size {
-				fmt.Fprintf(&text, "line %d of a compressible file: %x\n", text.Len(), rng.Uint32())
-			}
-			if err := os.WriteFile(p, text.Bytes(), 0o644); err != nil {
-				b.Fatal(err)
-			}
-		}
-		sn := brBackup(b, r, src, time.Time{})
-		node := brNode(b, snapshot.NewTreeLoader(r, 16), sn, p)
+		r, node := benchFile(b, kind, size)
 		ctx := context.Background()
 		b.Run(kind+"/WriteTo", func(b *testing.B) {
 			b.SetBytes(int64(node.Size))
@@ -91,4 +79,59 @@ func cpuTime(b *testing.B) int64 {
 		b.Fatal(err)
 	}
 	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// benchFile returns a repository holding one file of size bytes of kind
+// "random" or "text", and the file's node.
+func benchFile(b *testing.B, kind string, size int) (*repo.Repository, *snapshot.Node) {
+	b.Helper()
+	ctx := context.Background()
+	dir := os.Getenv("BROWSE_BENCH_DIR")
+	if dir == "" {
+		dir = b.TempDir()
+	}
+	dir = filepath.Join(dir, kind)
+	src := filepath.Join(dir, "src")
+	p := filepath.Join(src, kind)
+	if be, err := repo.OpenLocal(filepath.Join(dir, "repo")); err == nil {
+		if r, err := repo.Open(ctx, be, "browse-test", repo.Options{}); err == nil {
+			if err := r.LoadIndex(ctx); err != nil {
+				b.Fatal(err)
+			}
+			sn, err := snapshot.FindSnapshot(ctx, r, "latest", snapshot.Filter{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return r, brNode(b, snapshot.NewTreeLoader(r, 16), sn, p)
+		}
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if kind == "random" {
+		brRandom(b, p, size, 7)
+	} else {
+		var text bytes.Buffer
+		rng := rand.New(rand.NewPCG(7, 7))
+		for text.Len() < size {
+			fmt.Fprintf(&text, "line %d of a compressible file: %x\n", text.Len(), rng.Uint32())
+		}
+		if err := os.WriteFile(p, text.Bytes(), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	be, err := repo.CreateLocal(filepath.Join(dir, "repo"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := repo.Init(ctx, be, "browse-test", 2,
+		repo.Options{KDF: crypto.KDFParams{N: 1 << 10, R: 8, P: 1}, Compression: repo.CompressionAuto})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sn := brBackup(b, r, src, time.Time{})
+	return r, brNode(b, snapshot.NewTreeLoader(r, 16), sn, p)
 }
