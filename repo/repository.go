@@ -510,43 +510,6 @@ func (r *Repository) HasBlob(t BlobType, id ID) bool {
 // ErrBlobNotFound is returned for blobs the index does not know.
 var ErrBlobNotFound = errors.New("blob not found in index")
 
-// LoadBlob reads, decrypts, decompresses and verifies a blob, appending the
-// plaintext to buf[:0]. Every known copy is tried before giving up.
-func (r *Repository) LoadBlob(ctx context.Context, t BlobType, id ID, buf []byte) ([]byte, error) {
-	locs := r.LookupBlob(t, id)
-	if len(locs) == 0 {
-		return nil, fmt.Errorf("load %v blob %v: %w", t, id.Str(), ErrBlobNotFound)
-	}
-	var lastErr error
-	for _, pb := range locs {
-		raw, err := r.loadRange(ctx, pb.Pack, pb.Offset, pb.Length)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		out, err := r.DecodeBlob(pb, raw, buf[:0])
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		return out, nil
-	}
-	return nil, lastErr
-}
-
-func (r *Repository) loadRange(ctx context.Context, pack ID, offset, length uint32) ([]byte, error) {
-	rd, err := r.be.Load(ctx, Handle{Type: PackFile, Name: pack.String()}, int(length), int64(offset))
-	if err != nil {
-		return nil, err
-	}
-	defer rd.Close()
-	raw := make([]byte, length)
-	if _, err := ioReadFull(rd, raw); err != nil {
-		return nil, fmt.Errorf("read pack %v at %d: %w", pack.Str(), offset, err)
-	}
-	return raw, nil
-}
-
 // DecodeBlob turns a blob's stored bytes into its verified plaintext,
 // appended to dst. It overwrites raw.
 func (r *Repository) DecodeBlob(pb PackedBlob, raw, dst []byte) ([]byte, error) {

@@ -3,12 +3,9 @@ package browse
 import (
 	"container/list"
 	"context"
-	"fmt"
-	"io"
 	"runtime"
 	"sync"
 
-	"github.com/cairn-backup/cairn/crypto"
 	"github.com/cairn-backup/cairn/repo"
 )
 
@@ -279,67 +276,34 @@ func (c *BlobCache) startLocked(id repo.ID) *blobLoad {
 	return ld
 }
 
-// load reads, decrypts and verifies data blob id into a buffer from the
-// free list, trying every known copy like repo.Repository.LoadBlob. It
-// returns the buffer and the plaintext within it.
+// load loads data blob id through repo.Repository.LoadBlobInto into a
+// buffer from the free list. It returns the buffer and the plaintext
+// within it.
 func (c *BlobCache) load(ctx context.Context, id repo.ID) (buf, data []byte, err error) {
 	locs := c.r.LookupBlob(repo.DataBlob, id)
 	if len(locs) == 0 {
-		data, err := c.r.LoadBlob(ctx, repo.DataBlob, id, nil) // fails with LoadBlob's error
+		data, err := c.r.LoadBlobInto(ctx, repo.DataBlob, id, nil) // fails with ErrBlobNotFound
 		return data, data, err
 	}
-	var lastErr error
-	for _, pb := range locs {
-		buf, data, err := c.loadCopy(ctx, pb)
-		if err == nil {
-			return buf, data, nil
-		}
-		lastErr = err
-	}
-	return nil, nil, lastErr
-}
-
-func (c *BlobCache) loadCopy(ctx context.Context, pb repo.PackedBlob) (buf, data []byte, err error) {
-	raw := c.getBuf(int(pb.Length))
-	h := repo.Handle{Type: repo.PackFile, Name: pb.Pack.String()}
-	rd, err := c.r.Backend().Load(ctx, h, int(pb.Length), int64(pb.Offset))
+	buf = c.getBuf(locs[0].LoadBufSize())
+	data, err = c.r.LoadBlobInto(ctx, repo.DataBlob, id, buf)
 	if err != nil {
-		c.putBuf(raw)
+		c.putBuf(buf)
 		return nil, nil, err
 	}
-	_, err = io.ReadFull(rd, raw)
-	rd.Close()
-	if err != nil {
-		c.putBuf(raw)
-		return nil, nil, fmt.Errorf("read pack %v at %d: %w", pb.Pack.Str(), pb.Offset, err)
-	}
-	if !pb.IsCompressed() {
-		// Decrypted in place: IV || ciphertext || MAC becomes
-		// IV || plaintext || MAC, and nothing is moved.
-		var dst []byte
-		if len(raw) >= crypto.IVSize {
-			dst = raw[crypto.IVSize:crypto.IVSize]
-		}
-		data, err := c.r.DecodeBlob(pb, raw, dst)
-		if err != nil {
-			c.putBuf(raw)
-			return nil, nil, err
-		}
-		return raw, data, nil
-	}
-	dst := c.getBuf(int(pb.PlaintextLength()))
-	data, err = c.r.DecodeBlob(pb, raw, dst[:0])
-	c.putBuf(raw)
-	if err != nil {
-		c.putBuf(dst)
-		return nil, nil, err
-	}
-	if len(data) == 0 || cap(dst) == 0 || &data[:1][0] != &dst[:1][0] {
-		// Decompressed elsewhere (the index understated the size).
-		c.putBuf(dst)
+	if !within(data, buf) {
+		// Loaded elsewhere: another copy needed more room, or the index
+		// understated the plaintext's size.
+		c.putBuf(buf)
 		return data, data, nil
 	}
-	return dst, data, nil
+	return buf, data, nil
+}
+
+// within reports whether data lies in buf's backing array: slices of one
+// array end at the same element.
+func within(data, buf []byte) bool {
+	return cap(data) > 0 && cap(buf) > 0 && &data[:cap(data)][cap(data)-1] == &buf[:cap(buf)][cap(buf)-1]
 }
 
 func (c *BlobCache) addLocked(b *cachedBlob) {
