@@ -15,6 +15,8 @@ import (
 	"sync"
 
 	"github.com/cairn-backup/cairn/crypto"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Severity grades a problem found by a check.
@@ -98,33 +100,28 @@ func (c *Checker) LoadIndex(ctx context.Context) error {
 		ij  *IndexJSON
 		err error
 	}
-	work, results := make(chan ID), make(chan loaded)
-	var wg sync.WaitGroup
-	for range min(len(ids), 4) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for id := range work {
+	// Every unreadable index file is reported and the rest still used.
+	results := make(chan loaded)
+	go func() {
+		defer close(results)
+		var g errgroup.Group
+		g.SetLimit(4)
+		for _, id := range ids {
+			if ctx.Err() != nil {
+				break
+			}
+			g.Go(func() error {
 				buf, err := c.r.LoadUnpacked(ctx, IndexFile, id)
 				var ij *IndexJSON
 				if err == nil {
 					ij, err = DecodeIndex(buf)
 				}
 				results <- loaded{id, ij, err}
-			}
-		}()
-	}
-	go func() {
-		defer close(work)
-		for _, id := range ids {
-			select {
-			case work <- id:
-			case <-ctx.Done():
-				return
-			}
+				return nil
+			})
 		}
+		_ = g.Wait() // never fails: errors go through results
 	}()
-	go func() { wg.Wait(); close(results) }()
 
 	idx := NewIndex()
 	owner := map[ID]ID{} // pack -> index file that named it first
@@ -360,12 +357,12 @@ type ReadProgress struct {
 // The returned error is only ctx's.
 func (c *Checker) ReadPacks(ctx context.Context, packs []ID, workers int, prog ReadProgress) error {
 	workers = max(1, min(workers, len(packs)))
+	// Workers, not one goroutine per pack, so that each reuses its buffers.
+	// A damaged pack is reported by readPack and the others go on.
 	work := make(chan ID)
-	var wg sync.WaitGroup
+	var g errgroup.Group
 	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			var bufs packBufs
 			for id := range work {
 				c.readPack(ctx, id, &bufs, prog.Bytes)
@@ -373,7 +370,8 @@ func (c *Checker) ReadPacks(ctx context.Context, packs []ID, workers int, prog R
 					prog.Pack()
 				}
 			}
-		}()
+			return nil
+		})
 	}
 feed:
 	for _, id := range packs {
@@ -384,7 +382,7 @@ feed:
 		}
 	}
 	close(work)
-	wg.Wait()
+	_ = g.Wait() // never fails: problems go to the report
 	return ctx.Err()
 }
 

@@ -8,6 +8,8 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // PruneState is the repository as prune found it: the index files, their
@@ -33,31 +35,28 @@ func (r *Repository) LoadPruneState(ctx context.Context) (*PruneState, error) {
 	}
 	slices.SortFunc(st.IndexFiles, cmpIDs)
 	files := make([][]PackedBlob, len(st.IndexFiles))
-	errs := make([]error, len(st.IndexFiles))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 2*runtime.GOMAXPROCS(0))
+	// One unreadable index file stops prune: the others need not be read.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(2 * runtime.GOMAXPROCS(0))
 	for i, id := range st.IndexFiles {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			buf, err := r.LoadUnpacked(ctx, IndexFile, id)
+		g.Go(func() error {
+			buf, err := r.LoadUnpacked(gctx, IndexFile, id)
 			var ij *IndexJSON
 			if err == nil {
 				ij, err = DecodeIndex(buf)
 			}
 			if err != nil {
-				errs[i] = fmt.Errorf("index file %s cannot be read: %w; nothing was deleted: run `cairn repair index` first", id.Str(), err)
-				return
+				return fmt.Errorf("index file %s cannot be read: %w; nothing was deleted: run `cairn repair index` first", id.Str(), err)
 			}
 			files[i] = ij.Blobs()
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return nil, err
+	if err := g.Wait(); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
 		}
+		return nil, err
 	}
 	for _, bs := range files {
 		st.Blobs = append(st.Blobs, bs...)

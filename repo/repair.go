@@ -7,6 +7,8 @@ import (
 	"io"
 	"runtime"
 	"sync"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // RepairResult tells what RebuildIndex found.
@@ -65,41 +67,35 @@ func (r *Repository) RebuildIndex(ctx context.Context, warn func(string)) (Repai
 	}
 	var mu sync.Mutex
 	var all []PackedBlob
-	var firstErr error
-	work := make(chan packInfo)
-	var wg sync.WaitGroup
-	for range 2 * runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for p := range work {
-				blobs, err := r.ReadPackHeader(ctx, p.id, p.size)
-				mu.Lock()
-				switch {
-				case errors.Is(err, ErrCorruptPack):
-					res.DamagedPacks = append(res.DamagedPacks, p.id)
-					if warn != nil {
-						warn(err.Error())
-					}
-				case err != nil:
-					if firstErr == nil {
-						firstErr = err
-					}
-				default:
-					res.Packs++
-					all = append(all, blobs...)
-				}
-				mu.Unlock()
-			}
-		}()
-	}
+	// A damaged pack is noted and skipped; any other error (the backend
+	// failed) stops the rest.
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(2 * runtime.GOMAXPROCS(0))
 	for _, p := range packs {
-		work <- p
+		g.Go(func() error {
+			blobs, err := r.ReadPackHeader(gctx, p.id, p.size)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case errors.Is(err, ErrCorruptPack):
+				res.DamagedPacks = append(res.DamagedPacks, p.id)
+				if warn != nil {
+					warn(err.Error())
+				}
+			case err != nil:
+				return err
+			default:
+				res.Packs++
+				all = append(all, blobs...)
+			}
+			return nil
+		})
 	}
-	close(work)
-	wg.Wait()
-	if firstErr != nil {
-		return res, fmt.Errorf("repair index: %w", firstErr)
+	if err := g.Wait(); err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
+		return res, fmt.Errorf("repair index: %w", err)
 	}
 	res.Blobs = len(all)
 	files := BuildIndexJSON(all, indexMaxBlobs)

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/crypto"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // Options tune how a repository is written.
@@ -454,43 +456,37 @@ func (r *Repository) listIndexFiles(ctx context.Context) ([]ID, error) {
 
 // loadIndexFiles adds the entries of the index files ids to idx, in
 // parallel, and returns the files it loaded; the error names the first
-// that failed.
+// that failed. A damaged file does not stop the others: LoadNewIndexes
+// keeps what did load and tries the rest again next time.
 func (r *Repository) loadIndexFiles(ctx context.Context, idx *Index, ids []ID) ([]ID, error) {
 	var mu sync.Mutex
 	var firstErr error
 	var loaded []ID
-	work := make(chan ID)
-	var wg sync.WaitGroup
-	for range min(len(ids), 2*runtime.GOMAXPROCS(0)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for id := range work {
-				buf, err := r.LoadUnpacked(ctx, IndexFile, id)
-				var ij *IndexJSON
-				if err == nil {
-					ij, err = DecodeIndex(buf)
-				}
-				mu.Lock()
-				if err != nil {
-					if firstErr == nil {
-						firstErr = fmt.Errorf("load index %v: %w", id.Str(), err)
-					}
-				} else {
-					loaded = append(loaded, id)
-				}
-				mu.Unlock()
-				if err == nil {
-					idx.AddLoaded(ij.Blobs())
-				}
-			}
-		}()
-	}
+	var g errgroup.Group
+	g.SetLimit(2 * runtime.GOMAXPROCS(0))
 	for _, id := range ids {
-		work <- id
+		g.Go(func() error {
+			buf, err := r.LoadUnpacked(ctx, IndexFile, id)
+			var ij *IndexJSON
+			if err == nil {
+				ij, err = DecodeIndex(buf)
+			}
+			mu.Lock()
+			if err != nil {
+				if firstErr == nil {
+					firstErr = fmt.Errorf("load index %v: %w", id.Str(), err)
+				}
+			} else {
+				loaded = append(loaded, id)
+			}
+			mu.Unlock()
+			if err == nil {
+				idx.AddLoaded(ij.Blobs())
+			}
+			return nil
+		})
 	}
-	close(work)
-	wg.Wait()
+	_ = g.Wait() // never fails: the first error is in firstErr
 	if firstErr != nil {
 		return loaded, fmt.Errorf("%w (run `cairn check`; `cairn repair index` rebuilds the index from the packs)", firstErr)
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/cairn-backup/cairn/repo"
+	"golang.org/x/sync/errgroup"
 )
 
 // ErrUnreadableSnapshot is wrapped by the errors for snapshot files that
@@ -108,18 +109,16 @@ func ListSnapshots(ctx context.Context, r *repo.Repository, f Filter, warn func(
 		return nil, fmt.Errorf("list snapshots: %w", err)
 	}
 	out := make([]*Snapshot, len(ids))
-	errs := make([]error, len(ids))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
+	errs := make([]error, len(ids)) // an unreadable file is warned about, not fatal
+	var g errgroup.Group
+	g.SetLimit(8)
 	for i, id := range ids {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		g.Go(func() error {
 			out[i], errs[i] = LoadSnapshot(ctx, r, id)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // never fails: every error is in errs
 	var res []*Snapshot
 	for i, sn := range out {
 		if errs[i] != nil {
@@ -200,25 +199,22 @@ func LoadAllSnapshots(ctx context.Context, r *repo.Repository) ([]*Snapshot, err
 	}
 	slices.SortFunc(ids, func(a, b repo.ID) int { return strings.Compare(a.String(), b.String()) })
 	out := make([]*Snapshot, len(ids))
-	errs := make([]error, len(ids))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
 	for i, id := range ids {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			out[i], errs[i] = LoadSnapshot(ctx, r, id)
-			if repo.IsNotExist(errs[i]) {
-				errs[i] = nil // removed by a concurrent forget
+		g.Go(func() error {
+			sn, err := LoadSnapshot(gctx, r, id)
+			if repo.IsNotExist(err) {
+				return nil // removed by a concurrent forget
 			}
-		}()
+			out[i] = sn
+			return err
+		})
 	}
-	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := g.Wait(); err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
 		return nil, err
 	}
 	return slices.DeleteFunc(out, func(sn *Snapshot) bool { return sn == nil }), nil

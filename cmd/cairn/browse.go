@@ -49,6 +49,25 @@ func browseSnapshot(ctx context.Context, r *repo.Repository, spec string, f snap
 	return sn, err
 }
 
+// namedOrAllSnapshots returns the snapshots named by specs (IDs, prefixes
+// or "latest", in that order; any that cannot be found is an error) or,
+// when none is named, every snapshot that passes f, oldest first, with the
+// unreadable ones named through dl and skipped.
+func namedOrAllSnapshots(ctx context.Context, r *repo.Repository, specs []string, f snapshot.Filter, dl *damageLog) ([]*snapshot.Snapshot, error) {
+	if len(specs) == 0 {
+		return snapshot.ListSnapshots(ctx, r, f, dl.snapshot)
+	}
+	sns := make([]*snapshot.Snapshot, 0, len(specs))
+	for _, spec := range specs {
+		sn, err := browseSnapshot(ctx, r, spec, f)
+		if err != nil {
+			return nil, err
+		}
+		sns = append(sns, sn)
+	}
+	return sns, nil
+}
+
 // damageLog names on stderr what a command could not read and skipped --
 // snapshot files, damaged trees, unusable entries -- and counts it, so
 // that the command, having done everything else, exits 1.

@@ -81,18 +81,8 @@ control characters are printed quoted; piped output and --json are exact.`,
 			dl := &damageLog{g: g}
 			var sns []*snapshot.Snapshot
 			r, done, err := g.openForBrowsing(ctx, func(r *repo.Repository) (err error) {
-				if len(f.snapshots) == 0 {
-					sns, err = snapshot.ListSnapshots(ctx, r, f.filter.filter(), dl.snapshot)
-					return err
-				}
-				for _, s := range f.snapshots {
-					sn, err := browseSnapshot(ctx, r, s, f.filter.filter())
-					if err != nil {
-						return err
-					}
-					sns = append(sns, sn)
-				}
-				return nil
+				sns, err = namedOrAllSnapshots(ctx, r, f.snapshots, f.filter.filter(), dl)
+				return err
 			})
 			if err != nil {
 				return err

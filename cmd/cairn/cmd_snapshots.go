@@ -81,18 +81,9 @@ func newSnapshotsCmd(g *globalOptions) *cobra.Command {
 			// Unreadable snapshot files are named on stderr; the others are
 			// listed, and the command exits 1.
 			dl := &damageLog{g: g}
-			var sns []*snapshot.Snapshot
-			if len(args) == 0 {
-				if sns, err = snapshot.ListSnapshots(ctx, r, filt.filter(), dl.snapshot); err != nil {
-					return err
-				}
-			}
-			for _, a := range args {
-				sn, err := snapshot.FindSnapshot(ctx, r, a, filt.filter())
-				if err != nil {
-					return err
-				}
-				sns = append(sns, sn)
+			sns, err := namedOrAllSnapshots(ctx, r, args, filt.filter(), dl)
+			if err != nil {
+				return err
 			}
 			if latest > 0 {
 				sns = latestPerGroup(sns, latest)

@@ -38,18 +38,8 @@ Modes:
 			var sns []*snapshot.Snapshot
 			dl := &damageLog{g: g} // unreadable snapshot files: named, and exit 1
 			r, done, err := g.openForBrowsing(ctx, func(r *repo.Repository) (err error) {
-				if len(args) == 0 {
-					sns, err = snapshot.ListSnapshots(ctx, r, filt.filter(), dl.snapshot)
-					return err
-				}
-				for _, a := range args {
-					sn, err := browseSnapshot(ctx, r, a, filt.filter())
-					if err != nil {
-						return err
-					}
-					sns = append(sns, sn)
-				}
-				return nil
+				sns, err = namedOrAllSnapshots(ctx, r, args, filt.filter(), dl)
+				return err
 			})
 			if err != nil {
 				return err

@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/cairn-backup/cairn/k8s/kube"
 	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"golang.org/x/sync/errgroup"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -33,44 +33,50 @@ func (b *backupRun) runTasks(ctx context.Context, tasks []task) error {
 	if len(tasks) == 0 {
 		return ctx.Err()
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+	// A failed save cancels gctx: the listers stop and the savers drain.
+	savers, gctx := errgroup.WithContext(ctx)
 	jobs := make(chan saveJob, 256)
-	var savers sync.WaitGroup
 	for range saverCount() {
-		savers.Go(func() {
+		savers.Go(func() error {
 			for j := range jobs {
-				if ctx.Err() != nil {
+				if gctx.Err() != nil {
 					continue // drain
 				}
-				if err := b.save(ctx, j.res, j.obj); err != nil {
-					cancel(err)
+				if err := b.save(gctx, j.res, j.obj); err != nil {
+					return err
 				}
 			}
+			return nil
 		})
 	}
+	// Listing failures are recorded as errors of the backup; the listers
+	// go on.
 	taskCh := make(chan task)
-	var listers sync.WaitGroup
+	var listers errgroup.Group
 	for range min(b.opts.Workers, len(tasks)) {
-		listers.Go(func() {
+		listers.Go(func() error {
 			for t := range taskCh {
-				b.runTask(ctx, t, jobs)
+				b.runTask(gctx, t, jobs)
 			}
+			return nil
 		})
 	}
 feed:
 	for _, t := range tasks {
 		select {
 		case taskCh <- t:
-		case <-ctx.Done():
+		case <-gctx.Done():
 			break feed
 		}
 	}
 	close(taskCh)
-	listers.Wait()
+	_ = listers.Wait() // never fails
 	close(jobs)
-	savers.Wait()
-	return context.Cause(ctx)
+	err := savers.Wait()
+	if ctx.Err() != nil {
+		return context.Cause(ctx)
+	}
+	return err
 }
 
 // runTask lists (or reads) one task's objects and hands those selected to

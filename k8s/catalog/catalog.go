@@ -14,13 +14,14 @@ import (
 	"io"
 	"path"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/snapshot/browse"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // BackupEntry is a backup in the repository: a snapshot tagged
@@ -103,21 +104,20 @@ func FindBackupEntry(ctx context.Context, r *repo.Repository, name string) (*Bac
 var ErrBackupNotFound = errors.New("backup not found")
 
 // LoadBackupInfos reads /backup.json of each entry (8 at a time). The
-// repository's index must be loaded.
+// repository's index must be loaded. An entry that cannot be read keeps its
+// error in InfoErr and the others go on.
 func LoadBackupInfos(ctx context.Context, r *repo.Repository, entries []*BackupEntry) {
 	loader := snapshot.NewTreeLoader(r, 64)
 	cache := browse.NewBlobCache(r, 16<<20)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
+	var g errgroup.Group
+	g.SetLimit(8)
 	for _, e := range entries {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		g.Go(func() error {
 			e.Info, e.InfoErr = readBackupInfo(ctx, loader, cache, e.Snapshot)
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // never fails: errors are in the entries
 }
 
 // ReadBackupInfo reads /backup.json of a backup snapshot. The

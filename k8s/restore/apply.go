@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -12,33 +11,29 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // restoreFieldManager names cairn in managedFields.
 const restoreFieldManager = "cairn"
 
-// runStage restores the objects of one resource in parallel.
+// runStage restores the objects of one resource in parallel. An object
+// that fails is recorded as failed and the others go on.
 func (rs *restorer) runStage(ctx context.Context, gr schema.GroupResource, items []*restoreItem) {
-	work := make(chan *restoreItem)
-	var wg sync.WaitGroup
-	for range min(rs.opts.Workers, len(items)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for it := range work {
-				rs.restoreOne(ctx, it)
-				rs.record(it.result, true)
-			}
-		}()
-	}
+	var g errgroup.Group
+	g.SetLimit(max(1, rs.opts.Workers))
 	for _, it := range items {
 		if ctx.Err() != nil {
 			break
 		}
-		work <- it
+		g.Go(func() error {
+			rs.restoreOne(ctx, it)
+			rs.record(it.result, true)
+			return nil
+		})
 	}
-	close(work)
-	wg.Wait()
+	_ = g.Wait() // never fails: results are in the items
 }
 
 func (rs *restorer) dryRun() []string {

@@ -2,11 +2,12 @@ package restore
 
 import (
 	"context"
-	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // restoreItem is one object on its way into the cluster.
@@ -163,26 +164,20 @@ func (rs *restorer) skip(it *restoreItem) {
 
 // decodeAll reads the candidates' manifests in parallel.
 func (rs *restorer) decodeAll(ctx context.Context, items []*restoreItem) error {
-	work := make(chan *restoreItem)
-	var wg sync.WaitGroup
-	for range rs.opts.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for it := range work {
-				it.result = ItemResult{Resource: grString(it.gr), Namespace: it.m.Namespace, Name: it.m.Name}
-				it.src, it.err = rs.src.Object(ctx, it.m)
-			}
-		}()
-	}
+	// A manifest that cannot be read fails its item only (it.err).
+	var g errgroup.Group
+	g.SetLimit(max(1, rs.opts.Workers))
 	for _, it := range items {
 		if ctx.Err() != nil {
 			break
 		}
-		work <- it
+		g.Go(func() error {
+			it.result = ItemResult{Resource: grString(it.gr), Namespace: it.m.Namespace, Name: it.m.Name}
+			it.src, it.err = rs.src.Object(ctx, it.m)
+			return nil
+		})
 	}
-	close(work)
-	wg.Wait()
+	_ = g.Wait() // never fails: errors are in the items
 	return ctx.Err()
 }
 

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"golang.org/x/sync/errgroup"
 )
 
 // Severity grades a problem found by Check (the same type as repo's, so
@@ -148,13 +149,11 @@ func loadAllSnapshots(ctx context.Context, r *repo.Repository, rep func(Severity
 	}
 	slices.SortFunc(ids, func(a, b repo.ID) int { return strings.Compare(a.String(), b.String()) })
 	out := make([]*snapshot.Snapshot, len(ids))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 8)
+	// Every unreadable snapshot is reported and the check goes on.
+	var g errgroup.Group
+	g.SetLimit(8)
 	for i, id := range ids {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
+		g.Go(func() error {
 			sn := &snapshot.Snapshot{}
 			err := r.LoadJSONUnpacked(ctx, repo.SnapshotFile, id, sn)
 			switch {
@@ -169,9 +168,10 @@ func loadAllSnapshots(ctx context.Context, r *repo.Repository, rep func(Severity
 				sn.ID = id
 				out[i] = sn
 			}
-		}()
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // never fails: problems go to rep
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -10,9 +10,9 @@ import (
 	"io"
 	"os"
 	"slices"
-	"sync"
 
 	"github.com/cairn-backup/cairn/repo"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -49,17 +49,18 @@ func (rs *restorer) restoreData(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// Workers, each with its buffers; a blob that cannot be read fails
+	// its files (blobFailed) and the others go on.
 	work := make(chan *packJob)
-	var wg sync.WaitGroup
+	var g errgroup.Group
 	for range min(rs.opts.Workers, len(rs.packOrder)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			w := &dataWorker{}
 			for pj := range work {
 				rs.restorePack(ctx, pj, w)
 			}
-		}()
+			return nil
+		})
 	}
 	for _, pj := range rs.packOrder {
 		select {
@@ -71,7 +72,7 @@ func (rs *restorer) restoreData(ctx context.Context) error {
 		}
 	}
 	close(work)
-	wg.Wait()
+	_ = g.Wait() // never fails: failures are per file
 	return ctx.Err()
 }
 

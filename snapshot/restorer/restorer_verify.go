@@ -7,33 +7,34 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"sync"
 
 	"github.com/cairn-backup/cairn/repo"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
 // verify re-reads every restored file and checks each blob-sized piece
 // against the blob's hash. Mismatches fail the file.
 func (rs *restorer) verify(ctx context.Context) error {
+	// Workers, each with its buffer; a file that fails verification fails
+	// alone and the others go on. Hashing is CPU-bound; more readers than
+	// cores would only contend.
 	work := make(chan *fileJob)
-	var wg sync.WaitGroup
-	// Hashing is CPU-bound; more readers than cores would only contend.
+	var g errgroup.Group
 	for range min(rs.opts.Workers, runtime.GOMAXPROCS(0)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(func() error {
 			var buf []byte
 			for fj := range work {
 				if err := rs.verifyFile(fj, &buf); err != nil {
 					rs.failFile(fj, fmt.Errorf("verify: %w", err))
 				}
 			}
-		}()
+			return nil
+		})
 	}
 	defer func() {
 		close(work)
-		wg.Wait()
+		_ = g.Wait() // never fails: failures are per file
 	}()
 	for _, fj := range rs.files {
 		if fj.bad.Load() || !fj.created {
