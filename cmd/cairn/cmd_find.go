@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -58,93 +59,7 @@ control characters are printed quoted; piped output and --json are exact.`,
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			if f.blob && f.tree {
-				return errors.New("find: give --blob or --tree, not both")
-			}
-			opts := browse.FindOptions{IgnoreCase: f.ignoreCase}
-			switch {
-			case f.blob:
-				opts.BlobIDs = args
-			case f.tree:
-				opts.TreeIDs = args
-			default:
-				opts.Patterns = args
-			}
-			var err error
-			if opts.Oldest, err = parseFindTime("--oldest", f.oldest); err != nil {
-				return err
-			}
-			if opts.Newest, err = parseFindTime("--newest", f.newest); err != nil {
-				return err
-			}
-			dl := &damageLog{g: g}
-			var sns []*snapshot.Snapshot
-			r, done, err := g.openForBrowsing(ctx, func(r *repo.Repository) (err error) {
-				sns, err = namedOrAllSnapshots(ctx, r, f.snapshots, f.filter.filter(), dl)
-				return err
-			})
-			if err != nil {
-				return err
-			}
-			defer done()
-			esc := func(s string) string { return s }
-			if isTerminal(g.env.stdout) {
-				esc = escapeName
-			}
-			out := newResultWriter(g.env.stdout)
-			var results []findResultJSON
-			groups := 0
-			opts.Damaged = func(sn *snapshot.Snapshot, p string, err error) error {
-				if out.err == nil {
-					out.err = out.Flush()
-				}
-				return dl.item(sn, p, err)
-			}
-			err = browse.Find(ctx, snapshot.NewTreeLoader(r, 4096), sns, opts, func(res *browse.FindResult) error {
-				sn := res.Snapshot
-				if g.json {
-					jr := findResultJSON{Snapshot: sn.ID.String(), ShortID: sn.ID.Str(), Time: sn.Time, Hits: len(res.Matches)}
-					for _, m := range res.Matches {
-						jm := findMatchJSON{LsJSON: browse.NewLsJSON(m.Path, m.Node)}
-						if !m.ID.IsNull() {
-							jm.ID = m.ID.String()
-						}
-						jr.Matches = append(jr.Matches, jm)
-					}
-					results = append(results, jr)
-					return nil
-				}
-				if groups++; groups > 1 {
-					out.line("")
-				}
-				out.line("Found matching entries in snapshot %s from %s", sn.ID.Str(), sn.Time.Local().Format(browse.LsTimeFormat))
-				for _, m := range res.Matches {
-					line := esc(m.Path)
-					if f.long {
-						line = browse.FormatLong(m.Path, m.Node, esc)
-					}
-					if !m.ID.IsNull() {
-						kind := "tree"
-						if f.blob {
-							kind = "blob"
-						}
-						line += fmt.Sprintf(" (%s %s)", kind, m.ID.Str())
-					}
-					out.line("%s", line)
-				}
-				return out.err
-			})
-			if err != nil {
-				return err
-			}
-			if g.json {
-				if results == nil {
-					results = []findResultJSON{}
-				}
-				out.json(results)
-			}
-			return dl.result(out.finish())
+			return runFind(cmd.Context(), g, &f, args)
 		},
 	}
 	fs := cmd.Flags()
@@ -157,6 +72,96 @@ control characters are printed quoted; piped output and --json are exact.`,
 	fs.BoolVarP(&f.long, "long", "l", false, "use the long format of ls -l")
 	f.filter.add(fs, "")
 	return cmd
+}
+
+// runFind searches the snapshots for the patterns (or blob/tree IDs) in args.
+func runFind(ctx context.Context, g *globalOptions, f *findFlags, args []string) error {
+	if f.blob && f.tree {
+		return errors.New("find: give --blob or --tree, not both")
+	}
+	opts := browse.FindOptions{IgnoreCase: f.ignoreCase}
+	switch {
+	case f.blob:
+		opts.BlobIDs = args
+	case f.tree:
+		opts.TreeIDs = args
+	default:
+		opts.Patterns = args
+	}
+	var err error
+	if opts.Oldest, err = parseFindTime("--oldest", f.oldest); err != nil {
+		return err
+	}
+	if opts.Newest, err = parseFindTime("--newest", f.newest); err != nil {
+		return err
+	}
+	dl := &damageLog{g: g}
+	var sns []*snapshot.Snapshot
+	r, done, err := g.openForBrowsing(ctx, func(r *repo.Repository) (err error) {
+		sns, err = namedOrAllSnapshots(ctx, r, f.snapshots, f.filter.filter(), dl)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	defer done()
+	esc := func(s string) string { return s }
+	if isTerminal(g.env.stdout) {
+		esc = escapeName
+	}
+	out := newResultWriter(g.env.stdout)
+	var results []findResultJSON
+	groups := 0
+	opts.Damaged = func(sn *snapshot.Snapshot, p string, err error) error {
+		if out.err == nil {
+			out.err = out.Flush()
+		}
+		return dl.item(sn, p, err)
+	}
+	err = browse.Find(ctx, snapshot.NewTreeLoader(r, 4096), sns, opts, func(res *browse.FindResult) error {
+		sn := res.Snapshot
+		if g.json {
+			jr := findResultJSON{Snapshot: sn.ID.String(), ShortID: sn.ID.Str(), Time: sn.Time, Hits: len(res.Matches)}
+			for _, m := range res.Matches {
+				jm := findMatchJSON{LsJSON: browse.NewLsJSON(m.Path, m.Node)}
+				if !m.ID.IsNull() {
+					jm.ID = m.ID.String()
+				}
+				jr.Matches = append(jr.Matches, jm)
+			}
+			results = append(results, jr)
+			return nil
+		}
+		if groups++; groups > 1 {
+			out.line("")
+		}
+		out.line("Found matching entries in snapshot %s from %s", sn.ID.Str(), sn.Time.Local().Format(browse.LsTimeFormat))
+		for _, m := range res.Matches {
+			line := esc(m.Path)
+			if f.long {
+				line = browse.FormatLong(m.Path, m.Node, esc)
+			}
+			if !m.ID.IsNull() {
+				kind := "tree"
+				if f.blob {
+					kind = "blob"
+				}
+				line += fmt.Sprintf(" (%s %s)", kind, m.ID.Str())
+			}
+			out.line("%s", line)
+		}
+		return out.err
+	})
+	if err != nil {
+		return err
+	}
+	if g.json {
+		if results == nil {
+			results = []findResultJSON{}
+		}
+		out.json(results)
+	}
+	return dl.result(out.finish())
 }
 
 // parseFindTime reads a local time in one of a few layouts; "" is no
