@@ -152,30 +152,13 @@ var ErrNoSnapshot = errors.New("no snapshot found")
 // and an older snapshot must not pass for it.
 func FindSnapshot(ctx context.Context, r *repo.Repository, spec string, f Filter) (*Snapshot, error) {
 	if spec == "latest" {
-		var bad []*UnreadableSnapshotError
-		var other error
-		sns, err := ListSnapshots(ctx, r, f, func(err error) {
-			var ue *UnreadableSnapshotError
-			if errors.As(err, &ue) {
-				bad = append(bad, ue)
-			} else if other == nil {
-				other = err
-			}
-		})
+		sns, bad, err := ListSnapshotsComplete(ctx, r, f)
 		if err != nil {
 			return nil, err
 		}
-		if other != nil {
-			return nil, other
-		}
 		if len(bad) > 0 {
-			slices.SortFunc(bad, func(a, b *UnreadableSnapshotError) int { return strings.Compare(a.ID.String(), b.ID.String()) })
-			more := ""
-			if len(bad) > 1 {
-				more = fmt.Sprintf(" (and %d more)", len(bad)-1)
-			}
-			return nil, fmt.Errorf("cannot tell which snapshot is \"latest\": %w%s; name a snapshot by ID instead, or run `cairn check` and remove the damaged snapshot with `cairn forget %s`",
-				bad[0], more, bad[0].ID.Str())
+			return nil, fmt.Errorf("cannot tell which snapshot is \"latest\": %w; name a snapshot by ID instead, or run `cairn check` and remove the damaged snapshot with `cairn forget %s`",
+				UnreadableSummary(bad), bad[0].ID.Str())
 		}
 		if len(sns) == 0 {
 			return nil, fmt.Errorf("%w: the repository has no snapshot matching the filter", ErrNoSnapshot)
@@ -187,6 +170,40 @@ func FindSnapshot(ctx context.Context, r *repo.Repository, spec string, f Filter
 		return nil, fmt.Errorf("snapshot %q: %w", spec, err)
 	}
 	return LoadSnapshot(ctx, r, id)
+}
+
+// ListSnapshotsComplete is ListSnapshots for callers that must not pass an
+// older snapshot off for a newer one: besides the snapshots that pass f, it
+// returns every snapshot file that could not be read (sorted by ID), any
+// of which might have passed f. Other errors end it.
+func ListSnapshotsComplete(ctx context.Context, r *repo.Repository, f Filter) ([]*Snapshot, []*UnreadableSnapshotError, error) {
+	var bad []*UnreadableSnapshotError
+	var other error
+	sns, err := ListSnapshots(ctx, r, f, func(err error) {
+		var ue *UnreadableSnapshotError
+		if errors.As(err, &ue) {
+			bad = append(bad, ue)
+		} else if other == nil {
+			other = err
+		}
+	})
+	if err == nil {
+		err = other
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	slices.SortFunc(bad, func(a, b *UnreadableSnapshotError) int { return strings.Compare(a.ID.String(), b.ID.String()) })
+	return sns, bad, nil
+}
+
+// UnreadableSummary is an error naming the first of bad (non-empty) and
+// how many more there are; it wraps ErrUnreadableSnapshot.
+func UnreadableSummary(bad []*UnreadableSnapshotError) error {
+	if len(bad) > 1 {
+		return fmt.Errorf("%w (and %d more)", bad[0], len(bad)-1)
+	}
+	return bad[0]
 }
 
 // LoadAllSnapshots loads every snapshot file, failing on the first one that

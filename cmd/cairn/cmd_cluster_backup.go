@@ -199,12 +199,13 @@ func openBackup(ctx context.Context, g *globalOptions, name string) (*backupHand
 	if err != nil {
 		return nil, err
 	}
-	if err := r.LoadIndex(ctx); err != nil {
+	// The backup's snapshot first, then the index (design.rst's read order).
+	e, err := catalog.FindBackupEntry(ctx, r, name)
+	if err != nil {
 		r.Close()
 		return nil, err
 	}
-	e, err := catalog.FindBackupEntry(ctx, r, name)
-	if err != nil {
+	if err := r.LoadIndex(ctx); err != nil {
 		r.Close()
 		return nil, err
 	}

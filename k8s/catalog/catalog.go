@@ -81,9 +81,23 @@ func FindBackupEntry(ctx context.Context, r *repo.Repository, name string) (*Bac
 	if name == "" {
 		return nil, errors.New("no backup name given")
 	}
-	sns, err := snapshot.ListSnapshots(ctx, r, snapshot.Filter{Tags: []string{layout.TagBackup + name}}, nil)
+	sns, bad, err := snapshot.ListSnapshotsComplete(ctx, r, snapshot.Filter{Tags: []string{layout.TagBackup + name}})
 	if err != nil {
 		return nil, err
+	}
+	if len(bad) > 0 {
+		// An unreadable file may hold a newer backup of this name: an older
+		// one must not pass for it. A snapshot ID (no backup has that
+		// name) is still unambiguous.
+		if len(sns) == 0 {
+			if sn, err := snapshot.FindSnapshot(ctx, r, name, snapshot.Filter{}); err == nil {
+				if e, ok := NewBackupEntry(sn); ok {
+					return e, nil
+				}
+			}
+		}
+		return nil, fmt.Errorf("cannot tell which backup is named %q: %w; name the backup's snapshot by ID instead, or run `cairn check` and remove the damaged snapshot with `cairn forget %s`",
+			name, snapshot.UnreadableSummary(bad), bad[0].ID.Str())
 	}
 	if len(sns) > 0 {
 		e, _ := NewBackupEntry(sns[len(sns)-1])
