@@ -49,15 +49,7 @@ func crStartCluster(t *testing.T) *cluster.Cluster {
 func crWriteBackup(t *testing.T, e *testEnv, name string, files map[string][]byte) {
 	t.Helper()
 	ctx := context.Background()
-	be, err := repo.OpenLocal(e.repo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Open(ctx, be, testPassword, repo.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
+	r := e.openRepo()
 	if err := r.LoadIndex(ctx); err != nil {
 		t.Fatal(err)
 	}

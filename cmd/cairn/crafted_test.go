@@ -24,15 +24,7 @@ var craftTime = time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func newCrafter(e *testEnv) *crafter {
 	e.t.Helper()
-	be, err := repo.OpenLocal(e.repo)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	r, err := repo.Open(context.Background(), be, testPassword, repo.Options{})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	e.t.Cleanup(func() { r.Close() })
+	r := e.openRepo()
 	return &crafter{t: e.t, e: e, r: r}
 }
 

@@ -155,19 +155,9 @@ func TestLocks(t *testing.T) {
 	e := newInitEnv(t)
 	data := e.makeData()
 	ctx := context.Background()
-	be, err := repo.OpenLocal(e.repo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Open(ctx, be, testPassword, repo.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := e.openRepo()
 	// An exclusive lock blocks backup, also with --no-lock: backup writes.
-	l, err := r.Lock(ctx, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := e.holdLock(true)
 	e.fails(exitFailure, e.run("backup", data), "locked", "cairn unlock")
 	res := e.run("--no-lock", "backup", data)
 	e.fails(exitFailure, res, "locked", "cairn unlock")
@@ -205,14 +195,7 @@ func TestRestoreFailuresExitCode(t *testing.T) {
 	// Remove the packs holding file contents: the trees stay readable, every
 	// non-empty file fails.
 	ctx := context.Background()
-	be, err := repo.OpenLocal(e.repo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Open(ctx, be, testPassword, repo.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := e.openRepo()
 	if err := r.LoadIndex(ctx); err != nil {
 		t.Fatal(err)
 	}

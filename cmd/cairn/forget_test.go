@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/cairn-backup/cairn/repo"
 )
 
 // backupAt makes a snapshot of data at a given time and returns its ID.
@@ -176,18 +174,7 @@ func TestForgetPruneAndLocks(t *testing.T) {
 
 	// A live backup's shared lock blocks forget, naming who holds it.
 	ctx := context.Background()
-	be, err := repo.OpenLocal(e.repo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Open(ctx, be, testPassword, repo.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := r.Lock(ctx, false)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := e.holdLock(false)
 	host, _ := os.Hostname()
 	e.fails(1, e.run("forget", "--keep-last", "1"), "locked", "shared lock", host, "PID")
 	e.fails(1, e.run("prune"), "locked", "shared lock")

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/cairn-backup/cairn/repo"
 	"os"
 	"path/filepath"
 	"strings"
@@ -207,3 +208,31 @@ func readFile(t *testing.T, p string) string {
 }
 
 func jsonUnmarshal(s string, v any) error { return json.Unmarshal([]byte(s), v) }
+
+// openRepo opens the test repository with the package's own API (closed
+// when the test ends), for tests that prepare or damage it directly.
+func (e *testEnv) openRepo() *repo.Repository {
+	e.t.Helper()
+	be, err := repo.OpenLocal(e.repo)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	r, err := repo.Open(context.Background(), be, testPassword, repo.Options{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { r.Close() })
+	return r
+}
+
+// holdLock takes a lock on the test repository, as another process would;
+// the caller releases it (or the test's end does).
+func (e *testEnv) holdLock(exclusive bool) *repo.Lock {
+	e.t.Helper()
+	l, err := e.openRepo().Lock(context.Background(), exclusive)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { l.Unlock(context.Background()) })
+	return l
+}

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cairn-backup/cairn/repo"
 	"github.com/spf13/cobra"
 )
 
@@ -92,18 +91,7 @@ func TestNoLockNeverWritesUnlocked(t *testing.T) {
 	walk(newRootCmd(&globalOptions{env: &cliEnv{}}))
 
 	ctx := context.Background()
-	be, err := repo.OpenLocal(e.repo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := repo.Open(ctx, be, testPassword, repo.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := r.Lock(ctx, true)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := e.holdLock(true)
 	defer l.Unlock(ctx)
 	before := repoTree(t, e.repo)
 
