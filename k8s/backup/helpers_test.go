@@ -21,7 +21,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/yaml"
 )
 
 // Helpers of the backup tests (prefixed bt: the package's tests share
@@ -76,18 +75,7 @@ func btApply(t testing.TB, cl *kube.Clients, ns, sfx, manifests string) map[stri
 	}
 	manifests = strings.NewReplacer("NS", ns, "SFX", sfx).Replace(manifests)
 	out := map[string]*unstructured.Unstructured{}
-	for _, doc := range strings.Split(manifests, "\n---\n") {
-		if strings.TrimSpace(doc) == "" {
-			continue
-		}
-		js, err := yaml.YAMLToJSON([]byte(doc))
-		if err != nil {
-			t.Fatalf("%v in\n%s", err, doc)
-		}
-		obj := &unstructured.Unstructured{}
-		if err := obj.UnmarshalJSON(js); err != nil {
-			t.Fatalf("%v in\n%s", err, doc)
-		}
+	for _, obj := range cluster.Objects(t, manifests) {
 		gv, _ := schema.ParseGroupVersion(obj.GetAPIVersion())
 		i := slices.IndexFunc(d.Resources, func(r kube.Resource) bool { return r.Kind == obj.GetKind() && r.Group == gv.Group })
 		if i < 0 {
@@ -208,15 +196,11 @@ func btManifest(t testing.TB, r *repo.Repository, nodes map[string]*snapshot.Nod
 	if n == nil {
 		t.Fatalf("%s is not in the backup", p)
 	}
-	js, err := yaml.YAMLToJSON(btReadFile(t, r, n))
-	if err != nil {
-		t.Fatalf("%s: %v", p, err)
+	objs := cluster.Objects(t, string(btReadFile(t, r, n)))
+	if len(objs) != 1 {
+		t.Fatalf("%s holds %d objects, want 1", p, len(objs))
 	}
-	obj := &unstructured.Unstructured{}
-	if err := obj.UnmarshalJSON(js); err != nil {
-		t.Fatalf("%s: %v", p, err)
-	}
-	return obj
+	return objs[0]
 }
 
 func btKeys(m map[string]int) string {

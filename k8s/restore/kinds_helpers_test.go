@@ -24,7 +24,6 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
-	"sigs.k8s.io/yaml"
 )
 
 // ktApplied is one object as applied: its resource and the live object.
@@ -44,17 +43,10 @@ func ktApply(t *testing.T, cl *kube.Clients, ns, docs string) []ktApplied {
 	ctx := context.Background()
 	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(cl.Discovery))
 	var out []ktApplied
-	for _, doc := range strings.Split(docs, "\n---\n") {
-		if strings.TrimSpace(doc) == "" {
-			continue
-		}
-		js, err := yaml.YAMLToJSON([]byte(doc))
+	for _, o := range cluster.Objects(t, docs) {
+		js, err := o.MarshalJSON()
 		if err != nil {
-			t.Fatalf("%v in\n%s", err, doc)
-		}
-		o := &unstructured.Unstructured{}
-		if err := o.UnmarshalJSON(js); err != nil {
-			t.Fatalf("%v in\n%s", err, doc)
+			t.Fatal(err)
 		}
 		gvk := o.GroupVersionKind()
 		var gvr schema.GroupVersionResource
