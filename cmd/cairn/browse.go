@@ -15,8 +15,49 @@ import (
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
+
+// onRepo makes a RunE that opens the repository without a lock (for
+// commands that read only files nobody rewrites: snapshots, keys), runs fn
+// and closes it.
+func onRepo(g *globalOptions, fn func(ctx context.Context, r *repo.Repository, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		r, err := g.openRepo(cmd.Context())
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		return fn(cmd.Context(), r, args)
+	}
+}
+
+// openWithIndex opens the repository for a backup: a shared lock, then the
+// whole index, so that blobs already stored are not written again.
+func (g *globalOptions) openWithIndex(ctx context.Context) (*repo.Repository, func(), error) {
+	r, release, err := g.openLocked(ctx, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	g.verbosef(1, "loading index\n")
+	if err := r.LoadIndex(ctx); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return r, release, nil
+}
+
+// openOneSnapshot is openForBrowsing for commands that read one snapshot
+// (ls, dump): spec is an ID or "latest".
+func (g *globalOptions) openOneSnapshot(ctx context.Context, spec string, f snapshot.Filter) (*repo.Repository, *snapshot.Snapshot, func(), error) {
+	var sn *snapshot.Snapshot
+	r, done, err := g.openForBrowsing(ctx, func(r *repo.Repository) (err error) {
+		sn, err = browseSnapshot(ctx, r, spec, f)
+		return err
+	})
+	return r, sn, done, err
+}
 
 // openForBrowsing opens the repository for the read-only browse commands
 // (ls, find, dump, diff, stats) with a shared lock, runs resolve, which

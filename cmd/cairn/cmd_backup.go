@@ -115,15 +115,11 @@ func runBackup(ctx context.Context, g *globalOptions, f *backupFlags, args []str
 		}
 	}
 
-	r, release, err := g.openLocked(ctx, false)
+	r, release, err := g.openWithIndex(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
-	g.verbosef(1, "loading index\n")
-	if err := r.LoadIndex(ctx); err != nil {
-		return err
-	}
 	parent, err := findParent(ctx, g, r, f, host, paths, when)
 	if err != nil {
 		return err
@@ -257,21 +253,10 @@ func findParent(ctx context.Context, g *globalOptions, r *repo.Repository, f *ba
 
 // backupSummaryJSON is the --json summary; the names are restic's.
 type backupSummaryJSON struct {
-	MessageType         string  `json:"message_type"`
-	FilesNew            uint64  `json:"files_new"`
-	FilesChanged        uint64  `json:"files_changed"`
-	FilesUnmodified     uint64  `json:"files_unmodified"`
-	DirsNew             uint64  `json:"dirs_new"`
-	DirsChanged         uint64  `json:"dirs_changed"`
-	DirsUnmodified      uint64  `json:"dirs_unmodified"`
-	DataBlobs           int     `json:"data_blobs"`
-	TreeBlobs           int     `json:"tree_blobs"`
-	DataAdded           uint64  `json:"data_added"`
-	DataAddedPacked     uint64  `json:"data_added_packed"`
-	TotalFilesProcessed uint64  `json:"total_files_processed"`
-	TotalBytesProcessed uint64  `json:"total_bytes_processed"`
-	TotalDuration       float64 `json:"total_duration"`
-	SnapshotID          string  `json:"snapshot_id"`
+	MessageType string `json:"message_type"`
+	snapshot.Summary
+	TotalDuration float64 `json:"total_duration"`
+	SnapshotID    string  `json:"snapshot_id"`
 }
 
 func printBackupSummary(g *globalOptions, sn *snapshot.Snapshot, took time.Duration) {
@@ -281,12 +266,8 @@ func printBackupSummary(g *globalOptions, sn *snapshot.Snapshot, took time.Durat
 	}
 	if g.json {
 		_ = g.printJSON(backupSummaryJSON{
-			MessageType: "summary",
-			FilesNew:    s.FilesNew, FilesChanged: s.FilesChanged, FilesUnmodified: s.FilesUnmodified,
-			DirsNew: s.DirsNew, DirsChanged: s.DirsChanged, DirsUnmodified: s.DirsUnmodified,
-			DataBlobs: s.DataBlobs, TreeBlobs: s.TreeBlobs,
-			DataAdded: s.DataAdded, DataAddedPacked: s.DataAddedPacked,
-			TotalFilesProcessed: s.TotalFilesProcessed, TotalBytesProcessed: s.TotalBytesProcessed,
+			MessageType:   "summary",
+			Summary:       s,
 			TotalDuration: took.Seconds(),
 			SnapshotID:    sn.ID.String(),
 		}, false)

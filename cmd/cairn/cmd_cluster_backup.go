@@ -117,15 +117,11 @@ func runClusterBackup(cmd *cobra.Command, g *globalOptions, co *clusterOptions, 
 	if err != nil {
 		return err
 	}
-	r, release, err := g.openLocked(ctx, false)
+	r, release, err := g.openWithIndex(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
-	g.verbosef(1, "loading index\n")
-	if err := r.LoadIndex(ctx); err != nil {
-		return err
-	}
 	progress := &snapshot.Progress{}
 	opts := backup.BackupOptions{
 		Name: name, Cluster: f.clusterName, Spec: spec, TTL: ttl,
@@ -210,4 +206,17 @@ func openBackup(ctx context.Context, g *globalOptions, name string) (*backupHand
 		return nil, err
 	}
 	return &backupHandle{r: r, entry: e}, nil
+}
+
+// onBackup makes a RunE that opens the backup its first argument names,
+// runs fn and closes the repository.
+func onBackup(g *globalOptions, fn func(ctx context.Context, b *backupHandle) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		b, err := openBackup(cmd.Context(), g, args[0])
+		if err != nil {
+			return err
+		}
+		defer b.r.Close()
+		return fn(cmd.Context(), b)
+	}
 }

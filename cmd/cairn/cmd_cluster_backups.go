@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"maps"
 	"os"
@@ -46,13 +47,7 @@ func newClusterBackupsCmd(g *globalOptions, _ *clusterOptions) *cobra.Command {
 		Use:   "backups",
 		Short: "List the cluster backups in the repository",
 		Args:  exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			r, err := g.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
+		RunE: onRepo(g, func(ctx context.Context, r *repo.Repository, _ []string) error {
 			if err := r.LoadIndex(ctx); err != nil {
 				return err
 			}
@@ -70,7 +65,7 @@ func newClusterBackupsCmd(g *globalOptions, _ *clusterOptions) *cobra.Command {
 			}
 			printBackupTable(g, rows, time.Now())
 			return nil
-		},
+		}),
 	}
 }
 
@@ -138,13 +133,7 @@ func newClusterDescribeCmd(g *globalOptions, _ *clusterOptions) *cobra.Command {
 		Use:   "describe NAME",
 		Short: "Show what a cluster backup holds and how it went",
 		Args:  exactArgs(1, "a backup name"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			b, err := openBackup(ctx, g, args[0])
-			if err != nil {
-				return err
-			}
-			defer b.r.Close()
+		RunE: onBackup(g, func(ctx context.Context, b *backupHandle) error {
 			sn := b.entry.Snapshot
 			info, err := catalog.ReadBackupInfo(ctx, b.r, sn)
 			if err != nil {
@@ -166,7 +155,7 @@ func newClusterDescribeCmd(g *globalOptions, _ *clusterOptions) *cobra.Command {
 			}
 			printBackupDescription(g, &out, items, details)
 			return nil
-		},
+		}),
 	}
 	cmd.Flags().BoolVar(&details, "details", false, "also list every object in the backup")
 	return cmd
@@ -254,17 +243,11 @@ func newClusterLogsCmd(g *globalOptions, _ *clusterOptions) *cobra.Command {
 		Use:   "logs NAME",
 		Short: "Print the log of a cluster backup",
 		Args:  exactArgs(1, "a backup name"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			b, err := openBackup(ctx, g, args[0])
-			if err != nil {
-				return err
-			}
-			defer b.r.Close()
+		RunE: onBackup(g, func(ctx context.Context, b *backupHandle) error {
 			g.outMu.Lock()
 			defer g.outMu.Unlock()
 			return catalog.WriteBackupLog(ctx, b.r, b.entry.Snapshot, g.env.stdout)
-		},
+		}),
 	}
 }
 
@@ -280,13 +263,7 @@ resources/namespaces/<namespace>/<resource>/<name>.yaml -- as a gzip-compressed
 tar archive, by default to NAME-data.tar.gz (--output - writes to standard
 output).`,
 		Args: exactArgs(1, "a backup name"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			b, err := openBackup(ctx, g, args[0])
-			if err != nil {
-				return err
-			}
-			defer b.r.Close()
+		RunE: onBackup(g, func(ctx context.Context, b *backupHandle) error {
 			// Damaged trees and unusable names are left out, named on
 			// stderr, and make the download exit 1 at the end.
 			dl := &damageLog{g: g}
@@ -323,7 +300,7 @@ output).`,
 			fi, _ := os.Stat(output)
 			g.printf("backup %s written to %s (%s)\n", b.entry.Name, output, formatBytes(uint64(fi.Size())))
 			return dl.result(nil)
-		},
+		}),
 	}
 	// Not -o: that is the global --option (as in restic).
 	cmd.Flags().StringVar(&output, "output", "", "write to this `file` (\"-\" = standard output; default NAME-data.tar.gz)")

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/snapshot/browse"
 	"github.com/spf13/cobra"
@@ -36,11 +35,7 @@ out and named on stderr; the rest is written and dump exits 1.`,
 			if archive != browse.ArchiveTar && archive != browse.ArchiveZip {
 				return fmt.Errorf("--archive %q is unknown: use tar or zip", archive)
 			}
-			var sn *snapshot.Snapshot
-			r, done, err := g.openForBrowsing(ctx, func(r *repo.Repository) (err error) {
-				sn, err = browseSnapshot(ctx, r, args[0], filt.filter())
-				return err
-			})
+			r, sn, done, err := g.openOneSnapshot(ctx, args[0], filt.filter())
 			if err != nil {
 				return err
 			}

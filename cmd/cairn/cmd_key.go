@@ -91,15 +91,9 @@ func newKeyCmd(g *globalOptions) *cobra.Command {
 		Use:   "list",
 		Short: "List the keys of the repository",
 		Args:  exactArgs(0, "no arguments"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			r, err := g.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
+		RunE: onRepo(g, func(ctx context.Context, r *repo.Repository, _ []string) error {
 			return listKeys(ctx, g, r)
-		},
+		}),
 	}
 	cmd.AddCommand(list, add, remove, passwd)
 	return cmd

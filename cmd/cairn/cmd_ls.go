@@ -42,11 +42,7 @@ is named on stderr and skipped; the rest is listed and ls exits 1.`,
 		Args: rangeArgs(1, 2, "a snapshot (ID or latest) and optionally a path in it"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			var sn *snapshot.Snapshot
-			r, done, err := g.openForBrowsing(ctx, func(r *repo.Repository) (err error) {
-				sn, err = browseSnapshot(ctx, r, args[0], filt.filter())
-				return err
-			})
+			r, sn, done, err := g.openOneSnapshot(ctx, args[0], filt.filter())
 			if err != nil {
 				return err
 			}

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/retention"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/spf13/cobra"
@@ -71,13 +73,7 @@ func newSnapshotsCmd(g *globalOptions) *cobra.Command {
 		Use:   "snapshots [flags] [SNAPSHOT-ID...]",
 		Short: "List snapshots",
 		Args:  cobra.ArbitraryArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			r, err := g.openRepo(ctx)
-			if err != nil {
-				return err
-			}
-			defer r.Close()
+		RunE: onRepo(g, func(ctx context.Context, r *repo.Repository, args []string) error {
 			// Unreadable snapshot files are named on stderr; the others are
 			// listed, and the command exits 1.
 			dl := &damageLog{g: g}
@@ -93,7 +89,7 @@ func newSnapshotsCmd(g *globalOptions) *cobra.Command {
 			}
 			printSnapshotTable(g, sns)
 			return dl.result(nil)
-		},
+		}),
 	}
 	filt.add(cmd.Flags(), "")
 	cmd.Flags().IntVar(&latest, "latest", 0, "only show the last `n` snapshots for each host and path set")
