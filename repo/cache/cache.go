@@ -248,8 +248,9 @@ func (c *Backend) Save(ctx context.Context, h repo.Handle, rd io.Reader, size in
 	if _, err := seeker.Seek(0, io.SeekStart); err != nil {
 		return nil
 	}
-	if err := c.store(h, p, rd); err != nil && !errors.Is(err, errMismatch) {
-		c.writeFailed(err)
+	var we writeErr
+	if err := c.store(h, p, rd); errors.As(err, &we) {
+		c.writeFailed(we.err)
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -392,5 +393,30 @@ func TestDefaultDir(t *testing.T) {
 		if got := DefaultDir(env(tt.env)); got != tt.want {
 			t.Errorf("DefaultDir(%v) = %q, want %q", tt.env, got, tt.want)
 		}
+	}
+}
+
+// TestDirTurnsReadOnly: a cache that stops being writable after it was
+// attached warns once and goes on serving from the backend.
+func TestDirTurnsReadOnly(t *testing.T) {
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=4m"); err != nil {
+		t.Skipf("mount tmpfs: %v", err)
+	}
+	defer syscall.Unmount(dir, 0)
+	be, w := newLocal(t), &warnings{}
+	c := open(t, be, dir, w)
+	if err := syscall.Mount("", dir, "", syscall.MS_REMOUNT|syscall.MS_RDONLY, ""); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		data := randBytes(100 + i)
+		h := save(t, c, repo.SnapshotFile, data)
+		if got := load(t, c, h, 0, 0); !bytes.Equal(got, data) {
+			t.Fatal("load through a read-only cache differs")
+		}
+	}
+	if n := strings.Count(w.String(), "cannot write"); n != 1 {
+		t.Fatalf("want one warning, got %q", w)
 	}
 }
