@@ -144,6 +144,7 @@ func (c *Checker) LoadIndex(ctx context.Context) error {
 	idx.Sort()
 	c.idx = idx
 	c.r.idx = idx
+	c.r.announceTreePacks(idx, false) // the tree walk reads them next
 	c.reportIndexHints()
 	return nil
 }

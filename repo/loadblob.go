@@ -45,6 +45,11 @@ func (r *Repository) LoadBlobInto(ctx context.Context, t BlobType, id ID, buf []
 	var lastErr error
 	for _, pb := range locs {
 		out, err := r.loadCopy(ctx, pb, buf)
+		if err != nil && ctx.Err() == nil && r.evictCached(pb.Pack) {
+			// A local copy damaged after it was verified (it fails its MAC
+			// or hash, or is short): read the backend's once.
+			out, err = r.loadCopy(ctx, pb, buf)
+		}
 		if err == nil {
 			return out, nil
 		}

@@ -75,6 +75,9 @@ func (p *packer) upload(ctx context.Context, pf *packFile) {
 		return
 	}
 	h := Handle{Type: PackFile, Name: id.String()}
+	if pf.t == TreeBlob {
+		p.r.announceTreePack(id)
+	}
 	if err := pf.store(ctx, p.r.be, h, size); err != nil {
 		p.fail(fmt.Errorf("save pack: %w", err))
 		return

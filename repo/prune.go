@@ -71,6 +71,7 @@ func (r *Repository) LoadPruneState(ctx context.Context) (*PruneState, error) {
 	idx.AddLoaded(st.Blobs)
 	idx.Sort()
 	r.idx = idx
+	r.announceTreePacks(idx, false) // the used-blob walk reads them next
 	return st, nil
 }
 

@@ -406,6 +406,7 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	for _, id := range loaded {
 		r.idxLoaded[id] = true
 	}
+	r.announceTreePacks(idx, true)
 	return nil
 }
 
@@ -439,6 +440,9 @@ func (r *Repository) LoadNewIndexes(ctx context.Context) (int, error) {
 	if fresh {
 		// Only here is r.idx replaced: readers use it concurrently.
 		r.idx, r.idxLoaded, r.idxLoadedFor = idx, done, idx
+	}
+	if len(loaded) > 0 {
+		r.announceTreePacks(idx, false)
 	}
 	return len(loaded), err
 }

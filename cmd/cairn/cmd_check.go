@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync/atomic"
 
 	"github.com/cairn-backup/cairn/repo"
@@ -31,6 +32,13 @@ and verifies all pack files; --read-data-subset reads a part of them: "n/m"
 				if _, err := repo.SelectPacks(nil, subset); err != nil {
 					return err
 				}
+			}
+			// check judges the repository, not what earlier runs cached: like
+			// restic it gets a cache of its own, so each tree pack is still
+			// fetched only once.
+			if tmp, err := os.MkdirTemp("", "cairn-check-cache-"); err == nil {
+				g.cacheTemp = tmp
+				defer os.RemoveAll(tmp)
 			}
 			r, release, err := g.openLocked(ctx, false)
 			if err != nil {

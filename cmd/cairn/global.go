@@ -35,11 +35,16 @@ type globalOptions struct {
 	packSize     int
 	cacheDir     string
 	noCache      bool
-	cacert       string
-	insecureTLS  bool
-	limitUp      int
-	limitDown    int
-	retryLock    time.Duration
+	cleanupCache bool
+	cacheMaxSize string
+	// cacheTemp is a cache directory of this run only (check reads the
+	// repository, not what an earlier run cached).
+	cacheTemp   string
+	cacert      string
+	insecureTLS bool
+	limitUp     int
+	limitDown   int
+	retryLock   time.Duration
 
 	// writer is set by declareWrite: the running command writes to the
 	// repository, so --no-lock does not apply to it.
@@ -87,8 +92,10 @@ func (g *globalOptions) addFlags(root *cobra.Command) {
 	f.StringArrayVarP(&g.options, "option", "o", nil, "set an extended `key=value` option (known: "+knownExtKeys()+")")
 	f.StringVar(&g.compression, "compression", "", "compression `mode` for new data: auto, off or max (default $CAIRN_COMPRESSION or auto)")
 	f.IntVar(&g.packSize, "pack-size", 0, "target pack size in `MiB` (default $CAIRN_PACK_SIZE or 16)")
-	f.StringVar(&g.cacheDir, "cache-dir", "", "cache `directory`: accepted for restic compatibility; cairn keeps no cache")
-	f.BoolVar(&g.noCache, "no-cache", false, "accepted for restic compatibility; cairn keeps no cache")
+	f.StringVar(&g.cacheDir, "cache-dir", "", "local cache `directory` (default $CAIRN_CACHE_DIR, else $XDG_CACHE_HOME/cairn or ~/.cache/cairn); giving it also caches a local repository")
+	f.BoolVar(&g.noCache, "no-cache", false, "do not use a local cache")
+	f.BoolVar(&g.cleanupCache, "cleanup-cache", false, "remove the caches of repositories not used for 30 days")
+	f.StringVar(&g.cacheMaxSize, "cache-max-size", "", "bound the cached tree packs of one repository to `size` (e.g. 500M, 4G; default 4G)")
 	f.StringVar(&g.cacert, "cacert", "", "also trust the PEM certificate(s) in `file` for TLS (S3)")
 	f.BoolVar(&g.insecureTLS, "insecure-tls", false, "skip TLS certificate verification (S3; for testing only)")
 	f.DurationVar(&g.retryLock, "retry-lock", 0, "if the repository is locked, retry for up to `duration` (e.g. 5m) before giving up")
@@ -132,6 +139,9 @@ func (g *globalOptions) resolve(cmd *cobra.Command) error {
 	}
 	if g.packSize != 0 && (g.packSize < 4 || g.packSize > 128) {
 		return fmt.Errorf("--pack-size %d is out of range: use 4 to 128 (MiB)", g.packSize)
+	}
+	if err := g.resolveCache(); err != nil {
+		return err
 	}
 	g.extended = map[string]string{}
 	for _, kv := range g.options {
@@ -246,10 +256,19 @@ func (g *globalOptions) openRepo(ctx context.Context) (*repo.Repository, error) 
 		return nil, err
 	}
 	g.verbosef(2, "opening repository %s\n", be.Location())
+	cb := g.wrapCache(be)
+	if cb != nil {
+		be = cb
+	}
 	r, err := repo.Open(ctx, be, pw, g.repoOptions())
 	if err != nil {
 		be.Close()
 		return nil, err
+	}
+	if cb != nil {
+		g.attachCache(cb, r.Config().ID)
+	} else if g.cleanupCache {
+		g.oldCaches()
 	}
 	g.verbosef(1, "repository %s opened (version %d)\n", shortRepoID(r), r.Config().Version)
 	return r, nil

@@ -68,6 +68,8 @@ func newTestEnv(t *testing.T) *testEnv {
 		"CAIRN_PASSWORD":   testPassword,
 		"CAIRN_REPOSITORY": e.repo,
 		"CAIRN_HOST":       "testhost",
+		// Never the user's ~/.cache (it also holds the test tools).
+		"XDG_CACHE_HOME": filepath.Join(dir, "xdg-cache"),
 	}
 	return e
 }

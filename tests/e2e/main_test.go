@@ -15,6 +15,10 @@ import (
 
 var cairnBin string
 
+// cacheHome is the XDG_CACHE_HOME of every program a test runs: a cache, if any, goes
+// there and never into the user's ~/.cache (which holds the test tools).
+var cacheHome string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "cairn-e2e-bin-")
 	if err != nil {
@@ -22,6 +26,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	cairnBin = filepath.Join(dir, "cairn")
+	cacheHome = filepath.Join(dir, "cache")
 	build := exec.Command("go", "build", "-o", cairnBin, "github.com/cairn-backup/cairn/cmd/cairn")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
@@ -87,7 +92,7 @@ func cleanEnv() []string {
 		}
 		env = append(env, kv)
 	}
-	return env
+	return append(env, "XDG_CACHE_HOME="+cacheHome)
 }
 
 // dirSize sums the sizes of the files below dir.
