@@ -21,6 +21,15 @@ func (it Item) Hint() volapi.ParentHint {
 	return h
 }
 
+// Spec is the VolumeBackupSpec the CLI creates for the item.
+func (it Item) Spec(backup string, r volapi.RepositoryRef, up volapi.UploaderOptions) volapi.VolumeBackupSpec {
+	return volapi.VolumeBackupSpec{
+		Node: it.Node, Pod: volapi.PodRef{Namespace: it.Namespace, Name: it.Pod, UID: it.PodUID},
+		Volume: it.Volume, PVC: it.PVC, PV: it.PV, Repository: r, BackupName: backup,
+		Parent: it.Hint(), Uploader: up,
+	}
+}
+
 // SnapshotTags are the tags of a volume's own snapshot: the backup it
 // belongs to, what ChooseParent matches later, and the pod for people.
 // extra (VolumeBackupSpec.Tags) come last. Empty hint fields give no tag.

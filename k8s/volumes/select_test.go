@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cairn-backup/cairn/k8s/volapi"
 	"github.com/cairn-backup/cairn/tests/cluster"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -211,6 +212,11 @@ func TestSelectItemFields(t *testing.T) {
 	}
 	if h := cache.Hint(); h.PVC != "" || h.Workload != "Deployment/web" {
 		t.Errorf("cache hint %+v", h)
+	}
+	spec := db.Spec("nightly", volapi.RepositoryRef{ID: "r1"}, volapi.UploaderOptions{ParallelFiles: 2})
+	if spec.Node != "node-1" || spec.Pod != (volapi.PodRef{Namespace: "shop", Name: "other", UID: "uid-other"}) || spec.PV != "pv-db" ||
+		spec.PVC != "db" || spec.Parent != db.Hint() || spec.BackupName != "nightly" || spec.Repository.ID != "r1" || spec.Uploader.ParallelFiles != 2 {
+		t.Errorf("spec %+v", spec)
 	}
 }
 
