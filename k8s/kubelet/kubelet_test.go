@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // layout makes a kubelet-like tree under a temp root: each entry is a
@@ -160,5 +162,26 @@ func TestFindRootSymlink(t *testing.T) {
 	}
 	if _, err := Find(filepath.Join(t.TempDir(), "missing"), uid, "cache", ""); err == nil || !strings.Contains(err.Error(), "--kubelet-root") {
 		t.Errorf("missing root: %v", err)
+	}
+}
+
+// Every real volume directory is a mount point (tmpfs for a memory
+// emptyDir, the driver's mount for CSI): Find crosses mounts.
+func TestFindMountPoint(t *testing.T) {
+	root := layout(t, "pods/"+uid+"/volumes/kubernetes.io~csi/pvc-m/mount")
+	mnt := filepath.Join(root, "pods", uid, "volumes", "kubernetes.io~csi", "pvc-m", "mount")
+	if err := unix.Mount("tmpfs", mnt, "tmpfs", 0, "size=1m"); err != nil {
+		t.Skipf("cannot mount tmpfs (needs root): %v", err)
+	}
+	t.Cleanup(func() { unix.Unmount(mnt, unix.MNT_DETACH) })
+	if err := os.WriteFile(filepath.Join(mnt, "f"), []byte("data"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	v, err := Find(root, uid, "data", "pvc-m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(v.Path, "f")); err != nil || string(b) != "data" {
+		t.Errorf("read through %s: %q %v", v.Path, b, err)
 	}
 }
