@@ -34,6 +34,18 @@ const (
 	TagBackup   = "backup="   // tag prefix naming the backup
 	TagSchedule = "schedule=" // tag prefix naming the schedule that made it
 
+	// The node agent saves each pod volume as a snapshot of its own (so
+	// that its tree is referenced, and safe from prune, until the backup's
+	// snapshot takes it in) tagged with these; a later backup of the same
+	// volume picks its parent by them. They never carry TagBackup: a volume
+	// snapshot is not a cluster backup.
+	TagVolumeOf     = "volume-of=" // the cluster backup the volume belongs to
+	TagPVC          = "pvc="       // "<namespace>/<claim>" of a PVC-backed volume
+	TagPodNamespace = "namespace=" // the pod's namespace
+	TagWorkload     = "workload="  // "<Kind>/<name>" of the pod's owning workload, or "Pod/<name>"
+	TagPodVolume    = "volume="    // the pod's volume name
+	TagPod          = "pod="       // "<namespace>/<pod>", for people; never used to choose a parent
+
 	// LabelExclude on an object keeps it out of backups.
 	LabelExclude = "cairn.io/exclude-from-backup"
 	// Labels put on every restored object.
