@@ -55,7 +55,8 @@ func TestNoLockNeverWritesUnlocked(t *testing.T) {
 		{"cluster describe", nil, "read"},
 		{"cluster logs", nil, "read"},
 		{"cluster download", nil, "read"},
-		{"cluster restore", nil, "read"}, // writes to the cluster, reads the repository
+		{"cluster restore", nil, "read"},      // writes to the cluster, reads the repository
+		{"cluster install-crds", nil, "read"}, // writes to the cluster only
 		{"snapshots", []string{}, "read"},
 		{"restore", []string{"latest", "--target", target}, "read"},
 		{"check", []string{}, "read"},
