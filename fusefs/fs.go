@@ -66,6 +66,7 @@ type FS struct {
 
 	treeMu    sync.Mutex
 	treeLoads map[repo.ID]chan struct{} // trees being loaded
+	ahead     loadedTrees               // trees loaded ahead of lookups
 
 	prefetch treePrefetcher // trees loaded ahead of directory walks
 
@@ -216,12 +217,22 @@ func (f *FS) loadNewIndexes(ctx context.Context) error {
 // same tree share one load.
 func (f *FS) tree(ctx context.Context, id repo.ID) (*snapshot.Tree, error) {
 	f.treeMu.Lock()
+	if t, ok := f.ahead.trees[id]; ok {
+		f.treeMu.Unlock()
+		return t, nil
+	}
 	if ch, ok := f.treeLoads[id]; ok {
 		f.treeMu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		}
+		f.treeMu.Lock()
+		t, ok := f.ahead.trees[id]
+		f.treeMu.Unlock()
+		if ok {
+			return t, nil
 		}
 		return f.loader.Tree(ctx, id) // cached now, unless the load failed
 	}
