@@ -105,6 +105,9 @@ fi
 CAIRN=$ROOT/bin/cairn
 if [[ " $BENCH_TOOLS " == *" cairn "* ]]; then
 	log "building cairn (go build -o bin/cairn ./cmd/cairn)"
+	# The commit built, with + when the work tree differs from it.
+	CAIRN_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
+	[ -z "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ] || CAIRN_REV+=+
 	if ! go build -o "$CAIRN" ./cmd/cairn; then
 		die "cannot build cairn from ./cmd/cairn (errors above); the benchmark needs a working cairn binary. To benchmark restic alone: BENCH_TOOLS=restic"
 	fi
@@ -331,7 +334,7 @@ else
 fi
 for tool in "${TOOLS[@]}"; do
 	case $tool in
-	cairn) echo "  cairn:  $CAIRN ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))" ;;
+	cairn) echo "  cairn:  $CAIRN ($CAIRN_REV)" ;;
 	restic) echo "  restic: $RESTIC ($("$RESTIC" version))" ;;
 	esac
 done
