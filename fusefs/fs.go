@@ -36,9 +36,10 @@ type Options struct {
 	// Trees is how many decoded trees are kept (default 8192).
 	Trees int
 	// ReadAhead is how many blobs after the one a read touches are loaded
-	// in the background (default 8, and no more than a quarter of the
-	// cache: enough to keep every core decrypting and hashing while the
-	// kernel copies what was read).
+	// in the background (default 32, and no more than a quarter of the
+	// cache): enough to keep every core decrypting and hashing while the
+	// kernel copies what was read, and, over a network, enough bytes in
+	// flight to cover the round trips.
 	ReadAhead int
 	// Warn is told about errors that reach the kernel only as EIO, and
 	// about failed refreshes. May be nil.
@@ -84,7 +85,7 @@ func New(ctx context.Context, r *repo.Repository, opts Options) (*FS, error) {
 		opts.Trees = 8192
 	}
 	if opts.ReadAhead == 0 {
-		opts.ReadAhead = 8
+		opts.ReadAhead = 32
 	}
 	f := &FS{r: r, loader: snapshot.NewTreeLoader(r, opts.Trees), cache: browse.NewBlobCache(r, opts.CacheSize),
 		opts: opts, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()),

@@ -69,28 +69,32 @@ func (f *FileReader) missingLocked(j int) bool {
 	return !ok
 }
 
-// run is blobs of one file to load with one backend read: their indexes in
-// the file's content and their copies, in the order of the pack.
+// run is blobs of one file to load with one backend read: their IDs and
+// copies, in the order of the pack.
 type run struct {
 	ids  []repo.ID
 	locs []repo.PackedBlob
 	has  bool // holds the blob a read waits for
 }
 
-// runsLocked groups the missing blobs among js (indexes into the content)
-// into runs: the archiver writes a file's blobs into a pack in the order
-// its workers finish them, so blobs are sorted by pack and offset, not by
-// their place in the file, and cut where the gap between two exceeds
-// repo.MaxRunGap or a run would exceed maxRunBytes. want is the blob a read
-// waits for (-1 for none); its run comes first.
-func (f *FileReader) runsLocked(js []int, want int) []run {
+// runsLocked groups the missing blobs among js and fill (indexes into the
+// content) into runs. The archiver writes a file's blobs into a pack in the
+// order its workers finish them, so blobs are sorted by pack and offset,
+// not by their place in the file, and cut where the gap between two exceeds
+// repo.MaxRunGap or a run would exceed maxRunBytes. Blobs of fill (further
+// ahead) only fill gaps: a run neither starts nor ends with one, so the
+// window's blobs of one pack region come in one read instead of being cut
+// at the blobs of the next window. want is the blob a read waits for (-1
+// for none); its run comes first.
+func (f *FileReader) runsLocked(js, fill []int, want int) []run {
 	type item struct {
-		j  int
-		pb repo.PackedBlob
+		j    int
+		pb   repo.PackedBlob
+		fill bool
 	}
 	var items []item
 	seen := map[repo.ID]bool{}
-	for _, j := range js {
+	for k, j := range append(js, fill...) {
 		id := f.content[j]
 		if seen[id] || !f.missingLocked(j) {
 			continue
@@ -100,7 +104,7 @@ func (f *FileReader) runsLocked(js []int, want int) []run {
 			continue // not in the index: acquire reports it
 		}
 		seen[id] = true
-		items = append(items, item{j, ls[0]})
+		items = append(items, item{j, ls[0], k >= len(js)})
 	}
 	slices.SortFunc(items, func(a, b item) int {
 		if c := bytes.Compare(a.pb.Pack[:], b.pb.Pack[:]); c != 0 {
@@ -109,21 +113,38 @@ func (f *FileReader) runsLocked(js []int, want int) []run {
 		return cmp.Compare(a.pb.Offset, b.pb.Offset)
 	})
 	var runs []run
-	for k, it := range items {
-		if k > 0 {
-			last := &runs[len(runs)-1]
-			prev, first := last.locs[len(last.locs)-1], last.locs[0]
+	var cur []item
+	flush := func() {
+		for len(cur) > 0 && cur[len(cur)-1].fill {
+			cur = cur[:len(cur)-1]
+		}
+		if len(cur) == 0 {
+			return
+		}
+		rn := run{}
+		for _, it := range cur {
+			rn.ids = append(rn.ids, it.pb.ID)
+			rn.locs = append(rn.locs, it.pb)
+			rn.has = rn.has || it.j == want
+		}
+		runs = append(runs, rn)
+		cur = nil
+	}
+	for _, it := range items {
+		if len(cur) > 0 {
+			prev, first := cur[len(cur)-1].pb, cur[0].pb
 			prevEnd := uint64(prev.Offset) + uint64(prev.Length)
-			if it.pb.Pack == first.Pack && uint64(it.pb.Offset) >= prevEnd && uint64(it.pb.Offset)-prevEnd <= repo.MaxRunGap &&
-				uint64(it.pb.Offset)+uint64(it.pb.Length)-uint64(first.Offset) <= maxRunBytes {
-				last.ids = append(last.ids, it.pb.ID)
-				last.locs = append(last.locs, it.pb)
-				last.has = last.has || it.j == want
-				continue
+			if it.pb.Pack != first.Pack || uint64(it.pb.Offset) < prevEnd || uint64(it.pb.Offset)-prevEnd > repo.MaxRunGap ||
+				uint64(it.pb.Offset)+uint64(it.pb.Length)-uint64(first.Offset) > maxRunBytes {
+				flush()
 			}
 		}
-		runs = append(runs, run{ids: []repo.ID{it.pb.ID}, locs: []repo.PackedBlob{it.pb}, has: it.j == want})
+		if len(cur) == 0 && it.fill {
+			continue
+		}
+		cur = append(cur, it)
 	}
+	flush()
 	slices.SortStableFunc(runs, func(a, b run) int {
 		switch {
 		case a.has == b.has:

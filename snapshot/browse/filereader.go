@@ -206,7 +206,8 @@ func (s *Span) Release() {
 // the window is missing, so that they come in runs rather than one blob per
 // read; they are bounded by the cache's prefetch tokens and by a quarter of
 // its budget, so that read-ahead does not evict what it loaded before it
-// is read.
+// is read. Blobs of the window after may fill the gaps of a run (see
+// runsLocked).
 func (f *FileReader) readAhead(i int) {
 	ra := f.ReadAhead
 	if ra == 0 {
@@ -239,7 +240,12 @@ func (f *FileReader) readAhead(i int) {
 	for j := i + 1; j < end; j++ {
 		js = append(js, j)
 	}
-	for _, rn := range f.runsLocked(js, want) {
+	// The next window's blobs may fill gaps between this one's in a pack.
+	var fill []int
+	for j := end; j < min(len(f.content), end+ra) && f.starts[j] < limit+c.max/4; j++ {
+		fill = append(fill, j)
+	}
+	for _, rn := range f.runsLocked(js, fill, want) {
 		token := !rn.has
 		if token {
 			select {
