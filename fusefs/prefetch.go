@@ -25,7 +25,7 @@ import (
 // listing or after the one looked up, get their trees loaded ahead. A
 // lookup queues more only once half the window is new, so that trees are
 // queued (and read) in batches rather than one per lookup.
-const treePrefetchWindow = 64
+const treePrefetchWindow = 256
 
 // maxTreeQueue bounds the trees waiting to be loaded ahead.
 const maxTreeQueue = 1024
@@ -42,7 +42,7 @@ const maxTreeRecent = 4096
 // treeBatch is the most queued trees one worker takes at once; maxTreeRun
 // bounds the stored bytes of one read of a run of them.
 const (
-	treeBatch  = treePrefetchWindow
+	treeBatch  = 64
 	maxTreeRun = 4 << 20
 )
 

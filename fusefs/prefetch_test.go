@@ -20,8 +20,10 @@ func TestTreePrefetchWindow(t *testing.T) {
 	f := &FS{r: r, loader: snapshot.NewTreeLoader(r, 16), treeLoads: map[repo.ID]chan struct{}{}}
 	tree := &snapshot.Tree{}
 	ids := map[string]repo.ID{}
-	for i := range 200 {
-		name := fmt.Sprintf("e%03d", i)
+	const W = treePrefetchWindow
+	dirName := func(k int) string { return fmt.Sprintf("e%04d", 2*k) } // the k-th directory
+	for i := range 4 * 2 * W {
+		name := fmt.Sprintf("e%04d", i)
 		n := &snapshot.Node{Name: name, Type: snapshot.NodeFile}
 		if i%2 == 0 { // every other entry is a directory
 			id := repo.Hash([]byte(name)) // not stored: its load fails
@@ -61,24 +63,24 @@ func TestTreePrefetchWindow(t *testing.T) {
 	if n := queued(); n != treePrefetchWindow {
 		t.Fatalf("listing again queued %d trees in all, want %d", n, treePrefetchWindow)
 	}
-	// Looking up the 11th directory (e020) brings 11 new ones into the
-	// window: fewer than half of it, so nothing is queued yet.
-	f.prefetchAfter(tree, tree.Find("e020"))
-	if n := queued(); n != treePrefetchWindow {
-		t.Fatalf("after a lookup %d trees queued in all, want still %d", n, treePrefetchWindow)
+	// Looking up the 11th directory brings 11 new ones into the window:
+	// fewer than half of it, so nothing is queued yet.
+	f.prefetchAfter(tree, tree.Find(dirName(10)))
+	if n := queued(); n != W {
+		t.Fatalf("after a lookup %d trees queued in all, want still %d", n, W)
 	}
-	// Looking up the 32nd (e062) makes half the window new: the 32 after
-	// the first window are queued, up to the 96th directory (e190).
-	f.prefetchAfter(tree, tree.Find("e062"))
-	if n := queued(); n != treePrefetchWindow+treePrefetchWindow/2 {
-		t.Fatalf("after a lookup %d trees queued in all, want %d", n, treePrefetchWindow+treePrefetchWindow/2)
+	// Looking up the (W/2)-th makes half the window new: the W/2 after the
+	// first window are queued, and no more.
+	f.prefetchAfter(tree, tree.Find(dirName(W/2-1)))
+	if n := queued(); n != W+W/2 {
+		t.Fatalf("after a lookup %d trees queued in all, want %d", n, W+W/2)
 	}
 	f.prefetch.mu.Lock()
-	_, last := f.prefetch.recent[ids["e190"]]
-	_, beyond := f.prefetch.recent[ids["e192"]]
+	_, last := f.prefetch.recent[ids[dirName(W+W/2-1)]]
+	_, beyond := f.prefetch.recent[ids[dirName(W+W/2)]]
 	f.prefetch.mu.Unlock()
 	if !last || beyond {
-		t.Fatalf("window end: e190 queued %v, e192 queued %v", last, beyond)
+		t.Fatalf("window end: directory %d queued %v, %d queued %v", W+W/2-1, last, W+W/2, beyond)
 	}
 	idle()
 	// The failed loads left nothing behind.
@@ -88,7 +90,7 @@ func TestTreePrefetchWindow(t *testing.T) {
 	if n != 0 {
 		t.Fatalf("%d tree loads left", n)
 	}
-	if _, err := f.tree(context.Background(), ids["e000"]); err == nil {
+	if _, err := f.tree(context.Background(), ids[dirName(0)]); err == nil {
 		t.Fatal("loading a tree that is not stored succeeded")
 	}
 }
