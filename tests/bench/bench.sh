@@ -220,7 +220,7 @@ tool_cmd() {
 	case $1 in
 	cairn)
 		CMD=(env CAIRN_PASSWORD="$PASSWORD" XDG_CACHE_HOME="$cache" "$CAIRN" -r "${LOC[cairn]}")
-		[ "$BENCH_BACKEND" = s3 ] && CMD+=(--cache-dir "$cache")
+		if [ "$BENCH_BACKEND" = s3 ]; then CMD+=(--cache-dir "$cache"); fi
 		;;
 	restic) CMD=(env RESTIC_PASSWORD="$PASSWORD"
 		"$RESTIC" -r "${LOC[restic]}" --cache-dir "$cache") ;;
