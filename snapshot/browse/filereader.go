@@ -233,7 +233,7 @@ func (f *FileReader) readAhead(i int) {
 		for j < end && !f.missingLocked(j) {
 			j++
 		}
-		if j >= end || (j > i+1 && end-j < max(1, ra/2)) {
+		if j >= end || (j > i+1 && end-j < max(1, (end-i-1)/2)) {
 			return // enough is loaded or loading ahead
 		}
 	}
