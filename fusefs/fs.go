@@ -36,9 +36,10 @@ type Options struct {
 	// Trees is how many decoded trees are kept (default 8192).
 	Trees int
 	// ReadAhead is how many blobs after the one a read touches are loaded
-	// in the background (default 8, and no more than a quarter of the
-	// cache: enough to keep every core decrypting and hashing while the
-	// kernel copies what was read).
+	// in the background (default 32, and no more than a quarter of the
+	// cache): enough to keep every core decrypting and hashing while the
+	// kernel copies what was read, and, over a network, enough bytes in
+	// flight to cover the round trips.
 	ReadAhead int
 	// Warn is told about errors that reach the kernel only as EIO, and
 	// about failed refreshes. May be nil.
@@ -66,6 +67,7 @@ type FS struct {
 
 	treeMu    sync.Mutex
 	treeLoads map[repo.ID]chan struct{} // trees being loaded
+	ahead     loadedTrees               // trees loaded ahead of lookups
 
 	prefetch treePrefetcher // trees loaded ahead of directory walks
 
@@ -83,7 +85,7 @@ func New(ctx context.Context, r *repo.Repository, opts Options) (*FS, error) {
 		opts.Trees = 8192
 	}
 	if opts.ReadAhead == 0 {
-		opts.ReadAhead = 8
+		opts.ReadAhead = 32
 	}
 	f := &FS{r: r, loader: snapshot.NewTreeLoader(r, opts.Trees), cache: browse.NewBlobCache(r, opts.CacheSize),
 		opts: opts, uid: uint32(os.Getuid()), gid: uint32(os.Getgid()),
@@ -216,12 +218,22 @@ func (f *FS) loadNewIndexes(ctx context.Context) error {
 // same tree share one load.
 func (f *FS) tree(ctx context.Context, id repo.ID) (*snapshot.Tree, error) {
 	f.treeMu.Lock()
+	if t, ok := f.ahead.trees[id]; ok {
+		f.treeMu.Unlock()
+		return t, nil
+	}
 	if ch, ok := f.treeLoads[id]; ok {
 		f.treeMu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		}
+		f.treeMu.Lock()
+		t, ok := f.ahead.trees[id]
+		f.treeMu.Unlock()
+		if ok {
+			return t, nil
 		}
 		return f.loader.Tree(ctx, id) // cached now, unless the load failed
 	}

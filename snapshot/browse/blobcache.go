@@ -259,21 +259,26 @@ func (c *BlobCache) startLocked(id repo.ID) *blobLoad {
 	go func() {
 		// Detached from any caller: others may be waiting for this blob.
 		buf, data, err := c.load(context.Background(), id)
-		c.mu.Lock()
-		delete(c.loads, id)
-		ld.finished = true
-		if err != nil {
-			ld.err = err
-		} else {
-			b := &cachedBlob{id: id, buf: buf, data: data, refs: ld.waiters}
-			c.addLocked(b)
-			c.recycleLocked(b) // not cached and nobody waiting
-			ld.blob = b
-		}
-		c.mu.Unlock()
-		close(ld.done)
+		c.finish(id, ld, buf, data, err)
 	}()
 	return ld
+}
+
+// finish ends load ld of blob id with its result and wakes its waiters.
+func (c *BlobCache) finish(id repo.ID, ld *blobLoad, buf, data []byte, err error) {
+	c.mu.Lock()
+	delete(c.loads, id)
+	ld.finished = true
+	if err != nil {
+		ld.err = err
+	} else {
+		b := &cachedBlob{id: id, buf: buf, data: data, refs: ld.waiters}
+		c.addLocked(b)
+		c.recycleLocked(b) // not cached and nobody waiting
+		ld.blob = b
+	}
+	c.mu.Unlock()
+	close(ld.done)
 }
 
 // load loads data blob id through repo.Repository.LoadBlobInto into a

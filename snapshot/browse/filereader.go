@@ -71,8 +71,8 @@ func (f *FileReader) blobAt(off int64) int {
 }
 
 // acquire returns blob i, checked against the size the index gives. It
-// starts the read-ahead after i first, so that other cores load those
-// blobs while this one waits for i.
+// starts the read-ahead first (with i itself when it is missing), so that
+// the blobs after i load while this one waits for i.
 func (f *FileReader) acquire(ctx context.Context, i int) (*cachedBlob, error) {
 	f.readAhead(i)
 	b, err := f.cache.acquire(ctx, f.content[i])
@@ -199,27 +199,63 @@ func (s *Span) Release() {
 	s.blobs, s.slices = nil, nil
 }
 
+// readAhead starts the loads a read of blob i should not wait for later:
+// i itself when it is missing, with the missing blobs right after it in the
+// same pack (one backend read), and in the background the next ReadAhead
+// blobs, as runs of one pack each. Background loads start only once half
+// the window is missing, so that they come in runs rather than one blob per
+// read; they are bounded by the cache's prefetch tokens and by a quarter of
+// its budget, so that read-ahead does not evict what it loaded before it
+// is read. Blobs of the window after may fill the gaps of a run (see
+// runsLocked).
 func (f *FileReader) readAhead(i int) {
 	ra := f.ReadAhead
 	if ra == 0 {
 		ra = 1
 	}
-	if ra < 0 || i+1 >= len(f.content) {
+	if ra < 0 {
 		return
 	}
-	// At most a quarter of the cache ahead, so that read-ahead of large
-	// blobs does not evict what it loaded before it is read.
 	limit := f.starts[i+1] + f.cache.max/4
-	f.cache.mu.Lock()
-	for j := i + 1; j <= i+ra && j < len(f.content) && f.starts[j] < limit; j++ {
-		if f.done(j) {
-			continue // a late read of an earlier part: j was read already
+	end := min(len(f.content), i+1+ra)
+	for end > i+1 && f.starts[end-1] >= limit {
+		end--
+	}
+	c := f.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var js []int
+	want := -1
+	if f.missingLocked(i) {
+		js, want = append(js, i), i
+	} else {
+		j := i + 1
+		for j < end && !f.missingLocked(j) {
+			j++
 		}
-		if !f.cache.prefetchLocked(f.content[j]) {
-			break
+		if j >= end || (j > i+1 && end-j < max(1, (end-i-1)/2)) {
+			return // enough is loaded or loading ahead
 		}
 	}
-	f.cache.mu.Unlock()
+	for j := i + 1; j < end; j++ {
+		js = append(js, j)
+	}
+	// The next window's blobs may fill gaps between this one's in a pack.
+	var fill []int
+	for j := end; j < min(len(f.content), end+ra) && f.starts[j] < limit+c.max/4; j++ {
+		fill = append(fill, j)
+	}
+	for _, rn := range f.runsLocked(js, fill, want) {
+		token := !rn.has
+		if token {
+			select {
+			case c.prefetch <- struct{}{}:
+			default:
+				return // enough loads under way
+			}
+		}
+		c.loadRunLocked(rn.ids, rn.locs, token)
+	}
 }
 
 // WriteTo writes the whole content to w, loading blobs ahead of the writer.

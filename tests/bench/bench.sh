@@ -30,11 +30,26 @@
 #   BENCH_VERIFY  1: compare each restored tree with the dataset (diff -r)
 #   BENCH_BACKEND local (default) or s3: both tools use a MinIO server that the
 #                 script starts on 127.0.0.1 with a fresh data directory (the
-#                 binary from tests/setup.sh's cache or $CAIRN_MINIO)
+#                 binary from tests/setup.sh's cache or $CAIRN_MINIO), and the
+#                 remote steps below instead of the local ones
+#   BENCH_LATENCY with s3: delay added to each direction between the tools and
+#                 MinIO by a proxy on 127.0.0.1 (tests/bench/latencyproxy),
+#                 e.g. 20ms = a 40 ms round trip to a nearby cloud region;
+#                 bandwidth is not limited (default 0: no proxy)
+#   BENCH_DATASET standard (default with local: the BENCH_SCALE dataset) or
+#                 trees (default with s3: about 182 MiB in 10,013 files and
+#                 2,005 directories, 5 small files a directory; BENCH_SCALE is
+#                 not used)
+#
+# With BENCH_BACKEND=s3 the steps are those of a remote repository, per tool:
+#   init, backup-first, backup-unchanged (warm cache), backup-unchanged-cold
+#   (a fresh empty cache directory), snapshots, find (a pattern over all
+#   snapshots), ls (everything in latest), restore, check.
 #
 # restic runs with its defaults (cache on, warm after the first backup), with
 # its cache in $BENCH_DIR/cache-restic; cairn runs with XDG_CACHE_HOME set to
-# $BENCH_DIR/cache-cairn. Passwords: CAIRN_PASSWORD / RESTIC_PASSWORD.
+# $BENCH_DIR/cache-cairn (with s3 also --cache-dir $BENCH_DIR/cache-cairn).
+# Passwords: CAIRN_PASSWORD / RESTIC_PASSWORD.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -46,6 +61,12 @@ BENCH_MUTATE=${BENCH_MUTATE:-5}
 BENCH_TOOLS=${BENCH_TOOLS:-cairn restic}
 BENCH_VERIFY=${BENCH_VERIFY:-0}
 BENCH_BACKEND=${BENCH_BACKEND:-local}
+BENCH_LATENCY=${BENCH_LATENCY:-0}
+case $BENCH_BACKEND in
+local) BENCH_DATASET=${BENCH_DATASET:-standard} ;;
+s3) BENCH_DATASET=${BENCH_DATASET:-trees} ;;
+*) echo "bench: error: BENCH_BACKEND must be local or s3, not '$BENCH_BACKEND'" >&2; exit 1 ;;
+esac
 RESTIC_VERSION=0.19.1
 RESTIC_CACHED=${XDG_CACHE_HOME:-$HOME/.cache}/cairn/bin/restic-$RESTIC_VERSION
 SEED=1
@@ -61,6 +82,10 @@ for tool in $BENCH_TOOLS; do
 	case $tool in cairn | restic) ;; *) die "unknown tool '$tool' in BENCH_TOOLS (cairn, restic)" ;; esac
 done
 awk -v s="$BENCH_SCALE" 'BEGIN { exit !(s + 0 > 0) }' || die "BENCH_SCALE must be a positive number, not '$BENCH_SCALE'"
+case $BENCH_DATASET in standard | trees) ;; *) die "BENCH_DATASET must be standard or trees, not '$BENCH_DATASET'" ;; esac
+if [ "$BENCH_LATENCY" != 0 ] && [ "$BENCH_BACKEND" != s3 ]; then
+	die "BENCH_LATENCY=$BENCH_LATENCY needs BENCH_BACKEND=s3 (the delay is added in front of MinIO)"
+fi
 
 mkdir -p "$BENCH_DIR"/bin "$BENCH_DIR"/logs
 BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
@@ -80,6 +105,9 @@ fi
 CAIRN=$ROOT/bin/cairn
 if [[ " $BENCH_TOOLS " == *" cairn "* ]]; then
 	log "building cairn (go build -o bin/cairn ./cmd/cairn)"
+	# The commit built, with + when the work tree differs from it.
+	CAIRN_REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')
+	[ -z "$(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null)" ] || CAIRN_REV+=+
 	if ! go build -o "$CAIRN" ./cmd/cairn; then
 		die "cannot build cairn from ./cmd/cairn (errors above); the benchmark needs a working cairn binary. To benchmark restic alone: BENCH_TOOLS=restic"
 	fi
@@ -110,12 +138,18 @@ fi
 # --- dataset -----------------------------------------------------------------
 GENDATA=$BENCH_DIR/bin/gendata
 go build -o "$GENDATA" ./tests/bench/gendata
-BASE=$BENCH_DIR/base-scale$BENCH_SCALE-seed$SEED
+if [ "$BENCH_DATASET" = trees ]; then
+	BASE=$BENCH_DIR/base-trees-seed$SEED
+	GENFLAGS=(-scale 0.1 -small 10000 -per-dir 5 -small-max 8192)
+else
+	BASE=$BENCH_DIR/base-scale$BENCH_SCALE-seed$SEED
+	GENFLAGS=(-scale "$BENCH_SCALE")
+fi
 DATA=$BENCH_DIR/data
 if ! [ -f "$BASE.done" ]; then
-	log "generating the dataset (scale $BENCH_SCALE) into $BASE"
+	log "generating the dataset ($BENCH_DATASET: ${GENFLAGS[*]}) into $BASE"
 	rm -rf "$BASE"
-	"$GENDATA" -scale "$BENCH_SCALE" -seed "$SEED" "$BASE" >&2
+	"$GENDATA" "${GENFLAGS[@]}" -seed "$SEED" "$BASE" >&2
 	touch "$BASE.done"
 fi
 log "copying the dataset to $DATA"
@@ -124,6 +158,7 @@ cp -a "$BASE" "$DATA"
 sync
 DATA_BYTES=$(du -sb "$DATA" | cut -f1)
 DATA_FILES=$(find "$DATA" -type f | wc -l)
+DATA_DIRS=$(find "$DATA" -type d | wc -l)
 log "dataset: $DATA_FILES files, $DATA_BYTES bytes ($(awk -v b="$DATA_BYTES" 'BEGIN { printf "%.1f MiB", b / 1048576 }'))"
 
 # Timings are only comparable on an otherwise idle machine.
@@ -148,7 +183,7 @@ start_minio() {
 	MINIO_ROOT_USER=benchadmin MINIO_ROOT_PASSWORD=bench-secret-key MINIO_BROWSER=off \
 		"$bin" server "$MINIO_DATA" --address "127.0.0.1:$port" --console-address 127.0.0.1:0 --quiet >"$BENCH_DIR/logs/minio.log" 2>&1 &
 	MINIO_PID=$!
-	trap 'kill $MINIO_PID 2>/dev/null || true' EXIT
+	trap 'kill $MINIO_PID ${PROXY_PID:-} 2>/dev/null || true' EXIT
 	for _ in $(seq 100); do
 		code=$(curl -s -o /dev/null -w '%{http_code}' -I "http://127.0.0.1:$port/probe" || true)
 		[ -n "$code" ] && [ "$code" != 000 ] && [ "$code" != 503 ] && break
@@ -157,16 +192,38 @@ start_minio() {
 	export AWS_ACCESS_KEY_ID=benchadmin AWS_SECRET_ACCESS_KEY=bench-secret-key AWS_DEFAULT_REGION=us-east-1
 	MINIO_URL="s3:http://127.0.0.1:$port"
 	log "minio on 127.0.0.1:$port"
+	[ "$BENCH_LATENCY" = 0 ] && return
+	go build -o "$BENCH_DIR/bin/latencyproxy" ./tests/bench/latencyproxy
+	"$BENCH_DIR/bin/latencyproxy" -target "127.0.0.1:$port" -delay "$BENCH_LATENCY" >"$BENCH_DIR/logs/proxy.out" 2>&1 &
+	PROXY_PID=$!
+	local addr=
+	for _ in $(seq 100); do
+		addr=$(sed -n 's/^listening on //p' "$BENCH_DIR/logs/proxy.out")
+		[ -n "$addr" ] && break
+		kill -0 "$PROXY_PID" 2>/dev/null || die "latency proxy exited: $(cat "$BENCH_DIR/logs/proxy.out")"
+		sleep 0.1
+	done
+	[ -n "$addr" ] || die "latency proxy did not start"
+	MINIO_URL="s3:http://$addr"
+	log "latency proxy on $addr: $BENCH_LATENCY each way in front of minio"
 }
 
 # tool_cmd TOOL: sets CMD to the command line that runs TOOL on its repository
 # (env execs the tool, so GNU time measures the tool itself).
+# With COLD set, the tool gets a fresh empty cache directory instead of its own.
 tool_cmd() {
+	local cache=$BENCH_DIR/cache-$1
+	if [ -n "${COLD:-}" ]; then
+		cache=$BENCH_DIR/cache-$1-cold
+		rm -rf "$cache"
+	fi
 	case $1 in
-	cairn) CMD=(env CAIRN_PASSWORD="$PASSWORD" XDG_CACHE_HOME="$BENCH_DIR/cache-cairn"
-		"$CAIRN" -r "${LOC[cairn]}") ;;
+	cairn)
+		CMD=(env CAIRN_PASSWORD="$PASSWORD" XDG_CACHE_HOME="$cache" "$CAIRN" -r "${LOC[cairn]}")
+		if [ "$BENCH_BACKEND" = s3 ]; then CMD+=(--cache-dir "$cache"); fi
+		;;
 	restic) CMD=(env RESTIC_PASSWORD="$PASSWORD"
-		"$RESTIC" -r "${LOC[restic]}" --cache-dir "$BENCH_DIR/cache-restic") ;;
+		"$RESTIC" -r "${LOC[restic]}" --cache-dir "$cache") ;;
 	esac
 }
 
@@ -198,35 +255,16 @@ step() {
 	echo "$line" >>"$RESULTS"
 }
 
-# --- phase 1: init, first and unchanged backups --------------------------------
-[ "$BENCH_BACKEND" = s3 ] && start_minio
-for tool in $BENCH_TOOLS; do
-	if [ "$BENCH_BACKEND" = s3 ]; then
-		LOC[$tool]=$MINIO_URL/bench-$tool DIR[$tool]=$MINIO_DATA/bench-$tool
-	else
-		LOC[$tool]=$BENCH_DIR/repo-$tool DIR[$tool]=$BENCH_DIR/repo-$tool
-	fi
-	rm -rf "$BENCH_DIR/repo-$tool" "$BENCH_DIR/cache-$tool" "$BENCH_DIR/restore-$tool"
-	step "$tool" init init
-	step "$tool" backup-first backup "$DATA"
-	step "$tool" backup-unchanged backup "$DATA"
-done
-
-# --- mutate once, identically for every tool ----------------------------------
-log "mutating $BENCH_MUTATE% of the dataset"
-"$GENDATA" -mutate "$BENCH_MUTATE" -mutate-seed "$SEED" "$DATA" >&2
-sync
-DATA_BYTES=$(du -sb "$DATA" | cut -f1)
-
-# --- phase 2: changed backup, restore ------------------------------------------
-for tool in $BENCH_TOOLS; do
-	step "$tool" backup-changed backup "$DATA"
-	dst=$BENCH_DIR/restore-$tool
+# restore_step TOOL: restores latest into a fresh directory, checks its size
+# (and with BENCH_VERIFY its contents), then deletes it.
+restore_step() {
+	local tool=$1 dst=$BENCH_DIR/restore-$1
 	rm -rf "$dst"
 	step "$tool" restore restore latest --target "$dst"
 	# restic-like tools restore the backed-up absolute path below the target.
-	got=$dst$DATA
+	local got=$dst$DATA
 	[ -d "$got" ] || got=$dst
+	local restored
 	restored=$(du -sb "$got" | cut -f1)
 	log "$tool restored $restored bytes (dataset: $DATA_BYTES)"
 	if [ "$BENCH_VERIFY" = 1 ]; then
@@ -234,23 +272,75 @@ for tool in $BENCH_TOOLS; do
 		log "$tool restore verified"
 	fi
 	rm -rf "$dst"
+}
+
+[ "$BENCH_BACKEND" = s3 ] && start_minio
+for tool in $BENCH_TOOLS; do
+	if [ "$BENCH_BACKEND" = s3 ]; then
+		LOC[$tool]=$MINIO_URL/bench-$tool DIR[$tool]=$MINIO_DATA/bench-$tool
+	else
+		LOC[$tool]=$BENCH_DIR/repo-$tool DIR[$tool]=$BENCH_DIR/repo-$tool
+	fi
+	rm -rf "$BENCH_DIR/repo-$tool" "$BENCH_DIR/cache-$tool" "$BENCH_DIR/cache-$tool-cold" "$BENCH_DIR/restore-$tool"
 done
 
+if [ "$BENCH_BACKEND" = s3 ]; then
+	# --- a remote repository: what a node agent and its operator run ----------
+	STEPS="init backup-first backup-unchanged backup-unchanged-cold snapshots find ls restore check"
+	for tool in $BENCH_TOOLS; do
+		step "$tool" init init
+		step "$tool" backup-first backup "$DATA"
+		step "$tool" backup-unchanged backup "$DATA"
+		COLD=1 step "$tool" backup-unchanged-cold backup "$DATA"
+		rm -rf "$BENCH_DIR/cache-$tool-cold"
+		step "$tool" snapshots snapshots
+		step "$tool" find find 'f0004?.bin'
+		step "$tool" ls ls latest
+		restore_step "$tool"
+		step "$tool" check check
+	done
+else
+	STEPS="init backup-first backup-unchanged backup-changed restore"
+	# --- phase 1: init, first and unchanged backups ----------------------------
+	for tool in $BENCH_TOOLS; do
+		step "$tool" init init
+		step "$tool" backup-first backup "$DATA"
+		step "$tool" backup-unchanged backup "$DATA"
+	done
+
+	# --- mutate once, identically for every tool -------------------------------
+	log "mutating $BENCH_MUTATE% of the dataset"
+	"$GENDATA" -mutate "$BENCH_MUTATE" -mutate-seed "$SEED" "$DATA" >&2
+	sync
+	DATA_BYTES=$(du -sb "$DATA" | cut -f1)
+
+	# --- phase 2: changed backup, restore ---------------------------------------
+	for tool in $BENCH_TOOLS; do
+		step "$tool" backup-changed backup "$DATA"
+		restore_step "$tool"
+	done
+fi
+
 # --- table ---------------------------------------------------------------------
-STEPS="init backup-first backup-unchanged backup-changed restore"
 read -r -a TOOLS <<<"$BENCH_TOOLS"
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
 mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 
 echo
-echo "cairn benchmark $RUN_ID: scale $BENCH_SCALE, $DATA_FILES files, $(mib "$DATA_BYTES") MiB after mutation, $(nproc) cores"
+if [ "$BENCH_BACKEND" = s3 ]; then
+	echo "cairn benchmark $RUN_ID: dataset $BENCH_DATASET, $DATA_FILES files, $DATA_DIRS directories, $(mib "$DATA_BYTES") MiB, $(nproc) cores; MinIO on 127.0.0.1, latency $BENCH_LATENCY each way"
+else
+	echo "cairn benchmark $RUN_ID: scale $BENCH_SCALE, $DATA_FILES files, $(mib "$DATA_BYTES") MiB after mutation, $(nproc) cores"
+fi
 for tool in "${TOOLS[@]}"; do
 	case $tool in
-	cairn) echo "  cairn:  $CAIRN ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))" ;;
+	cairn) echo "  cairn:  $CAIRN ($CAIRN_REV)" ;;
 	restic) echo "  restic: $RESTIC ($("$RESTIC" version))" ;;
 	esac
 done
-header=$(printf '%-17s' step)
+W=17
+[ "$BENCH_BACKEND" = s3 ] && W=22
+header=$(printf '%-*s' "$W" step)
 for tool in "${TOOLS[@]}"; do
 	header+=$(printf ' | %-7s %8s %8s %8s %9s' "$tool" wall_s cpu_s rss_MB repo_MiB)
 done
@@ -262,7 +352,7 @@ fi
 echo "$header"
 echo "${header//?/-}"
 for s in $STEPS; do
-	row=$(printf '%-17s' "$s")
+	row=$(printf '%-*s' "$W" "$s")
 	for tool in "${TOOLS[@]}"; do
 		row+=$(printf ' | %-7s %8s %8s %8s %9s' "" "${WALL[$tool,$s]}" "${CPU[$tool,$s]}" \
 			"$(awk -v k="${RSS[$tool,$s]}" 'BEGIN { printf "%.0f", k / 1024 }')" "$(mib "${SIZE[$tool,$s]}")")

@@ -16,8 +16,18 @@
 # restic/cairn (>1: cairn faster). One line per measurement:
 #   BENCH {"tool":"cairn","step":"read","wall_s":...}
 #
+# With BENCH_BACKEND=s3 the repository is also written to a MinIO that the
+# script starts on 127.0.0.1, behind a latency proxy (BENCH_LATENCY each way,
+# default 20ms: a 40 ms round trip), and the tools are cairn on the local
+# repository, cairn on the remote one and restic on the remote one; the walk
+# is `ls -R` of the backed-up directory instead of find. The ratios are then
+# remote/local for cairn (the goal: within 2x) and restic/cairn remote.
+#
 # Environment:
 #   BENCH_RUNS    measurements per tool (default 3)
+#   BENCH_BACKEND local (default) or s3 (see above)
+#   BENCH_LATENCY with s3: delay each way in front of MinIO (default 20ms)
+#   BENCH_CAIRN   a cairn binary to measure instead of one built from here
 #   BENCH_DIR     work directory (default /tmp/cairn-mount-bench); the dataset
 #                 is kept there between runs, repositories and mounts are not
 #   BENCH_RESTIC  restic binary. Default: restic 0.19.1 at
@@ -32,6 +42,8 @@ BENCH_DIR=${BENCH_DIR:-/tmp/cairn-mount-bench}
 RESTIC_CACHED=${XDG_CACHE_HOME:-$HOME/.cache}/cairn/bin/restic-0.19.1
 PASSWORD=cairn-mount-bench
 BENCH_RUNS=${BENCH_RUNS:-3}
+BENCH_BACKEND=${BENCH_BACKEND:-local}
+BENCH_LATENCY=${BENCH_LATENCY:-20ms}
 SMALL_DIRS=200
 SMALL_PER_DIR=100
 
@@ -52,8 +64,12 @@ fi
 log "restic: $RESTIC ($("$RESTIC" version))"
 
 mkdir -p "$BENCH_DIR"
-CAIRN=$BENCH_DIR/cairn
-go build -o "$CAIRN" ./cmd/cairn || die "cannot build cairn"
+if [ -n "${BENCH_CAIRN:-}" ]; then
+	CAIRN=$(command -v "$BENCH_CAIRN") || die "BENCH_CAIRN=$BENCH_CAIRN: not found"
+else
+	CAIRN=$BENCH_DIR/cairn
+	go build -o "$CAIRN" ./cmd/cairn || die "cannot build cairn"
+fi
 
 DATA=$BENCH_DIR/data
 if [ ! -f "$DATA/.complete" ]; then
@@ -80,6 +96,42 @@ log "backing up the dataset with cairn"
 "$CAIRN" -r "$REPO" init -q
 "$CAIRN" -r "$REPO" backup -q "$DATA"
 
+TOOLS="cairn restic"
+WALK=find
+PIDS_BG=
+if [ "$BENCH_BACKEND" = s3 ]; then
+	TOOLS="cairn cairn-s3 restic-s3"
+	WALK=ls-R
+	minio=${CAIRN_MINIO:-${XDG_CACHE_HOME:-$HOME/.cache}/cairn/bin/minio}
+	[ -x "$minio" ] || minio=$(command -v minio) || die "no minio binary: run tests/setup.sh"
+	MINIO_DATA=$BENCH_DIR/minio-data
+	rm -rf "$MINIO_DATA" && mkdir -p "$MINIO_DATA"
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	MINIO_ROOT_USER=benchadmin MINIO_ROOT_PASSWORD=bench-secret-key MINIO_BROWSER=off \
+		"$minio" server "$MINIO_DATA" --address "127.0.0.1:$port" --console-address 127.0.0.1:0 --quiet >"$BENCH_DIR/minio.log" 2>&1 &
+	PIDS_BG+=" $!"
+	for _ in $(seq 100); do
+		code=$(curl -s -o /dev/null -w '%{http_code}' -I "http://127.0.0.1:$port/probe" || true)
+		[ -n "$code" ] && [ "$code" != 000 ] && [ "$code" != 503 ] && break
+		sleep 0.2
+	done
+	go build -o "$BENCH_DIR/latencyproxy" ./tests/bench/latencyproxy
+	"$BENCH_DIR/latencyproxy" -target "127.0.0.1:$port" -delay "$BENCH_LATENCY" >"$BENCH_DIR/proxy.out" 2>&1 &
+	PIDS_BG+=" $!"
+	addr=
+	for _ in $(seq 100); do
+		addr=$(sed -n 's/^listening on //p' "$BENCH_DIR/proxy.out")
+		[ -n "$addr" ] && break
+		sleep 0.1
+	done
+	[ -n "$addr" ] || die "latency proxy did not start: $(cat "$BENCH_DIR/proxy.out")"
+	export AWS_ACCESS_KEY_ID=benchadmin AWS_SECRET_ACCESS_KEY=bench-secret-key AWS_DEFAULT_REGION=us-east-1
+	S3REPO=s3:http://$addr/mount-bench
+	log "backing up the dataset with cairn into MinIO behind $BENCH_LATENCY each way ($addr)"
+	"$CAIRN" -r "$S3REPO" init -q
+	"$CAIRN" -r "$S3REPO" backup -q "$DATA"
+fi
+
 sync
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 now() { date +%s.%N; }
@@ -93,16 +145,20 @@ cleanup() {
 		fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -u -z "$MNT" 2>/dev/null || true
 		wait "$PID" 2>/dev/null || true
 	fi
+	[ -z "$PIDS_BG" ] || kill $PIDS_BG 2>/dev/null || true
 }
 trap cleanup EXIT
 
 for ((run = 1; run <= BENCH_RUNS; run++)); do
-for tool in cairn restic; do
+for tool in $TOOLS; do
 	# Repository files in the page cache: both tools read them from memory.
 	cat "$REPO"/data/*/* "$REPO"/index/* >/dev/null
+	[ "$BENCH_BACKEND" != s3 ] || find "$MINIO_DATA" -type f -exec cat {} + >/dev/null
 	case $tool in
 	cairn) "$CAIRN" -r "$REPO" mount "$MNT" >"$BENCH_DIR/mount-$tool.log" 2>&1 & ;;
 	restic) "$RESTIC" -r "$REPO" --cache-dir "$BENCH_DIR/cache-restic" mount "$MNT" >"$BENCH_DIR/mount-$tool.log" 2>&1 & ;;
+	cairn-s3) "$CAIRN" -r "$S3REPO" mount "$MNT" >"$BENCH_DIR/mount-$tool.log" 2>&1 & ;;
+	restic-s3) "$RESTIC" -r "$S3REPO" --cache-dir "$BENCH_DIR/cache-restic-s3" mount "$MNT" >"$BENCH_DIR/mount-$tool.log" 2>&1 & ;;
 	esac
 	PID=$!
 	for ((i = 0; i < 600; i++)); do
@@ -119,10 +175,19 @@ for tool in cairn restic; do
 	read_s=$(elapsed "$t0" "$t1")
 
 	t0=$(now)
-	n=$(find "$base/small" | wc -l)
+	if [ "$WALK" = find ]; then
+		n=$(find "$base/small" | wc -l)
+	else
+		# ls -R prints a header and a blank line per directory besides the names.
+		n=$(ls -R "$base/small" | grep -c '^f')
+	fi
 	t1=$(now)
 	find_s=$(elapsed "$t0" "$t1")
-	[ "$n" -eq "$WANT_FIND" ] || die "$tool: find listed $n entries, want $WANT_FIND"
+	if [ "$WALK" = find ]; then
+		[ "$n" -eq "$WANT_FIND" ] || die "$tool: find listed $n entries, want $WANT_FIND"
+	else
+		[ "$n" -eq $((SMALL_DIRS * SMALL_PER_DIR)) ] || die "$tool: ls -R listed $n files, want $((SMALL_DIRS * SMALL_PER_DIR))"
+	fi
 
 	cmp "$base/big.bin" "$DATA/big.bin" || die "$tool: big.bin read through the mount differs"
 
@@ -135,18 +200,33 @@ for tool in cairn restic; do
 	echo "BENCH {\"tool\":\"$tool\",\"run\":$run,\"step\":\"find\",\"wall_s\":$find_s}"
 done
 done
-for tool in cairn restic; do
+for tool in $TOOLS; do
 	for step in read find; do
 		WALL[$tool,$step]=$(echo "${WALL[$tool,$step]}" | median)
 	done
 done
 
-printf '\nmedians of %d runs\n%-8s %12s %12s %16s\n' "$BENCH_RUNS" step cairn restic "restic/cairn"
-for step in read find; do
-	c=${WALL[cairn,$step]} r=${WALL[restic,$step]}
-	printf '%-8s %11ss %11ss %15sx\n' "$step" "$c" "$r" "$(awk -v c="$c" -v r="$r" 'BEGIN { printf "%.2f", r / c }')"
-done
-awk -v c="${WALL[cairn,read]}" -v r="${WALL[restic,read]}" \
-	'BEGIN { printf "\nsequential read of 256 MiB: cairn %.0f MiB/s, restic %.0f MiB/s\n", 256 / c, 256 / r }'
-echo "find over $WANT_FIND entries (20,000 files)"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+if [ "$BENCH_BACKEND" = s3 ]; then
+	printf '\nmedians of %d runs; remote: MinIO on 127.0.0.1 behind %s each way\n' "$BENCH_RUNS" "$BENCH_LATENCY"
+	printf '%-8s %12s %12s %12s %16s %18s\n' step cairn-local cairn-s3 restic-s3 "cairn s3/local" "restic/cairn (s3)"
+	for step in read find; do
+		l=${WALL[cairn,$step]} c=${WALL[cairn-s3,$step]} r=${WALL[restic-s3,$step]}
+		name=$step
+		[ "$step" = find ] && name=ls-R
+		printf '%-8s %11ss %11ss %11ss %15sx %17sx\n' "$name" "$l" "$c" "$r" "$(ratio "$c" "$l")" "$(ratio "$r" "$c")"
+	done
+	awk -v l="${WALL[cairn,read]}" -v c="${WALL[cairn-s3,read]}" -v r="${WALL[restic-s3,read]}" \
+		'BEGIN { printf "\nsequential read of 256 MiB: cairn %.0f MiB/s local, %.0f MiB/s remote; restic %.0f MiB/s remote\n", 256 / l, 256 / c, 256 / r }'
+	echo "ls -R over $SMALL_DIRS directories, $((SMALL_DIRS * SMALL_PER_DIR)) files"
+else
+	printf '\nmedians of %d runs\n%-8s %12s %12s %16s\n' "$BENCH_RUNS" step cairn restic "restic/cairn"
+	for step in read find; do
+		c=${WALL[cairn,$step]} r=${WALL[restic,$step]}
+		printf '%-8s %11ss %11ss %15sx\n' "$step" "$c" "$r" "$(ratio "$r" "$c")"
+	done
+	awk -v c="${WALL[cairn,read]}" -v r="${WALL[restic,read]}" \
+		'BEGIN { printf "\nsequential read of 256 MiB: cairn %.0f MiB/s, restic %.0f MiB/s\n", 256 / c, 256 / r }'
+	echo "find over $WANT_FIND entries (20,000 files)"
+fi
 echo "load average (1, 5, 15 min): $LOAD_BEFORE before the runs, $(cut -d' ' -f1-3 /proc/loadavg) after (the machine may be shared)"

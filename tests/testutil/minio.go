@@ -15,7 +15,8 @@ import (
 
 // MinIO is a real MinIO server on 127.0.0.1 with its own data directory.
 type MinIO struct {
-	Endpoint  string // 127.0.0.1:PORT
+	Endpoint  string // 127.0.0.1:PORT clients use (a latency proxy's, see StartMinIOWithLatency)
+	Direct    string // 127.0.0.1:PORT the server itself listens on
 	AccessKey string
 	SecretKey string
 	cmd       *exec.Cmd
@@ -69,6 +70,7 @@ func StartMinIO(t testing.TB) *MinIO {
 	m := &MinIO{AccessKey: "cairnadmin", SecretKey: "cairn-secret-key", dataDir: t.TempDir(), bin: MinIOBin(t), t: t}
 	m.port = FreePort(t)
 	m.Endpoint = "127.0.0.1:" + strconv.Itoa(m.port)
+	m.Direct = m.Endpoint
 	m.Start()
 	t.Cleanup(m.Stop)
 	return m
@@ -78,7 +80,7 @@ func StartMinIO(t testing.TB) *MinIO {
 func (m *MinIO) Start() {
 	m.t.Helper()
 	console := FreePort(m.t)
-	cmd := exec.Command(m.bin, "server", m.dataDir, "--address", m.Endpoint,
+	cmd := exec.Command(m.bin, "server", m.dataDir, "--address", m.Direct,
 		"--console-address", "127.0.0.1:"+strconv.Itoa(console), "--quiet")
 	cmd.Env = append(os.Environ(), "MINIO_ROOT_USER="+m.AccessKey, "MINIO_ROOT_PASSWORD="+m.SecretKey,
 		"MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CALLHOME_ENABLE=off")
@@ -93,7 +95,7 @@ func (m *MinIO) Start() {
 	for ctx.Err() == nil {
 		// Ready answers before IAM is up; an anonymous bucket probe gets
 		// 503 until then, 403/404 after.
-		resp, err := http.Head("http://" + m.Endpoint + "/cairn-readiness-probe")
+		resp, err := http.Head("http://" + m.Direct + "/cairn-readiness-probe")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusServiceUnavailable {
@@ -104,7 +106,7 @@ func (m *MinIO) Start() {
 	}
 	m.Stop()
 	log, _ := os.ReadFile(logf.Name())
-	m.t.Fatalf("minio did not become ready on %s: %s", m.Endpoint, log)
+	m.t.Fatalf("minio did not become ready on %s: %s", m.Direct, log)
 }
 
 // Stop kills the server (like a crash: no graceful shutdown).

@@ -15,7 +15,9 @@
 //
 // -scale multiplies the large, duplicate and log sizes and the number of small
 // files (small-file sizes stay 1-64 KiB). The same flags always give the same
-// bytes.
+// bytes. -small, -per-dir and -small-max set the number of small files, how
+// many share a directory and their largest size instead (the remote benchmark
+// uses 10,000 files of 1-8 KiB, 5 a directory: many trees, little data).
 //
 // -mutate PCT changes about PCT percent of the data in place, deterministically
 // for a given -mutate-seed: files of 1 MiB or more get PCT% of their bytes
@@ -62,6 +64,9 @@ var (
 	seed       = flag.Uint64("seed", 1, "seed of the dataset")
 	mutatePct  = flag.Float64("mutate", 0, "instead of generating, change about this percentage of DIR's data")
 	mutateSeed = flag.Uint64("mutate-seed", 1, "seed of the mutation (use another one for a second round)")
+	smallN     = flag.Int("small", -1, "number of small files (default 20,000 × scale)")
+	perDir     = flag.Int("per-dir", smallPerDir, "small files per directory")
+	smallMaxF  = flag.Int("small-max", smallMax, "largest small-file size in bytes (at least 1 KiB)")
 	jobs       = flag.Int("j", runtime.NumCPU(), "files written in parallel")
 	quiet      = flag.Bool("q", false, "print nothing but errors")
 )
@@ -74,7 +79,8 @@ func usage() {
 func main() {
 	flag.Usage = usage
 	flag.Parse()
-	if flag.NArg() != 1 || *scale <= 0 || *nLarge < 0 || *mutatePct < 0 || *mutatePct > 100 || *jobs < 1 {
+	if flag.NArg() != 1 || *scale <= 0 || *nLarge < 0 || *mutatePct < 0 || *mutatePct > 100 || *jobs < 1 ||
+		*perDir < 1 || *smallMaxF < smallMin {
 		usage()
 		os.Exit(2)
 	}
@@ -231,15 +237,18 @@ func generate(dir string) (files int, total int64, err error) {
 		})
 	}
 	nSmall := int(scaled(smallCount))
+	if *smallN >= 0 {
+		nSmall = *smallN
+	}
 	sizes := rand.New(rand.NewPCG(*seed, 1<<40))
 	for i := range nSmall {
-		d := fmt.Sprintf("small/d%03d", i/smallPerDir)
-		if i%smallPerDir == 0 {
+		d := fmt.Sprintf("small/d%03d", i / *perDir)
+		if i%*perDir == 0 {
 			if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 				return 0, 0, err
 			}
 		}
-		size := int64(smallMin + sizes.IntN(smallMax-smallMin+1))
+		size := int64(smallMin + sizes.IntN(*smallMaxF-smallMin+1))
 		add(fmt.Sprintf("%s/f%05d.bin", d, i), size, func(w *bufio.Writer, buf []byte) error {
 			return writeRandom(w, buf, chacha("small", *seed, uint64(i)), size)
 		})
@@ -376,7 +385,7 @@ func mutate(dir string, pct float64, mseed uint64) (files int, changed int64, er
 	}
 	var list []job
 	for k, i := range r.Perm(len(small))[:nSmall] {
-		size := int64(smallMin + r.IntN(smallMax-smallMin+1))
+		size := int64(smallMin + r.IntN(*smallMaxF-smallMin+1))
 		list = append(list, job{path: small[i].path, write: func(w *bufio.Writer, buf []byte) error {
 			return writeRandom(w, buf, chacha("mutate-small", mseed, uint64(k)), size)
 		}})
