@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-
-	"github.com/cairn-backup/cairn/crypto"
 )
 
 // Loading one blob: look it up in the index, read its range of the pack,
@@ -60,30 +58,7 @@ func (r *Repository) LoadBlobInto(ctx context.Context, t BlobType, id ID, buf []
 
 // loadCopy loads one copy of a blob; see LoadBlobInto.
 func (r *Repository) loadCopy(ctx context.Context, pb PackedBlob, buf []byte) ([]byte, error) {
-	if pb.IsCompressed() {
-		// Decrypted in place in scratch space, decompressed into buf.
-		raw := getScratch(int(pb.Length))[:pb.Length]
-		defer putScratch(raw)
-		if err := r.readPack(ctx, pb, raw); err != nil {
-			return nil, err
-		}
-		return r.DecodeBlob(pb, raw, buf[:0])
-	}
-	raw := buf[:0]
-	if cap(raw) < int(pb.Length) {
-		raw = make([]byte, pb.Length)
-	}
-	raw = raw[:pb.Length]
-	if err := r.readPack(ctx, pb, raw); err != nil {
-		return nil, err
-	}
-	// Decrypted in place: IV || ciphertext || MAC becomes IV || plaintext
-	// || MAC, and nothing is moved.
-	dst := raw[:0]
-	if len(raw) >= crypto.IVSize {
-		dst = raw[crypto.IVSize:crypto.IVSize]
-	}
-	return r.DecodeBlob(pb, raw, dst)
+	return r.decodeCopy(pb, buf, func(raw []byte) error { return r.readPack(ctx, pb, raw) })
 }
 
 // readPack reads the stored bytes of pb into raw (len(raw) == pb.Length).

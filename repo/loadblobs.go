@@ -84,8 +84,10 @@ func (r *Repository) LoadBlobRun(ctx context.Context, blobs []PackedBlob, bufs [
 	}
 }
 
-// decodeCopy fills a copy's stored bytes with fill and decodes them, using
-// buf as loadCopy does (decrypted in place when not compressed).
+// decodeCopy fills a copy's stored bytes with fill and decodes them into
+// buf. A compressed blob is decrypted in scratch space and decompressed into
+// buf; an uncompressed one is read into buf and decrypted in place (IV ||
+// ciphertext || MAC becomes IV || plaintext || MAC; nothing is moved).
 func (r *Repository) decodeCopy(pb PackedBlob, buf []byte, fill func(raw []byte) error) ([]byte, error) {
 	if pb.IsCompressed() {
 		raw := getScratch(int(pb.Length))[:pb.Length]
