@@ -1,0 +1,252 @@
+package snapshot
+
+import (
+	"container/heap"
+	"context"
+	"strings"
+	"sync"
+
+	"github.com/cairn-backup/cairn/repo"
+)
+
+// TreeLoadConcurrency is how many trees are loaded at once in the
+// background, across the whole process, and how many workers walks that
+// visit every tree (check, prune) use. Over a network each tree costs a
+// round trip; this many in flight hide most of it.
+const TreeLoadConcurrency = 32
+
+// readAheadWindow and readAheadBytes (stored size) bound the trees a
+// read-ahead holds for its walk (loading or loaded, not yet asked for), so
+// memory stays bounded however large the snapshot. The window must be wide:
+// while the walk waits on a chain of nested directories, one round trip per
+// level, the loads in flight run ahead into the directories after it.
+const (
+	readAheadWindow = 16 * TreeLoadConcurrency
+	readAheadBytes  = 32 << 20
+)
+
+// prefetchSlots is shared by every read-ahead of the process.
+var prefetchSlots = make(chan struct{}, TreeLoadConcurrency)
+
+// ReadAhead loads the trees a depth-first walk will ask for before it asks.
+// The walk names each directory by its slash path and must ask for them in
+// depth-first name order (the order of Walk, of the archiver and of a
+// restore): a tree is wanted before everything below it, and the trees of
+// a directory's subdirectories in name order. Trees the walk passed without
+// asking for them (a skipped directory) are dropped.
+//
+// With expand set, every tree loaded queues its subdirectories' trees,
+// which are loaded, TreeLoadConcurrency at a time, nearest-first; read-ahead
+// starts with the walk's second tree, so a walk that never descends (ls of
+// one directory) loads nothing extra. Without expand, only trees given to
+// Hint are loaded ahead.
+//
+// A tree that fails to load in the background is not an error there: Tree
+// returns the error when the walk asks for it, as a direct load would.
+// Close stops the background loads and waits for them.
+type ReadAhead struct {
+	l      *TreeLoader
+	ctx    context.Context
+	cancel context.CancelFunc
+	expand bool
+	wg     sync.WaitGroup
+
+	mu      sync.Mutex
+	pos     string             // key of the tree asked for last
+	todo    raQueue            // known, not started, nearest first
+	window  map[string]*raItem // started and not yet asked for or passed
+	wbytes  int64              // stored size of the trees in window
+	running int                // background loads in flight
+	first   *raItem            // the walk's first tree, until read-ahead starts
+	active  bool               // read-ahead started
+	closed  bool
+}
+
+type raItem struct {
+	key  string
+	id   repo.ID
+	size int64
+	done chan struct{} // closed when tree or err is set
+	tree *Tree
+	err  error
+}
+
+// ReadAhead starts a read-ahead for one walk through l; ctx bounds its
+// background loads. The caller must Close it.
+func (l *TreeLoader) ReadAhead(ctx context.Context, expand bool) *ReadAhead {
+	ctx, cancel := context.WithCancel(ctx)
+	return &ReadAhead{l: l, ctx: ctx, cancel: cancel, expand: expand, window: map[string]*raItem{}}
+}
+
+// raKey maps a slash path to a key whose string order is depth-first name
+// order: a directory before its children, children by name (a NUL
+// separator sorts before every byte a name can hold).
+func raKey(p string) string {
+	if p == "/" || p == "" {
+		return ""
+	}
+	return strings.ReplaceAll(p, "/", "\x00")
+}
+
+// Tree returns the tree id of directory dir, from the read-ahead when it
+// was loaded (or is loading) ahead, else directly.
+func (ra *ReadAhead) Tree(ctx context.Context, dir string, id repo.ID) (*Tree, error) {
+	key := raKey(dir)
+	ra.mu.Lock()
+	if key < ra.pos {
+		// Out of order (a tree stored unsorted): the walk's position stays,
+		// this one is simply loaded.
+		ra.mu.Unlock()
+		return ra.l.Tree(ctx, id)
+	}
+	ra.pos = key
+	for k, it := range ra.window {
+		if k < key {
+			ra.drop(it) // passed; a load in flight finishes unused
+		}
+	}
+	for len(ra.todo) > 0 && ra.todo[0].key <= key {
+		heap.Pop(&ra.todo)
+	}
+	it := ra.window[key]
+	if it != nil {
+		ra.drop(it)
+	}
+	ra.mu.Unlock()
+
+	var t *Tree
+	var err error
+	if it != nil && it.id == id {
+		select {
+		case <-it.done:
+			t, err = it.tree, it.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if err != nil && ra.ctx.Err() != nil && ctx.Err() == nil {
+			t, err = ra.l.Tree(ctx, id) // ended by Close, not by the tree
+		}
+	} else {
+		t, err = ra.l.Tree(ctx, id)
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	if ra.expand && !ra.closed {
+		switch {
+		case ra.active:
+			ra.queueChildren(key, t)
+		case ra.first == nil:
+			ra.first = &raItem{key: key, tree: t}
+		default:
+			ra.active = true
+			ra.queueChildren(ra.first.key, ra.first.tree)
+			ra.first = nil
+			ra.queueChildren(key, t)
+		}
+	}
+	ra.fill()
+	return t, nil
+}
+
+// Hint queues tree id of directory dir for loading ahead.
+func (ra *ReadAhead) Hint(dir string, id repo.ID) {
+	key := raKey(dir)
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	if key <= ra.pos || ra.closed {
+		return
+	}
+	heap.Push(&ra.todo, &raItem{key: key, id: id})
+	ra.fill()
+}
+
+// Close stops the background loads, waits for them and drops what they
+// loaded.
+func (ra *ReadAhead) Close() {
+	ra.mu.Lock()
+	ra.closed = true
+	ra.todo, ra.window, ra.first = nil, nil, nil
+	ra.mu.Unlock()
+	ra.cancel()
+	ra.wg.Wait()
+}
+
+// drop removes it from the window (ra.mu held).
+func (ra *ReadAhead) drop(it *raItem) {
+	delete(ra.window, it.key)
+	ra.wbytes -= it.size
+}
+
+// queueChildren queues the trees of t's subdirectories (ra.mu held); t is
+// the tree at key.
+func (ra *ReadAhead) queueChildren(key string, t *Tree) {
+	for _, n := range t.Nodes {
+		if n.Type == NodeDir && n.Subtree != nil {
+			heap.Push(&ra.todo, &raItem{key: key + "\x00" + n.Name, id: *n.Subtree})
+		}
+	}
+}
+
+// fill starts loads, nearest first, while the window has room (ra.mu held).
+func (ra *ReadAhead) fill() {
+	for !ra.closed && len(ra.todo) > 0 && ra.running < TreeLoadConcurrency &&
+		len(ra.window) < readAheadWindow && ra.wbytes < readAheadBytes {
+		it := heap.Pop(&ra.todo).(*raItem)
+		if _, dup := ra.window[it.key]; dup {
+			continue // a repeated name in a damaged tree
+		}
+		it.done = make(chan struct{})
+		if locs := ra.l.r.LookupBlob(repo.TreeBlob, it.id); len(locs) > 0 {
+			it.size = int64(locs[0].Length)
+		}
+		ra.window[it.key] = it
+		ra.wbytes += it.size
+		if t := ra.l.cached(it.id); t != nil {
+			it.tree = t
+			close(it.done)
+			if ra.expand {
+				ra.queueChildren(it.key, t)
+			}
+			continue
+		}
+		ra.running++
+		ra.wg.Go(func() { ra.load(it) })
+	}
+}
+
+func (ra *ReadAhead) load(it *raItem) {
+	select {
+	case prefetchSlots <- struct{}{}:
+		it.tree, it.err = ra.l.Tree(ra.ctx, it.id)
+		<-prefetchSlots
+	case <-ra.ctx.Done():
+		it.err = ra.ctx.Err()
+	}
+	close(it.done)
+	ra.mu.Lock()
+	defer ra.mu.Unlock()
+	ra.running--
+	if it.err == nil && ra.expand && ra.window[it.key] == it {
+		ra.queueChildren(it.key, it.tree)
+	}
+	ra.fill()
+}
+
+// raQueue is a min-heap of items by key.
+type raQueue []*raItem
+
+func (q raQueue) Len() int           { return len(q) }
+func (q raQueue) Less(i, j int) bool { return q[i].key < q[j].key }
+func (q raQueue) Swap(i, j int)      { q[i], q[j] = q[j], q[i] }
+func (q *raQueue) Push(x any)        { *q = append(*q, x.(*raItem)) }
+func (q *raQueue) Pop() any {
+	old := *q
+	it := old[len(old)-1]
+	old[len(old)-1] = nil
+	*q = old[:len(old)-1]
+	return it
+}
