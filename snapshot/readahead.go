@@ -55,6 +55,7 @@ type ReadAhead struct {
 	pos     string             // key of the tree asked for last
 	todo    raQueue            // known, not started, nearest first
 	window  map[string]*raItem // started and not yet asked for or passed
+	started raQueue            // window's items by key (and some that left it)
 	wbytes  int64              // stored size of the trees in window
 	running int                // background loads in flight
 	first   *raItem            // the walk's first tree, until read-ahead starts
@@ -100,8 +101,8 @@ func (ra *ReadAhead) Tree(ctx context.Context, dir string, id repo.ID) (*Tree, e
 		return ra.l.Tree(ctx, id)
 	}
 	ra.pos = key
-	for k, it := range ra.window {
-		if k < key {
+	for len(ra.started) > 0 && ra.started[0].key < key {
+		if it := heap.Pop(&ra.started).(*raItem); ra.window[it.key] == it {
 			ra.drop(it) // passed; a load in flight finishes unused
 		}
 	}
@@ -169,7 +170,7 @@ func (ra *ReadAhead) Hint(dir string, id repo.ID) {
 func (ra *ReadAhead) Close() {
 	ra.mu.Lock()
 	ra.closed = true
-	ra.todo, ra.window, ra.first = nil, nil, nil
+	ra.todo, ra.started, ra.window, ra.first = nil, nil, nil, nil
 	ra.mu.Unlock()
 	ra.cancel()
 	ra.wg.Wait()
@@ -204,6 +205,7 @@ func (ra *ReadAhead) fill() {
 			it.size = int64(locs[0].Length)
 		}
 		ra.window[it.key] = it
+		heap.Push(&ra.started, it)
 		ra.wbytes += it.size
 		if t := ra.l.cached(it.id); t != nil {
 			it.tree = t
