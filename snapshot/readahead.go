@@ -35,11 +35,12 @@ var prefetchSlots = make(chan struct{}, TreeLoadConcurrency)
 // a directory's subdirectories in name order. Trees the walk passed without
 // asking for them (a skipped directory) are dropped.
 //
-// With expand set, every tree loaded queues its subdirectories' trees,
-// which are loaded, TreeLoadConcurrency at a time, nearest-first; read-ahead
-// starts with the walk's second tree, so a walk that never descends (ls of
-// one directory) loads nothing extra. Without expand, only trees given to
-// Hint are loaded ahead.
+// With want set, every tree loaded queues the trees of its subdirectories
+// that want accepts (the walk will enter them), which are loaded,
+// TreeLoadConcurrency at a time, nearest-first; read-ahead starts with the
+// walk's second tree, so a walk that never descends (ls of one directory)
+// loads nothing extra. With want nil, only trees given to Hint are loaded
+// ahead. want is called from other goroutines than the walk's.
 //
 // A tree that fails to load in the background is not an error there: Tree
 // returns the error when the walk asks for it, as a direct load would.
@@ -48,7 +49,7 @@ type ReadAhead struct {
 	l      *TreeLoader
 	ctx    context.Context
 	cancel context.CancelFunc
-	expand bool
+	want   func(p string, n *Node) bool
 	wg     sync.WaitGroup
 
 	mu      sync.Mutex
@@ -64,7 +65,8 @@ type ReadAhead struct {
 }
 
 type raItem struct {
-	key  string
+	key  string // raKey(dir)
+	dir  string
 	id   repo.ID
 	size int64
 	done chan struct{} // closed when tree or err is set
@@ -74,10 +76,13 @@ type raItem struct {
 
 // ReadAhead starts a read-ahead for one walk through l; ctx bounds its
 // background loads. The caller must Close it.
-func (l *TreeLoader) ReadAhead(ctx context.Context, expand bool) *ReadAhead {
+func (l *TreeLoader) ReadAhead(ctx context.Context, want func(p string, n *Node) bool) *ReadAhead {
 	ctx, cancel := context.WithCancel(ctx)
-	return &ReadAhead{l: l, ctx: ctx, cancel: cancel, expand: expand, window: map[string]*raItem{}}
+	return &ReadAhead{l: l, ctx: ctx, cancel: cancel, want: want, window: map[string]*raItem{}}
 }
+
+// EveryDir, as ReadAhead's want, reads ahead every subdirectory.
+func EveryDir(string, *Node) bool { return true }
 
 // raKey maps a slash path to a key whose string order is depth-first name
 // order: a directory before its children, children by name (a NUL
@@ -136,17 +141,17 @@ func (ra *ReadAhead) Tree(ctx context.Context, dir string, id repo.ID) (*Tree, e
 
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
-	if ra.expand && !ra.closed {
+	if ra.want != nil && !ra.closed {
 		switch {
 		case ra.active:
-			ra.queueChildren(key, t)
+			ra.queueChildren(dir, t)
 		case ra.first == nil:
-			ra.first = &raItem{key: key, tree: t}
+			ra.first = &raItem{dir: dir, tree: t}
 		default:
 			ra.active = true
-			ra.queueChildren(ra.first.key, ra.first.tree)
+			ra.queueChildren(ra.first.dir, ra.first.tree)
 			ra.first = nil
-			ra.queueChildren(key, t)
+			ra.queueChildren(dir, t)
 		}
 	}
 	ra.fill()
@@ -161,7 +166,7 @@ func (ra *ReadAhead) Hint(dir string, id repo.ID) {
 	if key <= ra.pos || ra.closed {
 		return
 	}
-	heap.Push(&ra.todo, &raItem{key: key, id: id})
+	heap.Push(&ra.todo, &raItem{key: key, dir: dir, id: id})
 	ra.fill()
 }
 
@@ -182,12 +187,17 @@ func (ra *ReadAhead) drop(it *raItem) {
 	ra.wbytes -= it.size
 }
 
-// queueChildren queues the trees of t's subdirectories (ra.mu held); t is
-// the tree at key.
-func (ra *ReadAhead) queueChildren(key string, t *Tree) {
+// queueChildren queues the trees of the subdirectories of t, the tree of
+// directory dir, that the walk wants (ra.mu held).
+func (ra *ReadAhead) queueChildren(dir string, t *Tree) {
+	key := raKey(dir)
 	for _, n := range t.Nodes {
-		if n.Type == NodeDir && n.Subtree != nil {
-			heap.Push(&ra.todo, &raItem{key: key + "\x00" + n.Name, id: *n.Subtree})
+		if n.Type != NodeDir || n.Subtree == nil {
+			continue
+		}
+		p := JoinPath(dir, n.Name)
+		if ra.want(p, n) {
+			heap.Push(&ra.todo, &raItem{key: key + "\x00" + n.Name, dir: p, id: *n.Subtree})
 		}
 	}
 }
@@ -210,8 +220,8 @@ func (ra *ReadAhead) fill() {
 		if t := ra.l.cached(it.id); t != nil {
 			it.tree = t
 			close(it.done)
-			if ra.expand {
-				ra.queueChildren(it.key, t)
+			if ra.want != nil {
+				ra.queueChildren(it.dir, t)
 			}
 			continue
 		}
@@ -232,8 +242,8 @@ func (ra *ReadAhead) load(it *raItem) {
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
 	ra.running--
-	if it.err == nil && ra.expand && ra.window[it.key] == it {
-		ra.queueChildren(it.key, it.tree)
+	if it.err == nil && ra.want != nil && ra.window[it.key] == it {
+		ra.queueChildren(it.dir, it.tree)
 	}
 	ra.fill()
 }

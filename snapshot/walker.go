@@ -30,7 +30,7 @@ func Walk(ctx context.Context, loader *TreeLoader, root repo.ID, fn func(path st
 }
 
 func walk(ctx context.Context, w *walker, loader *TreeLoader, root repo.ID) error {
-	w.ra = loader.ReadAhead(ctx, true)
+	w.ra = loader.ReadAhead(ctx, EveryDir)
 	defer w.ra.Close()
 	return w.tree(ctx, root, "/")
 }

@@ -37,7 +37,7 @@ func (a *Archiver) newRun(ctx context.Context) *archRun {
 		cancel: cancel,
 		files:  make(chan *archFile, 64),
 		chunks: make(chan archChunk, a.blobWork),
-		oldRA:  a.loader.ReadAhead(ctx, true),
+		oldRA:  a.loader.ReadAhead(ctx, func(p string, _ *snapshot.Node) bool { return !a.excluded(p) }),
 	}
 	for range a.workers {
 		rn.fileWG.Go(rn.fileWorker)

@@ -91,7 +91,7 @@ func Diff(ctx context.Context, loader *snapshot.TreeLoader, a, b repo.ID, opts D
 	d := &differ{loader: loader, opts: opts, fn: fn,
 		oldBlobs: map[repo.BlobHandle]struct{}{}, newBlobs: map[repo.BlobHandle]struct{}{}}
 	if a != b {
-		d.oldRA, d.newRA = loader.ReadAhead(ctx, false), loader.ReadAhead(ctx, false)
+		d.oldRA, d.newRA = loader.ReadAhead(ctx, nil), loader.ReadAhead(ctx, nil)
 		defer d.oldRA.Close()
 		defer d.newRA.Close()
 		d.oldBlobs[repo.BlobHandle{ID: a, Type: repo.TreeBlob}] = struct{}{}

@@ -220,7 +220,10 @@ func (rs *restorer) run(ctx context.Context, sn *snapshot.Snapshot, subpath stri
 	}
 	defer rs.fs.close()
 	root := &dirState{snap: "/", rel: ".", created: true, fd: rs.fs.root}
-	rs.ra = rs.loader.ReadAhead(ctx, true)
+	rs.ra = rs.loader.ReadAhead(ctx, func(p string, n *snapshot.Node) bool {
+		_, descend := rs.selected(p, n)
+		return descend
+	})
 	defer rs.ra.Close() // (again) in case planning failed
 	if start.Type == snapshot.NodeDir {
 		if start.Subtree == nil {
