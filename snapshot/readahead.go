@@ -72,6 +72,9 @@ type raItem struct {
 	done chan struct{} // closed when tree or err is set
 	tree *Tree
 	err  error
+	// queued: its subdirectories are queued (ra.mu), by whoever had the
+	// tree first: the background load while it was in the window, or Tree.
+	queued bool
 }
 
 // ReadAhead starts a read-ahead for one walk through l; ctx bounds its
@@ -141,7 +144,7 @@ func (ra *ReadAhead) Tree(ctx context.Context, dir string, id repo.ID) (*Tree, e
 
 	ra.mu.Lock()
 	defer ra.mu.Unlock()
-	if ra.want != nil && !ra.closed {
+	if ra.want != nil && !ra.closed && (it == nil || it.id != id || !it.queued) {
 		switch {
 		case ra.active:
 			ra.queueChildren(dir, t)
@@ -222,6 +225,7 @@ func (ra *ReadAhead) fill() {
 			close(it.done)
 			if ra.want != nil {
 				ra.queueChildren(it.dir, t)
+				it.queued = true
 			}
 			continue
 		}
@@ -244,6 +248,7 @@ func (ra *ReadAhead) load(it *raItem) {
 	ra.running--
 	if it.err == nil && ra.want != nil && ra.window[it.key] == it {
 		ra.queueChildren(it.dir, it.tree)
+		it.queued = true
 	}
 	ra.fill()
 }
