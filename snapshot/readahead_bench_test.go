@@ -32,4 +32,5 @@ func BenchmarkWalkRemote(b *testing.B) {
 	})
 }
 
+// benchDelay is the time of one pack read (0 compares a local repository).
 var benchDelay = 2 * time.Millisecond
