@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"os"
 	"os/user"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -458,6 +457,11 @@ func (r *Repository) listIndexFiles(ctx context.Context) ([]ID, error) {
 	return ids, nil
 }
 
+// indexLoads is how many index files are read at once. Over a network the
+// round trip, not decoding, is what a load costs, so more are in flight than
+// there are CPUs; each holds one file's bytes.
+const indexLoads = 16
+
 // loadIndexFiles adds the entries of the index files ids to idx, in
 // parallel, and returns the files it loaded; the error names the first
 // that failed. A damaged file does not stop the others: LoadNewIndexes
@@ -467,7 +471,7 @@ func (r *Repository) loadIndexFiles(ctx context.Context, idx *Index, ids []ID) (
 	var firstErr error
 	var loaded []ID
 	var g errgroup.Group
-	g.SetLimit(2 * runtime.GOMAXPROCS(0))
+	g.SetLimit(indexLoads)
 	for _, id := range ids {
 		g.Go(func() error {
 			buf, err := r.LoadUnpacked(ctx, IndexFile, id)

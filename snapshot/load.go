@@ -13,6 +13,10 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
+// snapshotLoads is how many snapshot files are read at once: they are small,
+// so over a network the round trip is the cost, and several hide it.
+const snapshotLoads = 16
+
 // ErrUnreadableSnapshot is wrapped by the errors for snapshot files that
 // cannot be read or decoded.
 var ErrUnreadableSnapshot = errors.New("snapshot file cannot be read")
@@ -111,7 +115,7 @@ func ListSnapshots(ctx context.Context, r *repo.Repository, f Filter, warn func(
 	out := make([]*Snapshot, len(ids))
 	errs := make([]error, len(ids)) // an unreadable file is warned about, not fatal
 	var g errgroup.Group
-	g.SetLimit(8)
+	g.SetLimit(snapshotLoads)
 	for i, id := range ids {
 		g.Go(func() error {
 			out[i], errs[i] = LoadSnapshot(ctx, r, id)
@@ -217,7 +221,7 @@ func LoadAllSnapshots(ctx context.Context, r *repo.Repository) ([]*Snapshot, err
 	slices.SortFunc(ids, func(a, b repo.ID) int { return strings.Compare(a.String(), b.String()) })
 	out := make([]*Snapshot, len(ids))
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(8)
+	g.SetLimit(snapshotLoads)
 	for i, id := range ids {
 		g.Go(func() error {
 			sn, err := LoadSnapshot(gctx, r, id)
@@ -261,13 +265,15 @@ func SaveTree(ctx context.Context, r *repo.Repository, t *Tree) (repo.ID, error)
 }
 
 // TreeLoader loads trees through an LRU cache of decoded trees. Trees never
-// change, so cached entries never go stale. Safe for concurrent use.
+// change, so cached entries never go stale. Safe for concurrent use:
+// callers asking for a tree that is being loaded wait for that one load.
 type TreeLoader struct {
-	r     *repo.Repository
-	mu    sync.Mutex
-	max   int
-	lru   *list.List // of *treeEntry, front = most recent
-	items map[repo.ID]*list.Element
+	r        *repo.Repository
+	mu       sync.Mutex
+	max      int
+	lru      *list.List // of *treeEntry, front = most recent
+	items    map[repo.ID]*list.Element
+	inflight map[repo.ID]*treeCall
 }
 
 type treeEntry struct {
@@ -275,41 +281,85 @@ type treeEntry struct {
 	tree *Tree
 }
 
+// treeCall is one load in flight; done is closed when tree or err is set.
+type treeCall struct {
+	ctx  context.Context
+	done chan struct{}
+	tree *Tree
+	err  error
+}
+
 // NewTreeLoader caches up to max decoded trees.
 func NewTreeLoader(r *repo.Repository, max int) *TreeLoader {
 	if max < 1 {
 		max = 1
 	}
-	return &TreeLoader{r: r, max: max, lru: list.New(), items: map[repo.ID]*list.Element{}}
+	return &TreeLoader{r: r, max: max, lru: list.New(), items: map[repo.ID]*list.Element{}, inflight: map[repo.ID]*treeCall{}}
 }
 
 // Repository returns the repository trees are loaded from.
 func (l *TreeLoader) Repository() *repo.Repository { return l.r }
 
-// Tree returns the decoded tree id. Callers must not modify it.
-func (l *TreeLoader) Tree(ctx context.Context, id repo.ID) (*Tree, error) {
-	l.mu.Lock()
-	if e, ok := l.items[id]; ok {
-		l.lru.MoveToFront(e)
-		t := e.Value.(*treeEntry).tree
-		l.mu.Unlock()
-		return t, nil
-	}
-	l.mu.Unlock()
-	t, err := LoadTree(ctx, l.r, id)
-	if err != nil {
-		return nil, err
-	}
+// cached returns tree id if it is in the cache.
+func (l *TreeLoader) cached(id repo.ID) *Tree {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if _, ok := l.items[id]; !ok {
-		l.items[id] = l.lru.PushFront(&treeEntry{id: id, tree: t})
-		for l.lru.Len() > l.max {
-			old := l.lru.Remove(l.lru.Back()).(*treeEntry)
-			delete(l.items, old.id)
+	if e, ok := l.items[id]; ok {
+		l.lru.MoveToFront(e)
+		return e.Value.(*treeEntry).tree
+	}
+	return nil
+}
+
+// Tree returns the decoded tree id. Callers must not modify it.
+func (l *TreeLoader) Tree(ctx context.Context, id repo.ID) (*Tree, error) {
+	for {
+		l.mu.Lock()
+		if e, ok := l.items[id]; ok {
+			l.lru.MoveToFront(e)
+			t := e.Value.(*treeEntry).tree
+			l.mu.Unlock()
+			return t, nil
+		}
+		c, joined := l.inflight[id]
+		if !joined {
+			c = &treeCall{ctx: ctx, done: make(chan struct{})}
+			l.inflight[id] = c
+		}
+		l.mu.Unlock()
+		if !joined {
+			return l.load(c, id)
+		}
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("load tree %v: %w", id.Str(), ctx.Err())
+		}
+		// A load that failed only because its caller gave up says nothing
+		// about the tree: load it again for this caller.
+		if c.err == nil || c.ctx.Err() == nil || ctx.Err() != nil {
+			return c.tree, c.err
 		}
 	}
-	return t, nil
+}
+
+func (l *TreeLoader) load(c *treeCall, id repo.ID) (*Tree, error) {
+	t, err := LoadTree(c.ctx, l.r, id)
+	l.mu.Lock()
+	c.tree, c.err = t, err
+	delete(l.inflight, id)
+	if err == nil {
+		if _, ok := l.items[id]; !ok {
+			l.items[id] = l.lru.PushFront(&treeEntry{id: id, tree: t})
+			for l.lru.Len() > l.max {
+				old := l.lru.Remove(l.lru.Back()).(*treeEntry)
+				delete(l.items, old.id)
+			}
+		}
+	}
+	l.mu.Unlock()
+	close(c.done)
+	return t, err
 }
 
 // Add places t in the cache as tree id, as if loaded. Tests use it to plant a

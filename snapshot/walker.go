@@ -22,10 +22,16 @@ var ErrPathNotFound = errors.New("path not found in snapshot")
 
 // Walk visits every node below tree root depth-first in name order, calling
 // fn with the node's slash path ("/tmp/x/file") and the node. Trees come
-// from loader, so callers share its cache; fn must not modify nodes. An error
-// from fn (other than ErrSkipDir) or from loading a tree ends the walk.
+// from loader, so callers share its cache, and are read ahead of the walk
+// (see ReadAhead); fn must not modify nodes. An error from fn (other than
+// ErrSkipDir) or from loading a tree ends the walk.
 func Walk(ctx context.Context, loader *TreeLoader, root repo.ID, fn func(path string, node *Node) error) error {
-	w := &walker{loader: loader, fn: fn}
+	return walk(ctx, &walker{fn: fn}, loader, root)
+}
+
+func walk(ctx context.Context, w *walker, loader *TreeLoader, root repo.ID) error {
+	w.ra = loader.ReadAhead(ctx, EveryDir)
+	defer w.ra.Close()
 	return w.tree(ctx, root, "/")
 }
 
@@ -45,12 +51,11 @@ var ErrBadName = errors.New("unusable name")
 // through damaged and skipped, and the walk goes on with the rest.
 // Cancellation still ends the walk.
 func WalkDamaged(ctx context.Context, loader *TreeLoader, root repo.ID, fn func(path string, node *Node) error, damaged DamagedFunc) error {
-	w := &walker{loader: loader, fn: fn, damaged: damaged}
-	return w.tree(ctx, root, "/")
+	return walk(ctx, &walker{fn: fn, damaged: damaged}, loader, root)
 }
 
 type walker struct {
-	loader  *TreeLoader
+	ra      *ReadAhead
 	fn      func(string, *Node) error
 	damaged DamagedFunc // nil: the first damaged tree ends the walk
 }
@@ -58,7 +63,7 @@ type walker struct {
 // loadTree loads the tree of directory dir; ok is false when it was
 // reported as damaged and is to be skipped.
 func (w *walker) loadTree(ctx context.Context, id repo.ID, dir string) (t *Tree, ok bool, err error) {
-	t, err = w.loader.Tree(ctx, id)
+	t, err = w.ra.Tree(ctx, dir, id)
 	if err == nil {
 		return t, true, nil
 	}

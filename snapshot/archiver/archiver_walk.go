@@ -24,6 +24,7 @@ type archRun struct {
 	cancel context.CancelCauseFunc
 	files  chan *archFile
 	chunks chan archChunk
+	oldRA  *snapshot.ReadAhead // the parent snapshot's trees, loaded ahead of the walk
 	fileWG sync.WaitGroup
 	blobWG sync.WaitGroup
 }
@@ -36,6 +37,7 @@ func (a *Archiver) newRun(ctx context.Context) *archRun {
 		cancel: cancel,
 		files:  make(chan *archFile, 64),
 		chunks: make(chan archChunk, a.blobWork),
+		oldRA:  a.loader.ReadAhead(ctx, func(p string, _ *snapshot.Node) bool { return !a.excluded(p) }),
 	}
 	for range a.workers {
 		rn.fileWG.Go(rn.fileWorker)
@@ -51,6 +53,7 @@ func (rn *archRun) fail(err error) { rn.cancel(err) }
 
 // wait lets the workers drain and returns the error that stopped the run.
 func (rn *archRun) wait() error {
+	rn.oldRA.Close() // the walk is over: no more parent trees wanted
 	close(rn.files)
 	rn.fileWG.Wait()
 	close(rn.chunks)
@@ -116,13 +119,15 @@ func joinPath(dir, name string) string {
 
 func (a *Archiver) excluded(path string) bool { return a.opts.Excludes.Match(path) }
 
-// oldTree loads the tree of a parent snapshot's directory node; nil when
-// there is none or it cannot be loaded (then everything is read afresh).
-func (rn *archRun) oldTree(old *snapshot.Node) *snapshot.Tree {
+// oldTree loads the tree of a parent snapshot's directory node for the
+// directory at path; nil when there is none or it cannot be loaded (then
+// everything is read afresh). The walk asks in depth-first name order, so
+// the parent's subtrees are read ahead of it.
+func (rn *archRun) oldTree(path string, old *snapshot.Node) *snapshot.Tree {
 	if old == nil || old.Type != snapshot.NodeDir || old.Subtree == nil {
 		return nil
 	}
-	t, err := rn.a.loader.Tree(rn.ctx, *old.Subtree)
+	t, err := rn.oldRA.Tree(rn.ctx, path, *old.Subtree)
 	if err != nil {
 		return nil
 	}
@@ -159,7 +164,7 @@ func (rn *archRun) entry(path string, fi os.FileInfo, old *snapshot.Node, done f
 		case <-rn.ctx.Done():
 		}
 	case snapshot.NodeDir:
-		err := rn.walkDir(path, rn.oldTree(old), func(id repo.ID) {
+		err := rn.walkDir(path, rn.oldTree(path, old), func(id repo.ID) {
 			node.Subtree = &id
 			a.countDir(old, id)
 			done(node)
@@ -294,7 +299,7 @@ func buildTrie(targets []string) *pathTrie {
 func (rn *archRun) walkTargets(root *pathTrie, oldRoot *repo.ID, onTree func(repo.ID)) error {
 	var old *snapshot.Tree
 	if oldRoot != nil {
-		old = rn.oldTree(&snapshot.Node{Type: snapshot.NodeDir, Subtree: oldRoot})
+		old = rn.oldTree("/", &snapshot.Node{Type: snapshot.NodeDir, Subtree: oldRoot})
 	}
 	if root.target { // "/" itself
 		return rn.walkDir("/", old, onTree)
@@ -346,7 +351,7 @@ func (rn *archRun) walkVirtual(path string, t *pathTrie, old *snapshot.Tree, onT
 			continue
 		}
 		node.Type, node.Name = snapshot.NodeDir, name
-		rn.walkVirtual(p, child, rn.oldTree(oldNode), func(id repo.ID) {
+		rn.walkVirtual(p, child, rn.oldTree(p, oldNode), func(id repo.ID) {
 			node.Subtree = &id
 			a.countDir(oldNode, id)
 			done(node)

@@ -72,9 +72,12 @@ type DiffStats struct {
 
 type differ struct {
 	loader *snapshot.TreeLoader
-	opts   DiffOptions
-	fn     func(DiffChange) error
-	stats  DiffStats
+	// old and new side trees of the directories the diff descends into,
+	// loaded ahead (Hint) a level at a time: only subtrees that differ
+	oldRA, newRA *snapshot.ReadAhead
+	opts         DiffOptions
+	fn           func(DiffChange) error
+	stats        DiffStats
 	// blobs seen on each side, outside subtrees that both sides share
 	oldBlobs, newBlobs map[repo.BlobHandle]struct{}
 }
@@ -88,6 +91,9 @@ func Diff(ctx context.Context, loader *snapshot.TreeLoader, a, b repo.ID, opts D
 	d := &differ{loader: loader, opts: opts, fn: fn,
 		oldBlobs: map[repo.BlobHandle]struct{}{}, newBlobs: map[repo.BlobHandle]struct{}{}}
 	if a != b {
+		d.oldRA, d.newRA = loader.ReadAhead(ctx, nil), loader.ReadAhead(ctx, nil)
+		defer d.oldRA.Close()
+		defer d.newRA.Close()
 		d.oldBlobs[repo.BlobHandle{ID: a, Type: repo.TreeBlob}] = struct{}{}
 		d.newBlobs[repo.BlobHandle{ID: b, Type: repo.TreeBlob}] = struct{}{}
 		if err := d.trees(ctx, "/", a, b); err != nil {
@@ -122,14 +128,15 @@ func (d *differ) trees(ctx context.Context, dir string, a, b repo.ID) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	na, ok, err := d.nodes(ctx, dir, a)
+	na, ok, err := d.nodes(ctx, dir, a, d.oldRA)
 	if !ok {
 		return err
 	}
-	nb, ok, err := d.nodes(ctx, dir, b)
+	nb, ok, err := d.nodes(ctx, dir, b, d.newRA)
 	if !ok {
 		return err
 	}
+	d.hintChanged(dir, na, nb)
 	i, j := 0, 0
 	for i < len(na) || j < len(nb) {
 		var c int
@@ -207,12 +214,40 @@ func (d *differ) onlyOne(ctx context.Context, p string, n *snapshot.Node, added 
 	})
 }
 
-// nodes returns the entries of directory dir (tree id) in name order. With
-// a Damaged handler, a tree that cannot be loaded is reported and ok is
-// false with a nil error (skip it), and unusable entries are reported and
-// left out.
-func (d *differ) nodes(ctx context.Context, dir string, id repo.ID) (nodes []*snapshot.Node, ok bool, err error) {
-	t, err := d.loader.Tree(ctx, id)
+// hintChanged loads ahead the trees of the subdirectories of dir that
+// both sides have with different contents: trees will descend into them.
+func (d *differ) hintChanged(dir string, na, nb []*snapshot.Node) {
+	i, j := 0, 0
+	for i < len(na) && j < len(nb) {
+		switch c := strings.Compare(na[i].Name, nb[j].Name); {
+		case c < 0:
+			i++
+		case c > 0:
+			j++
+		default:
+			a, b := na[i], nb[j]
+			if a.Type == snapshot.NodeDir && b.Type == snapshot.NodeDir && a.Subtree != nil && b.Subtree != nil && *a.Subtree != *b.Subtree {
+				p := path.Join(dir, a.Name)
+				d.oldRA.Hint(p, *a.Subtree)
+				d.newRA.Hint(p, *b.Subtree)
+			}
+			i++
+			j++
+		}
+	}
+}
+
+// nodes returns the entries of directory dir (tree id) in name order,
+// through ra when set. With a Damaged handler, a tree that cannot be loaded
+// is reported and ok is false with a nil error (skip it), and unusable
+// entries are reported and left out.
+func (d *differ) nodes(ctx context.Context, dir string, id repo.ID, ra *snapshot.ReadAhead) (nodes []*snapshot.Node, ok bool, err error) {
+	var t *snapshot.Tree
+	if ra != nil {
+		t, err = ra.Tree(ctx, dir, id)
+	} else {
+		t, err = d.loader.Tree(ctx, id)
+	}
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, false, cerr
@@ -241,7 +276,7 @@ func (d *differ) nodes(ctx context.Context, dir string, id repo.ID) (nodes []*sn
 // children reports everything below directory p (tree id) as added or
 // removed.
 func (d *differ) children(ctx context.Context, p string, id repo.ID, added bool) error {
-	nodes, ok, err := d.nodes(ctx, p, id)
+	nodes, ok, err := d.nodes(ctx, p, id, nil)
 	if !ok {
 		return err
 	}

@@ -99,7 +99,7 @@ func Check(ctx context.Context, r *repo.Repository, opts CheckOptions, report fu
 		roots = append(roots, treeJob{id: *sn.Tree, sn: sn.ID, path: "/"})
 	}
 	opts.Progress.SetCurrent("checking snapshots")
-	res.Trees = walkTrees(ctx, roots, max(4, runtime.GOMAXPROCS(0)), func(j treeJob) []treeJob { return tc.check(ctx, j) })
+	res.Trees = walkTrees(ctx, roots, snapshot.TreeLoadConcurrency, func(j treeJob) []treeJob { return tc.check(ctx, j) })
 	if err := ctx.Err(); err != nil {
 		return res, err
 	}

@@ -28,7 +28,7 @@ func UsedBlobs(ctx context.Context, loader *snapshot.TreeLoader, sns []*snapshot
 	var mu sync.Mutex
 	used := map[repo.BlobHandle]struct{}{}
 	var firstErr error
-	walkTrees(ctx, roots, 4, func(j treeJob) []treeJob {
+	walkTrees(ctx, roots, snapshot.TreeLoadConcurrency, func(j treeJob) []treeJob {
 		t, err := loader.Tree(ctx, j.id)
 		mu.Lock()
 		defer mu.Unlock()

@@ -60,6 +60,7 @@ func defaultWorkers() int { return min(max(2*runtime.GOMAXPROCS(0), 4), 8) }
 type restorer struct {
 	repo   *repo.Repository
 	loader *snapshot.TreeLoader
+	ra     *snapshot.ReadAhead // trees read ahead of planning, while it runs
 	opts   RestoreOptions
 	prog   *snapshot.Progress
 	fs     *targetFS
@@ -219,6 +220,11 @@ func (rs *restorer) run(ctx context.Context, sn *snapshot.Snapshot, subpath stri
 	}
 	defer rs.fs.close()
 	root := &dirState{snap: "/", rel: ".", created: true, fd: rs.fs.root}
+	rs.ra = rs.loader.ReadAhead(ctx, func(p string, n *snapshot.Node) bool {
+		_, descend := rs.selected(p, n)
+		return descend
+	})
+	defer rs.ra.Close() // (again) in case planning failed
 	if start.Type == snapshot.NodeDir {
 		if start.Subtree == nil {
 			return fmt.Errorf("restore: %s: directory node has no subtree", subpath)
@@ -235,6 +241,7 @@ func (rs *restorer) run(ctx context.Context, sn *snapshot.Snapshot, subpath stri
 		root.snap = path.Dir(p)
 		err = rs.planNode(ctx, start, p, root)
 	}
+	rs.ra.Close()
 	if err != nil {
 		return err
 	}
@@ -260,7 +267,7 @@ func (rs *restorer) planTree(ctx context.Context, id repo.ID, d *dirState) error
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	t, err := rs.loader.Tree(ctx, id)
+	t, err := rs.ra.Tree(ctx, d.snap, id)
 	if err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
