@@ -43,11 +43,18 @@ var ErrCredentialsInURL = errors.New("credentials in the S3 location are not use
 // case and '_' only in legacy and MinIO buckets).
 const bucketChars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_"
 
+// DefaultConnections bounds the requests in flight to the object store.
+// restic uses 5; cairn loads trees and index files up to 32 at a time, and
+// over a 40 ms round trip 5 connections held a cold find of 2,000
+// directories at 20 s against 5 s with 32. Object stores serve thousands of
+// requests a second per prefix; uploads stay bounded by the packers.
+const DefaultConnections = 16
+
 // ParseLocation parses restic's S3 URL forms: s3:https://host[:port]/bucket[/prefix],
 // s3:http://…, and s3:host[:port]/bucket[/prefix] (https). Errors never
 // repeat credentials found in loc.
 func ParseLocation(loc string) (Config, error) {
-	cfg := Config{BucketLookup: "auto", Connections: 5}
+	cfg := Config{BucketLookup: "auto", Connections: DefaultConnections}
 	shown := Redact(loc)
 	if !IsLocation(loc) {
 		return cfg, fmt.Errorf("%q is not an s3: location", shown)

@@ -97,7 +97,7 @@ func Open(cfg Config) (*Backend, error) {
 		return nil, fmt.Errorf("s3 %s: %w", cfg.Endpoint, err)
 	}
 	if cfg.Connections < 1 {
-		cfg.Connections = 5
+		cfg.Connections = DefaultConnections
 	}
 	return &Backend{cfg: cfg, client: client, core: minio.Core{Client: client}, sem: make(chan struct{}, cfg.Connections)}, nil
 }

@@ -43,8 +43,9 @@
 #
 # With BENCH_BACKEND=s3 the steps are those of a remote repository, per tool:
 #   init, backup-first, backup-unchanged (warm cache), backup-unchanged-cold
-#   (a fresh empty cache directory), snapshots, find (a pattern over all
-#   snapshots), ls (everything in latest), restore, check.
+#   (a fresh empty cache directory), backup-unchanged-nocache (--no-cache),
+#   snapshots, find (a pattern over all snapshots), find-nocache, ls
+#   (everything in latest), restore, check.
 #
 # restic runs with its defaults (cache on, warm after the first backup), with
 # its cache in $BENCH_DIR/cache-restic; cairn runs with XDG_CACHE_HOME set to
@@ -210,20 +211,23 @@ start_minio() {
 
 # tool_cmd TOOL: sets CMD to the command line that runs TOOL on its repository
 # (env execs the tool, so GNU time measures the tool itself).
-# With COLD set, the tool gets a fresh empty cache directory instead of its own.
+# With COLD set, the tool gets a fresh empty cache directory instead of its own;
+# with NOCACHE set, it runs with --no-cache.
 tool_cmd() {
 	local cache=$BENCH_DIR/cache-$1
 	if [ -n "${COLD:-}" ]; then
 		cache=$BENCH_DIR/cache-$1-cold
 		rm -rf "$cache"
 	fi
+	local cacheflags=(--cache-dir "$cache")
+	if [ -n "${NOCACHE:-}" ]; then cacheflags=(--no-cache); fi
 	case $1 in
 	cairn)
 		CMD=(env CAIRN_PASSWORD="$PASSWORD" XDG_CACHE_HOME="$cache" "$CAIRN" -r "${LOC[cairn]}")
-		if [ "$BENCH_BACKEND" = s3 ]; then CMD+=(--cache-dir "$cache"); fi
+		if [ "$BENCH_BACKEND" = s3 ]; then CMD+=("${cacheflags[@]}"); fi
 		;;
 	restic) CMD=(env RESTIC_PASSWORD="$PASSWORD"
-		"$RESTIC" -r "${LOC[restic]}" --cache-dir "$cache") ;;
+		"$RESTIC" -r "${LOC[restic]}" "${cacheflags[@]}") ;;
 	esac
 }
 
@@ -286,15 +290,17 @@ done
 
 if [ "$BENCH_BACKEND" = s3 ]; then
 	# --- a remote repository: what a node agent and its operator run ----------
-	STEPS="init backup-first backup-unchanged backup-unchanged-cold snapshots find ls restore check"
+	STEPS="init backup-first backup-unchanged backup-unchanged-cold backup-unchanged-nocache snapshots find find-nocache ls restore check"
 	for tool in $BENCH_TOOLS; do
 		step "$tool" init init
 		step "$tool" backup-first backup "$DATA"
 		step "$tool" backup-unchanged backup "$DATA"
 		COLD=1 step "$tool" backup-unchanged-cold backup "$DATA"
 		rm -rf "$BENCH_DIR/cache-$tool-cold"
+		NOCACHE=1 step "$tool" backup-unchanged-nocache backup "$DATA"
 		step "$tool" snapshots snapshots
 		step "$tool" find find 'f0004?.bin'
+		NOCACHE=1 step "$tool" find-nocache find 'f0004?.bin'
 		step "$tool" ls ls latest
 		restore_step "$tool"
 		step "$tool" check check
