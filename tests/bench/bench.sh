@@ -345,7 +345,7 @@ for tool in "${TOOLS[@]}"; do
 	esac
 done
 W=17
-[ "$BENCH_BACKEND" = s3 ] && W=22
+[ "$BENCH_BACKEND" = s3 ] && W=24
 header=$(printf '%-*s' "$W" step)
 for tool in "${TOOLS[@]}"; do
 	header+=$(printf ' | %-7s %8s %8s %8s %9s' "$tool" wall_s cpu_s rss_MB repo_MiB)
