@@ -28,6 +28,7 @@ type clusterBackupFlags struct {
 	ttl                                  string
 	clusterName                          string
 	wait                                 bool
+	volumes                              volumeFlags
 }
 
 func newClusterBackupCmd(g *globalOptions, co *clusterOptions) *cobra.Command {
@@ -49,7 +50,16 @@ storage classes, CRDs, cluster roles, ingress and priority classes) -- unless
 
 The backup runs until done (as Velero's --wait). If some resources could not
 be read, the backup is still saved, its phase is PartiallyFailed and the exit
-code is 3; ` + "`cairn cluster logs NAME`" + ` tells what happened.`,
+code is 3; ` + "`cairn cluster logs NAME`" + ` tells what happened.
+
+Pod volume data: the volumes a pod's annotation backup.cairn.io/backup-volumes
+(or Velero's backup.velero.io/backup-volumes) names are copied -- or, with
+--default-volumes-to-fs-backup, all but those named in
+backup.cairn.io/backup-volumes-excludes (hostPath, secret, configMap,
+projected and downwardAPI volumes never are). The node agents (cairn cluster
+agent) copy them; the backup waits up to --volume-timeout and takes their
+trees into its snapshot at /volumes/<namespace>/<pod>/<volume>. A volume
+that could not be copied makes the backup PartiallyFailed.`,
 		Example: `  cairn cluster backup nightly
   cairn cluster backup shop --include-namespaces shop,shop-db --ttl 30d
   cairn cluster backup web -l app=web --exclude-resources secrets`,
@@ -69,6 +79,7 @@ code is 3; ` + "`cairn cluster logs NAME`" + ` tells what happened.`,
 	fs.StringVar(&f.ttl, "ttl", "720h", "the backup expires after this `duration` (e.g. 720h, 30d; 0 = never)")
 	fs.StringVar(&f.clusterName, "cluster-name", "", "record this cluster `name` (default: the kubeconfig context's cluster)")
 	fs.BoolVar(&f.wait, "wait", true, "wait until the backup is done (always: cairn backs up synchronously)")
+	f.volumes.addFlags(cmd)
 	return cmd
 }
 
@@ -127,6 +138,9 @@ func runClusterBackup(cmd *cobra.Command, g *globalOptions, co *clusterOptions, 
 		Name: name, Cluster: f.clusterName, Spec: spec, TTL: ttl,
 		CairnVersion: version, Progress: progress,
 		Log: func(line string) { g.verbosef(1, "%s\n", line) },
+	}
+	if f.volumes.enabled {
+		opts.Volumes = f.volumes.hook(cl, r, name)
 	}
 	stop := g.startProgress(progress, "objects")
 	res, err := backup.Backup(ctx, cl, r, opts)

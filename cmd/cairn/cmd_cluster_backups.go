@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -200,11 +201,7 @@ func printBackupDescription(g *globalOptions, d *backupDescribeJSON, items []cat
 	if len(i.Volumes) > 0 {
 		g.outf("\nVolumes:      %d\n", len(i.Volumes))
 		for _, v := range i.Volumes {
-			line := fmt.Sprintf("  %s/%s %s: %d files, %s", v.Namespace, v.Pod, v.Volume, v.Files, formatBytes(v.Bytes))
-			if v.Error != "" {
-				line += " (error: " + v.Error + ")"
-			}
-			g.outf("%s\n", line)
+			describeVolume(g, v, details)
 		}
 	}
 	for _, l := range []struct {
@@ -353,4 +350,51 @@ stays in the repository until a prune: give --prune, or run ` + "`cairn prune`" 
 	cmd.Flags().BoolVar(&prune, "prune", false, "then remove the data no snapshot uses any more (as `cairn prune`)")
 	pf.add(cmd.Flags())
 	return cmd
+}
+
+// describeVolume prints one volume of a backup: a line, and with details
+// where its data came from.
+func describeVolume(g *globalOptions, v layout.VolumeInfo, details bool) {
+	result := v.Result
+	if result == "" {
+		result = layout.VolumeCompleted
+	}
+	line := fmt.Sprintf("  %s/%s %s: %s", v.Namespace, v.Pod, v.Volume, result)
+	switch {
+	case v.Error != "":
+		line += " (" + v.Error + ")"
+	case v.Reason != "":
+		line += " (" + v.Reason + ")"
+	default:
+		line += fmt.Sprintf(", %s, %s", plural(int(v.Files), "file"), formatBytes(v.Bytes))
+		if v.BytesAdded > 0 || v.Snapshot != "" {
+			line += ", " + formatBytes(v.BytesAdded) + " added"
+		}
+	}
+	g.outf("%s\n", line)
+	if !details {
+		return
+	}
+	var parts []string
+	add := func(k, val string) {
+		if val != "" {
+			parts = append(parts, k+" "+val)
+		}
+	}
+	if v.PVC != "" {
+		add("claim", v.Namespace+"/"+v.PVC)
+	}
+	add("PV", v.PV)
+	add("storage class", v.StorageClass)
+	add("size", v.Size)
+	add("node", v.Node)
+	if len(v.Snapshot) >= 8 {
+		add("volume snapshot", v.Snapshot[:8])
+	}
+	if v.Result == "" || v.Result == layout.VolumeCompleted {
+		add("path", path.Join(layout.VolumesPath, v.Namespace, v.Pod, v.Volume))
+	}
+	if len(parts) > 0 {
+		g.outf("      %s\n", strings.Join(parts, ", "))
+	}
 }

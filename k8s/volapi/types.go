@@ -122,19 +122,25 @@ type VolumeBackupSpec struct {
 
 // VolumeBackupStatus is written by the owning agent.
 type VolumeBackupStatus struct {
-	Phase            Phase        `json:"phase,omitempty"`
-	SnapshotID       string       `json:"snapshotID,omitempty"` // the volume's own snapshot
-	ParentSnapshotID string       `json:"parentSnapshotID,omitempty"`
-	Tree             string       `json:"tree,omitempty"` // stitched in at /volumes/<ns>/<pod>/<volume>
-	Files            int64        `json:"files,omitempty"`
-	Bytes            int64        `json:"bytes,omitempty"`
-	BytesAdded       int64        `json:"bytesAdded,omitempty"`
-	Errors           int64        `json:"errors,omitempty"` // files that could not be read
-	Progress         *Progress    `json:"progress,omitempty"`
-	StartTime        *metav1.Time `json:"startTime,omitempty"`
-	CompletionTime   *metav1.Time `json:"completionTime,omitempty"`
-	Message          string       `json:"message,omitempty"`
-	Ownership        `json:",inline"`
+	Phase            Phase  `json:"phase,omitempty"`
+	SnapshotID       string `json:"snapshotID,omitempty"` // the volume's own snapshot
+	ParentSnapshotID string `json:"parentSnapshotID,omitempty"`
+	Tree             string `json:"tree,omitempty"` // stitched in at /volumes/<ns>/<pod>/<volume>
+	Files            int64  `json:"files,omitempty"`
+	Bytes            int64  `json:"bytes,omitempty"`
+	BytesAdded       int64  `json:"bytesAdded,omitempty"`
+	Errors           int64  `json:"errors,omitempty"` // files that could not be read
+	// What the parent saved: files found unchanged were not read again
+	// (BytesRead counts what was).
+	FilesNew        int64        `json:"filesNew,omitempty"`
+	FilesChanged    int64        `json:"filesChanged,omitempty"`
+	FilesUnmodified int64        `json:"filesUnmodified,omitempty"`
+	BytesRead       int64        `json:"bytesRead,omitempty"`
+	Progress        *Progress    `json:"progress,omitempty"`
+	StartTime       *metav1.Time `json:"startTime,omitempty"`
+	CompletionTime  *metav1.Time `json:"completionTime,omitempty"`
+	Message         string       `json:"message,omitempty"`
+	Ownership       `json:",inline"`
 }
 
 // VolumeBackupList is a list of VolumeBackups.
