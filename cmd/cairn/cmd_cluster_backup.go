@@ -99,6 +99,9 @@ type clusterBackupJSON struct {
 	Expires         *time.Time     `json:"expires,omitempty"`
 	Bytes           uint64         `json:"bytes"`      // manifests
 	DataAdded       uint64         `json:"data_added"` // new data in the repository
+	// Volumes are the pod volumes the backup was to copy, as backup.json
+	// lists them.
+	Volumes []layout.VolumeInfo `json:"volumes,omitempty"`
 }
 
 func runClusterBackup(cmd *cobra.Command, g *globalOptions, co *clusterOptions, f *clusterBackupFlags, name string) error {
@@ -159,7 +162,7 @@ func reportClusterBackup(g *globalOptions, res *backup.BackupResult) error {
 			Items: info.TotalItems, ItemsByResource: info.Items,
 			Warnings: nonNil(info.Warnings), Errors: nonNil(info.Errors),
 			Start: info.Start, End: info.End, Duration: info.End.Sub(info.Start).Seconds(),
-			Expires: info.Expires, Bytes: res.Bytes,
+			Expires: info.Expires, Bytes: res.Bytes, Volumes: info.Volumes,
 		}
 		if sn.Summary != nil {
 			out.DataAdded = sn.Summary.DataAdded
@@ -185,11 +188,14 @@ func reportClusterBackup(g *globalOptions, res *backup.BackupResult) error {
 		if info.Expires != nil {
 			exp = "expires " + info.Expires.Local().Format("2006-01-02 15:04:05")
 		}
+		if line := volumesLine(info.Volumes); line != "" {
+			g.printf("%s\n", line)
+		}
 		g.printf("snapshot %s saved; %s\n", sn.ID.Str(), exp)
 	}
 	if info.Phase != layout.PhaseCompleted {
 		return &exitError{code: exitPartial, err: fmt.Errorf(
-			"backup %s saved as snapshot %s, but only in part (%s, %s): some objects are missing; `cairn cluster logs %s` tells more",
+			"backup %s saved as snapshot %s, but only in part (%s, %s): some objects or volumes are missing; `cairn cluster logs %s` tells more",
 			info.Name, sn.ID.Str(), info.Phase, plural(len(info.Errors), "error"), info.Name)}
 	}
 	return nil
@@ -233,4 +239,32 @@ func onBackup(g *globalOptions, fn func(ctx context.Context, b *backupHandle) er
 		defer b.r.Close()
 		return fn(cmd.Context(), b)
 	}
+}
+
+// volumesLine sums up the pod volumes of a backup, "" when there are none.
+func volumesLine(vols []layout.VolumeInfo) string {
+	if len(vols) == 0 {
+		return ""
+	}
+	var done, failed, skipped int
+	var files, bytes, added uint64
+	for _, v := range vols {
+		switch v.Result {
+		case layout.VolumeFailed:
+			failed++
+		case layout.VolumeSkipped:
+			skipped++
+		default:
+			done++
+			files, bytes, added = files+v.Files, bytes+v.Bytes, added+v.BytesAdded
+		}
+	}
+	line := fmt.Sprintf("%s copied (%s, %s, %s new)", plural(done, "pod volume"), plural(int(files), "file"), formatBytes(bytes), formatBytes(added))
+	if failed > 0 {
+		line += fmt.Sprintf(", %d failed", failed)
+	}
+	if skipped > 0 {
+		line += fmt.Sprintf(", %d skipped", skipped)
+	}
+	return line
 }

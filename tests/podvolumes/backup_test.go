@@ -15,6 +15,10 @@ import (
 type backupJSON struct {
 	Phase      string `json:"phase"`
 	SnapshotID string `json:"snapshot_id"`
+	Volumes    []struct {
+		Pod, Volume, Result string
+		Files               uint64
+	} `json:"volumes"`
 }
 
 func (e *env) backup(name string, want int, extra ...string) backupJSON {
@@ -63,6 +67,9 @@ func TestBackupPodVolumes(t *testing.T) {
 	b1 := e.backup("b1", 0)
 	if b1.Phase != "Completed" {
 		t.Fatalf("phase %s", b1.Phase)
+	}
+	if len(b1.Volumes) != 3 || b1.Volumes[0].Result != "Completed" || b1.Volumes[0].Files == 0 {
+		t.Errorf("volumes in the JSON summary: %+v", b1.Volumes)
 	}
 	items := e.items("b1")
 	if len(items) != 3 || items["db/data"] == nil || items["db/shared"] == nil || items["web/cache"] == nil {
