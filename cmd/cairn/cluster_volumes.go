@@ -5,6 +5,7 @@ import (
 
 	"github.com/cairn-backup/cairn/k8s/backup"
 	"github.com/cairn-backup/cairn/k8s/kube"
+	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/k8s/podvolumes"
 	"github.com/cairn-backup/cairn/k8s/volumes"
 	"github.com/cairn-backup/cairn/repo"
@@ -29,8 +30,14 @@ func (v *volumeFlags) addFlags(cmd *cobra.Command) {
 }
 
 // hook is the VolumeHook of a backup called name into r.
-func (v *volumeFlags) hook(cl *kube.Clients, r *repo.Repository, name string) backup.VolumeHook {
-	return podvolumes.Hook(podvolumes.Options{
+func (v *volumeFlags) hook(cl *kube.Clients, r *repo.Repository, name string, ttl time.Duration) backup.VolumeHook {
+	var tags []string
+	if ttl > 0 {
+		// The backup's own expiry is counted from its start, a moment
+		// earlier: the volumes expire with it, give or take a second.
+		tags = append(tags, layout.ExpiryTag(time.Now().Add(ttl)))
+	}
+	return podvolumes.Hook(podvolumes.Options{Tags: tags,
 		Dyn: cl.Dynamic, Namespace: v.agentNamespace, Repo: r, Location: r.Backend().Location(),
 		Backup: name, Select: volumes.Options{DefaultToFSBackup: v.defaultToFS}, Timeout: v.timeout,
 	})

@@ -143,7 +143,7 @@ func runClusterBackup(cmd *cobra.Command, g *globalOptions, co *clusterOptions, 
 		Log: func(line string) { g.verbosef(1, "%s\n", line) },
 	}
 	if f.volumes.enabled {
-		opts.Volumes = f.volumes.hook(cl, r, name)
+		opts.Volumes = f.volumes.hook(cl, r, name, ttl)
 	}
 	stop := g.startProgress(progress, "objects")
 	res, err := backup.Backup(ctx, cl, r, opts)

@@ -16,6 +16,7 @@ import (
 	"github.com/cairn-backup/cairn/k8s/catalog"
 	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/spf13/cobra"
 )
 
@@ -311,7 +312,8 @@ func newClusterDeleteCmd(g *globalOptions, _ *clusterOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a cluster backup (and, with --prune, free its data)",
-		Long: `Delete a cluster backup: its snapshot is removed. The data it alone used
+		Long: `Delete a cluster backup: its snapshot is removed, and the snapshots its
+node agents saved of its pod volumes (tagged volume-of=NAME). The data it alone used
 stays in the repository until a prune: give --prune, or run ` + "`cairn prune`" + ` later.`,
 		Args: exactArgs(1, "a backup name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -338,13 +340,29 @@ stays in the repository until a prune: give --prune, or run ` + "`cairn prune`" 
 			if err := catalog.DeleteBackup(ctx, b.r, sn); err != nil {
 				return err
 			}
-			g.printf("backup %s deleted (snapshot %s removed)\n", b.entry.Name, sn.ID.Str())
+			removed := map[repo.ID]bool{sn.ID: true}
+			// The pod volumes' own snapshots belong to the backup too.
+			vols, err := snapshot.ListSnapshots(ctx, b.r, snapshot.Filter{Tags: []string{layout.TagVolumeOf + b.entry.Name}}, nil)
+			if err != nil {
+				return err
+			}
+			for _, v := range vols {
+				if err := catalog.DeleteBackup(ctx, b.r, v); err != nil {
+					return err
+				}
+				removed[v.ID] = true
+			}
+			g.printf("backup %s deleted (snapshot %s removed", b.entry.Name, sn.ID.Str())
+			if len(vols) > 0 {
+				g.printf(", and %s of its pod volumes", plural(len(vols), "snapshot"))
+			}
+			g.printf(")\n")
 			if !prune {
 				g.printf("its data stays in the repository until `cairn prune` runs\n")
 				return nil
 			}
 			g.printf("\n")
-			return runPrune(ctx, g, b.r, &pf, false, map[repo.ID]bool{sn.ID: true})
+			return runPrune(ctx, g, b.r, &pf, false, removed)
 		},
 	}
 	cmd.Flags().BoolVar(&prune, "prune", false, "then remove the data no snapshot uses any more (as `cairn prune`)")

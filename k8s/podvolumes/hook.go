@@ -33,6 +33,9 @@ type Options struct {
 	Backup    string           // the backup's name
 	Select    volumes.Options
 	Uploader  volapi.UploaderOptions
+	// Tags are added to every volume's own snapshot: the backup's
+	// expires= tag, so that `forget --expired` removes them with it.
+	Tags []string
 	// Timeout bounds the wait for the agents; items not done by then are
 	// failed volumes of the backup. 0 = 4h.
 	Timeout time.Duration
@@ -109,6 +112,9 @@ func run(ctx context.Context, o Options, a *archiver.Archiver, in backup.VolumeI
 		return nil, nil, err
 	}
 	for _, j := range jobs {
+		if j.err == "" && j.vb.Status.Errors > 0 {
+			in.Warnf("volume %s of pod %s/%s: %s", j.item.Volume, j.item.Namespace, j.item.Pod, j.vb.Status.Message)
+		}
 		infos = append(infos, j.info())
 	}
 	return tree, infos, nil
@@ -129,7 +135,9 @@ func create(ctx context.Context, o Options, jobs []*job, in backup.VolumeInput) 
 	}
 	ref := volapi.RepositoryRef{ID: o.Repo.Config().ID, Location: o.Location}
 	for _, j := range jobs {
-		vb := volapi.NewVolumeBackup(o.Namespace, j.item.Spec(o.Backup, ref, o.Uploader))
+		spec := j.item.Spec(o.Backup, ref, o.Uploader)
+		spec.Tags = o.Tags
+		vb := volapi.NewVolumeBackup(o.Namespace, spec)
 		j.name = vb.Name
 		u, err := vb.ToUnstructured()
 		if err != nil {

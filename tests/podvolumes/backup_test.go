@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -136,6 +137,20 @@ func TestBackupPodVolumes(t *testing.T) {
 	e.restic("restore", b2.SnapshotID+":/volumes/"+e.appNS+"/db/data", "--target", out2)
 	testutil.CompareTrees(t, dirs["db/data"], out2, testutil.CompareOptions{IgnoreRootMeta: true})
 
+	// The volume snapshots carry the backup's expiry and go with it.
+	var vsn []struct{ Tags []string }
+	if err := json.Unmarshal([]byte(e.cairn(0, "snapshots", "--json", "--tag", "volume-of=b1")), &vsn); err != nil || len(vsn) != 3 {
+		t.Fatalf("volume snapshots of b1: %v %+v", err, vsn)
+	}
+	if !slices.ContainsFunc(vsn[0].Tags, func(s string) bool { return strings.HasPrefix(s, "expires=") }) {
+		t.Errorf("volume snapshot tags %v: no expiry", vsn[0].Tags)
+	}
+	if del := e.cairn(0, "cluster", "delete", "b1"); !strings.Contains(del, "and 3 snapshots of its pod volumes") {
+		t.Errorf("cluster delete: %s", del)
+	}
+	if left := e.cairn(0, "snapshots", "--json", "--tag", "volume-of=b1"); strings.TrimSpace(left) != "[]" {
+		t.Errorf("volume snapshots left after delete: %s", left)
+	}
 	e.cairn(0, "check")
 	e.restic("check")
 }
