@@ -107,8 +107,10 @@ func key(u metav1.Object) string { return u.GetNamespace() + "/" + u.GetName() }
 func (ag *Agent) Run(ctx context.Context) error {
 	sel := volapi.LabelNode + "=" + volapi.NodeLabelValue(ag.cfg.Node)
 	// The resync replays every item: an item whose owner died sends no
-	// event, so its heartbeat is looked at again this way.
-	f := dynamicinformer.NewFilteredDynamicSharedInformerFactory(ag.cfg.Dyn, 2*ag.cfg.Heartbeat, ag.cfg.Namespace,
+	// event, so its heartbeat is looked at again this way (client-go's
+	// floor for a resync is one second).
+	resync := max(2*ag.cfg.Heartbeat, time.Second)
+	f := dynamicinformer.NewFilteredDynamicSharedInformerFactory(ag.cfg.Dyn, resync, ag.cfg.Namespace,
 		func(o *metav1.ListOptions) { o.LabelSelector = sel })
 	inf := f.ForResource(volapi.VolumeBackupResource).Informer()
 	ag.queue = workqueue.NewTyped[string]()

@@ -1,0 +1,175 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cairn-backup/cairn/crypto"
+	"github.com/cairn-backup/cairn/k8s/kube"
+	"github.com/cairn-backup/cairn/k8s/volapi"
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/tests/cluster"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+)
+
+// TestMain starts one control plane for the package's tests.
+func TestMain(m *testing.M) {
+	os.Exit(cluster.RunShared(m, "k8s/agent"))
+}
+
+func newRepo(t *testing.T) *repo.Repository {
+	t.Helper()
+	be, err := repo.CreateLocal(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := repo.Init(t.Context(), be, "agent-test", 2, repo.Options{KDF: crypto.KDFParams{N: 1 << 10, R: 8, P: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.LoadIndex(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+type logs struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *logs) logf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, args...))
+}
+
+func (l *logs) count(sub string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, s := range l.lines {
+		if strings.Contains(s, sub) {
+			n++
+		}
+	}
+	return n
+}
+
+// Two agents of one node (a rolling update overlaps them) race for the
+// same items: the resourceVersion-guarded claim gives each item to
+// exactly one, which copies it once. An item for another repository or
+// for a pod without a directory here fails with a message saying so.
+func TestAgentsShareItemsExactlyOnce(t *testing.T) {
+	c := cluster.NeedShared(t)
+	cl, err := kube.Connect(kube.ClientOptions{Kubeconfig: c.Kubeconfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := volapi.Install(ctx, cl.Dynamic, nil); err != nil {
+		t.Fatal(err)
+	}
+	ns := fmt.Sprintf("cairn-agent-%d", time.Now().UnixNano()%1e6)
+	nsRes := cl.Dynamic.Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"})
+	if _, err := nsRes.Create(ctx, &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nsRes.Delete(context.Background(), ns, metav1.DeleteOptions{}) })
+	r := newRepo(t)
+	root := t.TempDir()
+	items := cl.Dynamic.Resource(volapi.VolumeBackupResource).Namespace(ns)
+	const n = 8
+	for i := range n {
+		uid := fmt.Sprintf("uid-%d", i)
+		dir := filepath.Join(root, "pods", uid, "volumes", "kubernetes.io~empty-dir", "v")
+		os.MkdirAll(dir, 0o755)
+		os.WriteFile(filepath.Join(dir, "f"), []byte(strings.Repeat(uid, 1000)), 0o644)
+		create(t, items, ns, uid, r.Config().ID)
+	}
+	create(t, items, ns, "uid-missing", r.Config().ID)
+	create(t, items, ns, "uid-0", "other-repository-id") // same pod, other backup name below
+	var l logs
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for i := range 2 {
+		ag, err := New(Config{Dyn: cl.Dynamic, Namespace: ns, Node: "node-x", KubeletRoot: root, Repo: r,
+			ID: fmt.Sprintf("node-x/agent-%d/1", i), Concurrent: 2, Heartbeat: 200 * time.Millisecond, Logf: l.logf})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { ag.Run(runCtx) })
+	}
+	deadline := time.Now().Add(time.Minute)
+	var done []*volapi.VolumeBackup
+	for time.Now().Before(deadline) {
+		done = nil
+		lst, err := items.List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range lst.Items {
+			vb, _ := volapi.VolumeBackupFrom(&lst.Items[i])
+			if vb.Status.Phase.Done() {
+				done = append(done, vb)
+			}
+		}
+		if len(done) == n+2 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	stop()
+	wg.Wait()
+	if len(done) != n+2 {
+		t.Fatalf("%d of %d items done", len(done), n+2)
+	}
+	for _, vb := range done {
+		st, uid := vb.Status, vb.Spec.Pod.UID
+		switch {
+		case vb.Spec.Repository.ID == "other-repository-id":
+			if st.Phase != volapi.PhaseFailed || !strings.Contains(st.Message, "run an agent for that repository") {
+				t.Errorf("other repository: %+v", st)
+			}
+		case uid == "uid-missing":
+			if st.Phase != volapi.PhaseFailed || !strings.Contains(st.Message, "pod directory not found") {
+				t.Errorf("missing pod: %+v", st)
+			}
+		default:
+			if st.Phase != volapi.PhaseCompleted || st.Attempts != 1 || st.Files != 1 || st.Bytes != int64(len(uid)*1000) || st.Tree == "" {
+				t.Errorf("%s: %+v", uid, st)
+			}
+		}
+		if c := l.count(vb.Namespace + "/" + vb.Name + ": copying"); c != 1 {
+			t.Errorf("%s copied %d times", vb.Name, c)
+		}
+	}
+}
+
+func create(t *testing.T, items interface {
+	Create(context.Context, *unstructured.Unstructured, metav1.CreateOptions, ...string) (*unstructured.Unstructured, error)
+}, ns, uid, repoID string) {
+	t.Helper()
+	name := "b"
+	if repoID == "other-repository-id" {
+		name = "b-other"
+	}
+	vb := volapi.NewVolumeBackup(ns, volapi.VolumeBackupSpec{Node: "node-x", Pod: volapi.PodRef{Namespace: "app", Name: "p-" + uid, UID: uid},
+		Volume: "v", Repository: volapi.RepositoryRef{ID: repoID}, BackupName: name,
+		Parent: volapi.ParentHint{Namespace: "app", Workload: "Pod/p-" + uid, Volume: "v"}})
+	u, err := vb.ToUnstructured()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := items.Create(t.Context(), u, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
