@@ -173,3 +173,34 @@ func create(t *testing.T, items interface {
 		t.Fatal(err)
 	}
 }
+
+// deploy/agent/agent.yaml is valid for the API server (strict field
+// validation, server-side dry run).
+func TestDeployManifest(t *testing.T) {
+	c := cluster.NeedShared(t)
+	cl, err := kube.Connect(kube.ClientOptions{Kubeconfig: c.Kubeconfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("../../deploy/agent/agent.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs := cluster.Objects(t, string(raw))
+	kinds := map[string]string{"Namespace": "namespaces", "ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings", "DaemonSet": "daemonsets"}
+	for _, o := range objs {
+		gv, _ := schema.ParseGroupVersion(o.GetAPIVersion())
+		res := cl.Dynamic.Resource(gv.WithResource(kinds[o.GetKind()]))
+		opts := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldValidation: "Strict"}
+		if o.GetKind() == "Namespace" {
+			opts.DryRun = nil // the others need it to exist
+			if _, err := res.Create(t.Context(), o, opts); err != nil && !strings.Contains(err.Error(), "already exists") {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if _, err := res.Namespace(o.GetNamespace()).Create(t.Context(), o, opts); err != nil {
+			t.Errorf("%s %s: %v", o.GetKind(), o.GetName(), err)
+		}
+	}
+}
