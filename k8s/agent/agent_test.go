@@ -18,6 +18,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 )
 
 // TestMain starts one control plane for the package's tests.
@@ -175,32 +177,86 @@ func create(t *testing.T, items interface {
 }
 
 // deploy/agent/agent.yaml is valid for the API server (strict field
-// validation, server-side dry run).
+// validation; the DaemonSet by a server-side dry run), and its RBAC is
+// all an agent needs: one impersonating its ServiceAccount copies an item.
 func TestDeployManifest(t *testing.T) {
 	c := cluster.NeedShared(t)
 	cl, err := kube.Connect(kube.ClientOptions{Kubeconfig: c.Kubeconfig})
 	if err != nil {
 		t.Fatal(err)
 	}
+	ctx := t.Context()
+	if err := volapi.Install(ctx, cl.Dynamic, nil); err != nil {
+		t.Fatal(err)
+	}
 	raw, err := os.ReadFile("../../deploy/agent/agent.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs := cluster.Objects(t, string(raw))
 	kinds := map[string]string{"Namespace": "namespaces", "ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings", "DaemonSet": "daemonsets"}
-	for _, o := range objs {
+	var ns, sa string
+	for _, o := range cluster.Objects(t, string(raw)) {
 		gv, _ := schema.ParseGroupVersion(o.GetAPIVersion())
 		res := cl.Dynamic.Resource(gv.WithResource(kinds[o.GetKind()]))
-		opts := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}, FieldValidation: "Strict"}
-		if o.GetKind() == "Namespace" {
-			opts.DryRun = nil // the others need it to exist
-			if _, err := res.Create(t.Context(), o, opts); err != nil && !strings.Contains(err.Error(), "already exists") {
+		opts := metav1.CreateOptions{FieldValidation: "Strict"}
+		switch o.GetKind() {
+		case "Namespace":
+			ns = o.GetName()
+			if _, err := res.Create(ctx, o, opts); err != nil && !strings.Contains(err.Error(), "already exists") {
 				t.Fatal(err)
 			}
 			continue
+		case "ServiceAccount":
+			sa = o.GetName()
+		case "DaemonSet":
+			opts.DryRun = []string{metav1.DryRunAll}
 		}
-		if _, err := res.Namespace(o.GetNamespace()).Create(t.Context(), o, opts); err != nil {
+		if _, err := res.Namespace(o.GetNamespace()).Create(ctx, o, opts); err != nil && !strings.Contains(err.Error(), "already exists") {
 			t.Errorf("%s %s: %v", o.GetKind(), o.GetName(), err)
 		}
+	}
+
+	cfg := rest.CopyConfig(cl.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{UserName: "system:serviceaccount:" + ns + ":" + sa}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRepo(t)
+	root := t.TempDir()
+	uid := fmt.Sprintf("rbac-%d", time.Now().UnixNano())
+	dir := filepath.Join(root, "pods", uid, "volumes", "kubernetes.io~empty-dir", "v")
+	os.MkdirAll(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "f"), []byte("data"), 0o644)
+	items := cl.Dynamic.Resource(volapi.VolumeBackupResource).Namespace(ns)
+	create(t, items, ns, uid, r.Config().ID)
+	var l logs
+	ag, err := New(Config{Dyn: dyn, Namespace: ns, Node: "node-x", KubeletRoot: root, Repo: r,
+		ID: "node-x/rbac/1", Heartbeat: 200 * time.Millisecond, Logf: l.logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go ag.Run(runCtx)
+	name := volapi.ItemName("b", uid, "v")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		u, err := items.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		vb, _ := volapi.VolumeBackupFrom(u)
+		if vb.Status.Phase == volapi.PhaseCompleted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not copied as the ServiceAccount: %+v\n%s", vb.Status, strings.Join(l.lines, "\n"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// And it may not touch what it does not need.
+	if err := dyn.Resource(volapi.VolumeBackupResource).Namespace(ns).Delete(ctx, name, metav1.DeleteOptions{}); err == nil || !strings.Contains(err.Error(), "forbidden") {
+		t.Errorf("the agent may delete items: %v", err)
 	}
 }
