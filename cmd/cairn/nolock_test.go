@@ -55,7 +55,9 @@ func TestNoLockNeverWritesUnlocked(t *testing.T) {
 		{"cluster describe", nil, "read"},
 		{"cluster logs", nil, "read"},
 		{"cluster download", nil, "read"},
-		{"cluster restore", nil, "read"}, // writes to the cluster, reads the repository
+		{"cluster restore", nil, "read"},      // writes to the cluster, reads the repository
+		{"cluster agent", nil, "lock"},        // needs a cluster; declares appendLock, locks each volume's backup
+		{"cluster install-crds", nil, "read"}, // never opens the repository
 		{"snapshots", []string{}, "read"},
 		{"restore", []string{"latest", "--target", target}, "read"},
 		{"check", []string{}, "read"},

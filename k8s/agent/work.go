@@ -14,8 +14,9 @@ import (
 )
 
 // errLost is the cause when another agent took an item over (this one's
-// heartbeat was taken for stale): the work is abandoned, nothing reported.
-var errLost = errors.New("another agent took the item over")
+// heartbeat was taken for stale) or the item was deleted: the work is
+// abandoned, nothing reported.
+var errLost = errors.New("the item was taken over by another agent, or deleted")
 
 // owned keeps an item's status in step with this agent's work: one status
 // write at a time, each on the latest version, and only while the item is
@@ -34,6 +35,9 @@ func (o *owned) update(ctx context.Context, fn func(st *volapi.VolumeBackupStatu
 	defer o.mu.Unlock()
 	for range 5 {
 		u, err := o.items.Get(ctx, o.name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return errLost // deleted: its backup no longer waits for it
+		}
 		if err != nil {
 			return err
 		}
