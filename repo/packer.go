@@ -234,12 +234,25 @@ func (r *Repository) Flush(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var saved []ID
 	for _, ij := range BuildIndexJSON(written, indexMaxBlobs) {
-		if _, err := r.SaveJSONUnpacked(ctx, IndexFile, ij); err != nil {
+		id, err := r.SaveJSONUnpacked(ctx, IndexFile, ij)
+		if err != nil {
 			return fmt.Errorf("save index: %w", err)
 		}
+		saved = append(saved, id)
 	}
 	r.idx.Merge()
+	// Their entries are in the index already: LoadNewIndexes (a long-
+	// running writer such as the node agent calls it) must not add them
+	// a second time.
+	r.idxMu.Lock()
+	if r.idxLoaded != nil && r.idxLoadedFor == r.idx {
+		for _, id := range saved {
+			r.idxLoaded[id] = true
+		}
+	}
+	r.idxMu.Unlock()
 	return nil
 }
 

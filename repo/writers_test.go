@@ -53,3 +53,27 @@ func TestFlushWaitsForBlobsOthersAreAdding(t *testing.T) {
 	}
 	t.Logf("%d of 40 rounds found the blob in flight", hits)
 }
+
+// A writer that reloads new index files (the node agent, before each
+// volume) does not load its own again: their entries are in already.
+func TestLoadNewIndexesSkipsOwnFiles(t *testing.T) {
+	r, _ := newTestRepo(t, 2)
+	ctx := context.Background()
+	if err := r.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, _, _, err := r.SaveBlob(ctx, DataBlob, []byte{byte(i), 1, 2, 3}, ID{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := r.LoadNewIndexes(ctx); err != nil || n != 0 {
+			t.Fatalf("round %d: LoadNewIndexes loaded %d files (%v); its own file again", i, n, err)
+		}
+	}
+	if got := len(r.Index().sorted); got != 3 {
+		t.Errorf("%d index entries for 3 blobs", got)
+	}
+}
