@@ -207,7 +207,7 @@ func (ag *Agent) process(ctx context.Context, k string) {
 		}
 		st = volapi.VolumeBackupStatus{
 			Phase: volapi.PhaseInProgress, StartTime: &metav1.Time{Time: now},
-			Ownership: volapi.Ownership{Agent: ag.cfg.ID, Heartbeat: &metav1.Time{Time: now}, Attempts: st.Attempts + 1},
+			Ownership: volapi.Ownership{Agent: ag.cfg.ID, Heartbeat: &metav1.MicroTime{Time: now}, Attempts: st.Attempts + 1},
 		}
 		if err := ag.writeStatus(ctx, items, vb, st); err != nil {
 			if !apierrors.IsConflict(err) {

@@ -28,8 +28,14 @@ func TestMain(m *testing.M) {
 }
 
 func newRepo(t *testing.T) *repo.Repository {
+	r, _ := newRepoDir(t)
+	return r
+}
+
+func newRepoDir(t *testing.T) (*repo.Repository, string) {
 	t.Helper()
-	be, err := repo.CreateLocal(t.TempDir())
+	dir := t.TempDir()
+	be, err := repo.CreateLocal(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +46,7 @@ func newRepo(t *testing.T) *repo.Repository {
 	if err := r.LoadIndex(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	return r
+	return r, dir
 }
 
 type logs struct {
@@ -258,5 +264,73 @@ func TestDeployManifest(t *testing.T) {
 	// And it may not touch what it does not need.
 	if err := dyn.Resource(volapi.VolumeBackupResource).Namespace(ns).Delete(ctx, name, metav1.DeleteOptions{}); err == nil || !strings.Contains(err.Error(), "forbidden") {
 		t.Errorf("the agent may delete items: %v", err)
+	}
+}
+
+// A prune's exclusive lock is waited out, the item's heartbeat going on;
+// the copy runs once the lock is gone.
+func TestAgentWaitsForExclusiveLock(t *testing.T) {
+	c := cluster.NeedShared(t)
+	cl, err := kube.Connect(kube.ClientOptions{Kubeconfig: c.Kubeconfig})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if err := volapi.Install(ctx, cl.Dynamic, nil); err != nil {
+		t.Fatal(err)
+	}
+	ns := fmt.Sprintf("cairn-lock-%d", time.Now().UnixNano()%1e6)
+	nsRes := cl.Dynamic.Resource(schema.GroupVersionResource{Version: "v1", Resource: "namespaces"})
+	if _, err := nsRes.Create(ctx, &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns}}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r, dir := newRepoDir(t)
+	be, _ := repo.OpenLocal(dir)
+	pruner, err := repo.Open(ctx, be, "agent-test", repo.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	excl, err := pruner.Lock(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	kdir := filepath.Join(root, "pods", "uid-l", "volumes", "kubernetes.io~empty-dir", "v")
+	os.MkdirAll(kdir, 0o755)
+	os.WriteFile(filepath.Join(kdir, "f"), []byte("x"), 0o644)
+	items := cl.Dynamic.Resource(volapi.VolumeBackupResource).Namespace(ns)
+	create(t, items, ns, "uid-l", r.Config().ID)
+	var l logs
+	ag, err := New(Config{Dyn: cl.Dynamic, Namespace: ns, Node: "node-x", KubeletRoot: root, Repo: r,
+		ID: "node-x/lock/1", Heartbeat: 200 * time.Millisecond, Logf: l.logf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	go ag.Run(runCtx)
+	name := volapi.ItemName("b", "uid-l", "v")
+	status := func() volapi.VolumeBackupStatus {
+		u, err := items.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		vb, _ := volapi.VolumeBackupFrom(u)
+		return vb.Status
+	}
+	time.Sleep(2 * time.Second)
+	st := status()
+	if st.Phase != volapi.PhaseInProgress || st.Heartbeat == nil || time.Since(st.Heartbeat.Time) > 2*time.Second || l.count("waiting for the repository") != 1 {
+		t.Fatalf("while locked: %+v\n%s", st, strings.Join(l.lines, "\n"))
+	}
+	if err := excl.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for st = status(); st.Phase != volapi.PhaseCompleted; st = status() {
+		if time.Now().After(deadline) {
+			t.Fatalf("after unlock: %+v", st)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

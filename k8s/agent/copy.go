@@ -2,14 +2,17 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/cairn-backup/cairn/k8s/kubelet"
 	"github.com/cairn-backup/cairn/k8s/volapi"
 	"github.com/cairn-backup/cairn/k8s/volumes"
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/snapshot/archiver"
 	"github.com/cairn-backup/cairn/snapshot/match"
@@ -33,7 +36,7 @@ func (ag *Agent) copyVolume(ctx context.Context, vb *volapi.VolumeBackup, prog *
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := ag.cfg.Lock(ctx)
+	unlock, err := ag.lock(ctx, vb.Name)
 	if err != nil {
 		return nil, fmt.Errorf("lock repository: %w", err)
 	}
@@ -96,6 +99,28 @@ func (ag *Agent) copyVolume(ctx context.Context, vb *volapi.VolumeBackup, prog *
 		res.message = fmt.Sprintf("%d files or directories could not be read (first: %s); the rest is saved", res.errors, firstErr)
 	}
 	return res, nil
+}
+
+// lock takes the shared lock for one copy. An exclusive lock (a prune)
+// is waited out, with the item's heartbeat going on: the backup waiting
+// for it bounds the wait with its --volume-timeout.
+func (ag *Agent) lock(ctx context.Context, name string) (func(), error) {
+	wait := 500 * time.Millisecond
+	for logged := false; ; logged = true {
+		unlock, err := ag.cfg.Lock(ctx)
+		if !errors.Is(err, repo.ErrLocked) {
+			return unlock, err
+		}
+		if !logged {
+			ag.cfg.Logf("%s: waiting for the repository: %v", name, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 30*time.Second)
+	}
 }
 
 // excludes compiles the item's patterns; one starting with "/" is

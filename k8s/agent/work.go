@@ -86,7 +86,7 @@ func (ag *Agent) work(ctx context.Context, items dynamic.ResourceInterface, k st
 			case <-t.C:
 			}
 			err := o.update(wctx, func(st *volapi.VolumeBackupStatus) {
-				st.Heartbeat = &metav1.Time{Time: time.Now()}
+				st.Heartbeat = &metav1.MicroTime{Time: time.Now()}
 				st.Progress = progressOf(prog)
 			})
 			switch {

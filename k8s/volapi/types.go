@@ -93,9 +93,11 @@ type Progress struct {
 // instance, or whose Heartbeat is stale, was left by a dead agent and is
 // retried or failed, never reported done.
 type Ownership struct {
-	Agent     string       `json:"agent,omitempty"` // "<node>/<pod>/<start time>" of the owning agent
-	Heartbeat *metav1.Time `json:"heartbeat,omitempty"`
-	Attempts  int32        `json:"attempts,omitempty"`
+	Agent string `json:"agent,omitempty"` // "<node>/<pod>/<start time>" of the owning agent
+	// Heartbeat is a MicroTime: a live owner's renewals must not look
+	// up to a second older than they are.
+	Heartbeat *metav1.MicroTime `json:"heartbeat,omitempty"`
+	Attempts  int32             `json:"attempts,omitempty"`
 }
 
 // VolumeBackup asks the agent of Spec.Node to copy one pod volume.
