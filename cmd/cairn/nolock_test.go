@@ -56,7 +56,8 @@ func TestNoLockNeverWritesUnlocked(t *testing.T) {
 		{"cluster logs", nil, "read"},
 		{"cluster download", nil, "read"},
 		{"cluster restore", nil, "read"},      // writes to the cluster, reads the repository
-		{"cluster install-crds", nil, "read"}, // writes to the cluster only
+		{"cluster agent", nil, "lock"},        // needs a cluster; declares appendLock, locks each volume's backup
+		{"cluster install-crds", nil, "read"}, // never opens the repository
 		{"snapshots", []string{}, "read"},
 		{"restore", []string{"latest", "--target", target}, "read"},
 		{"check", []string{}, "read"},
