@@ -145,38 +145,35 @@ func runExportVolume(ctx context.Context, g *globalOptions, f *exportVolumeFlags
 	return exportVolumeDir(ctx, g, r, e, vol, f)
 }
 
-// findExportVolume finds the volume in the backup's backup.json and its
-// tree in the snapshot. A pod volume that backup.json does not list but the
-// snapshot holds is still found: the tree is the data.
+// findExportVolume finds the volume in the backup's backup.json whose
+// tree the snapshot holds. A pod volume that backup.json does not list but
+// the snapshot holds is still found: the tree is the data.
 func findExportVolume(ctx context.Context, r *repo.Repository, e *catalog.BackupEntry, ref catalog.VolumeRef) (*layout.VolumeInfo, error) {
 	sn := e.Snapshot
 	info, err := catalog.ReadBackupInfo(ctx, r, sn)
 	if err != nil {
 		return nil, err
 	}
-	vol, err := catalog.FindVolume(e.Name, info, ref)
 	loader := snapshot.NewTreeLoader(r, 64)
+	var treeErr error
+	has := func(v *layout.VolumeInfo) bool {
+		n, err := snapshot.FindNode(ctx, loader, *sn.Tree, v.Path())
+		if err != nil && !errors.Is(err, snapshot.ErrPathNotFound) && treeErr == nil {
+			treeErr = err
+		}
+		return err == nil && n.Type == snapshot.NodeDir && n.Subtree != nil
+	}
+	vol, err := catalog.FindVolume(e.Name, info, ref, has)
+	if treeErr != nil {
+		return nil, fmt.Errorf("backup %s: %w", e.Name, treeErr)
+	}
 	if errors.Is(err, catalog.ErrVolumeNotFound) && ref.PVC == "" {
 		guess := &layout.VolumeInfo{Namespace: ref.Namespace, Pod: ref.Pod, Volume: ref.Volume}
-		if n, ferr := snapshot.FindNode(ctx, loader, *sn.Tree, guess.Path()); ferr == nil && n.Type == snapshot.NodeDir {
+		if has(guess) {
 			return guess, nil
 		}
 	}
-	if err != nil {
-		return nil, err
-	}
-	n, err := snapshot.FindNode(ctx, loader, *sn.Tree, vol.Path())
-	if errors.Is(err, snapshot.ErrPathNotFound) {
-		return nil, fmt.Errorf("backup %s lists %s/%s/%s, but its snapshot %s has no %s: the backup is damaged; run `cairn check`",
-			e.Name, vol.Namespace, vol.Pod, vol.Volume, sn.ID.Str(), vol.Path())
-	}
-	if err != nil {
-		return nil, fmt.Errorf("backup %s: %w", e.Name, err)
-	}
-	if n.Type != snapshot.NodeDir {
-		return nil, fmt.Errorf("backup %s: %s is not a directory: the backup is damaged", e.Name, vol.Path())
-	}
-	return vol, nil
+	return vol, err
 }
 
 // checkEmptyTarget refuses a target that exists and holds anything:

@@ -62,24 +62,31 @@ var (
 )
 
 // FindVolume finds the volume ref names among the volumes backup.json
-// lists. A claim mounted by several pods is copied once: the entry that
-// holds its files wins. The errors say what the backup holds instead, or
-// why the volume's copy failed.
-func FindVolume(backup string, info *layout.BackupInfo, ref VolumeRef) (*layout.VolumeInfo, error) {
-	var failed *layout.VolumeInfo
+// lists. A claim mounted by several pods is copied once: of the entries
+// without an error, the first that has (nil: is assumed to have) its
+// files in the snapshot wins. The errors say what the backup holds
+// instead, or why the volume's copy failed.
+func FindVolume(backup string, info *layout.BackupInfo, ref VolumeRef, has func(*layout.VolumeInfo) bool) (*layout.VolumeInfo, error) {
+	var failed, listed *layout.VolumeInfo
 	for i := range info.Volumes {
 		v := &info.Volumes[i]
-		if !ref.matches(v) {
-			continue
-		}
-		if v.Error == "" {
+		switch {
+		case !ref.matches(v):
+		case v.Error != "":
+			if failed == nil {
+				failed = v
+			}
+		case has == nil || has(v):
 			return v, nil
-		}
-		if failed == nil {
-			failed = v
+		case listed == nil:
+			listed = v
 		}
 	}
-	if failed != nil {
+	switch {
+	case listed != nil:
+		return nil, fmt.Errorf("%w: backup %s lists %s at %s, but its snapshot has no files there: the backup is damaged; run `cairn check`",
+			ErrVolumeNotFound, backup, ref, listed.Path())
+	case failed != nil:
 		return nil, fmt.Errorf("%w: backup %s has no files of %s (pod %s/%s, volume %s): %s",
 			ErrVolumeFailed, backup, ref, failed.Namespace, failed.Pod, failed.Volume, failed.Error)
 	}
