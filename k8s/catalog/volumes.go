@@ -24,7 +24,7 @@ func ParseVolumeRef(s string) (VolumeRef, error) {
 	if len(parts) == 2 || len(parts) == 3 {
 		ok := true
 		for _, p := range parts {
-			ok = ok && p != "" && p != "." && p != ".."
+			ok = ok && plainName(p)
 		}
 		if ok && len(parts) == 2 {
 			return VolumeRef{Namespace: parts[0], PVC: parts[1]}, nil
@@ -44,13 +44,20 @@ func (r VolumeRef) String() string {
 }
 
 func (r VolumeRef) matches(v *layout.VolumeInfo) bool {
-	if v.Namespace != r.Namespace {
+	// backup.json is read from the repository: an entry whose names would
+	// make its path lead elsewhere in the snapshot matches nothing.
+	if v.Namespace != r.Namespace || !plainName(v.Pod) || !plainName(v.Volume) {
 		return false
 	}
 	if r.PVC != "" {
 		return v.Claim() == r.PVC
 	}
 	return v.Pod == r.Pod && v.Volume == r.Volume
+}
+
+// plainName reports whether s is one path component.
+func plainName(s string) bool {
+	return s != "" && s != "." && s != ".." && !strings.ContainsAny(s, "/\x00")
 }
 
 var (

@@ -31,6 +31,7 @@ func TestFindVolume(t *testing.T) {
 		{Namespace: "shop", Pod: "web-1", Volume: "tmp"},
 		{Namespace: "shop", Pod: "db-0", Volume: "pg", PVC: "pg", Error: "pod db-0 is not running"},
 		{Namespace: "other", Pod: "x", Volume: "files", PVC: "shared"},
+		{Namespace: "shop", Pod: "..", Volume: "..", PVC: "evil"}, // would be /volumes
 	}}
 	has := func(v *layout.VolumeInfo) bool { return v.Pod != "web-0" }
 
@@ -48,6 +49,9 @@ func TestFindVolume(t *testing.T) {
 	_, err = FindVolume("b1", info, VolumeRef{Namespace: "shop", PVC: "nope"}, has)
 	if !errors.Is(err, ErrVolumeNotFound) || !strings.Contains(err.Error(), "shop/web-1/files (claim shop/shared)") {
 		t.Errorf("missing claim: %v", err)
+	}
+	if v, err := FindVolume("b1", info, VolumeRef{Namespace: "shop", PVC: "evil"}, nil); err == nil {
+		t.Errorf("a claim whose path leads elsewhere was found: %s", v.Path())
 	}
 	// Listed, but no copy anywhere: damaged, not "failed".
 	_, err = FindVolume("b1", info, VolumeRef{Namespace: "shop", Pod: "web-0", Volume: "files"}, has)
