@@ -1,7 +1,9 @@
 package main
 
 import (
+	"archive/zip"
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -95,6 +97,21 @@ func TestExportVolumeTar(t *testing.T) {
 	// No entry is named after the volume or leads anywhere else.
 	if bytes.Contains([]byte(res.stdout), []byte("data/large-00.bin")) {
 		t.Errorf("the archive names entries below the volume's name, not its root")
+	}
+
+	// zip too, with the same names.
+	res = e.ok("cluster", "export-volume", "b1", "shop/web-0/cache", "--archive", "zip")
+	zr, err := zip.NewReader(strings.NewReader(res.stdout), int64(len(res.stdout)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := zr.Open("link-target.txt")
+	if err != nil {
+		t.Fatalf("zip: %v", err)
+	}
+	got, _ := io.ReadAll(f)
+	if want, _ := os.ReadFile(filepath.Join(e.cache, "link-target.txt")); !bytes.Equal(got, want) || len(want) == 0 {
+		t.Errorf("zip entry link-target.txt: %q, want %q", got, want)
 	}
 }
 
