@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cairn-backup/cairn/k8s/restore"
 )
 
 // TestRestoreWait runs the init container's command against real
@@ -76,3 +78,41 @@ func TestRestoreWait(t *testing.T) {
 		e.fails(exitFailure, e.run("cluster", "restore-wait", "--volumes-root", root, "--marker", "r1", "--volumes", "../x"), "not a volume name")
 	})
 }
+
+// TestClusterRestoreVolumeFlags: volume data is restored by default, with
+// this cairn's image and the agents' namespace; --restore-volumes=false
+// turns it off; bad values are refused before anything is opened.
+func TestClusterRestoreVolumeFlags(t *testing.T) {
+	opts := func(args ...string) (*restoreVolumeOpts, error) {
+		t.Helper()
+		cmd := newClusterRestoreCmd(&globalOptions{env: &cliEnv{}}, &clusterOptions{})
+		if err := cmd.ParseFlags(args); err != nil {
+			t.Fatal(err)
+		}
+		var f clusterRestoreFlags
+		f.restoreVolumes, _ = cmd.Flags().GetBool("restore-volumes")
+		f.helperImage, _ = cmd.Flags().GetString("restore-helper-image")
+		f.agentNamespace, _ = cmd.Flags().GetString("agent-namespace")
+		f.existing, f.workers = "none", 8
+		o, err := f.restoreOptions(nil)
+		return o.VolumeData, err
+	}
+	vd, err := opts()
+	if err != nil || vd == nil || vd.HelperImage != "ghcr.io/cairn-backup/cairn:"+version || vd.AgentNamespace != "cairn-system" {
+		t.Fatalf("defaults: %+v, %v", vd, err)
+	}
+	if vd, err := opts("--restore-volumes=false"); err != nil || vd != nil {
+		t.Errorf("--restore-volumes=false: %+v, %v", vd, err)
+	}
+	if vd, err := opts("--restore-helper-image", "reg.local/cairn:1", "--agent-namespace", "backup"); err != nil || vd.HelperImage != "reg.local/cairn:1" || vd.AgentNamespace != "backup" {
+		t.Errorf("set: %+v, %v", vd, err)
+	}
+	if _, err := opts("--agent-namespace", "Not_A_Namespace"); err == nil || !strings.Contains(err.Error(), "--agent-namespace") {
+		t.Errorf("bad namespace: %v", err)
+	}
+	if _, err := opts("--restore-helper-image", ""); err == nil {
+		t.Error("empty image accepted")
+	}
+}
+
+type restoreVolumeOpts = restore.VolumeDataOptions

@@ -215,6 +215,18 @@ func addRestoreWait(obj *unstructured.Unstructured, vols []string, image, restor
 			"capabilities": map[string]any{"drop": []any{"ALL"}},
 		},
 	}
+	// It runs as the pod's first container does when that one sets its
+	// user itself: a pod that must not run as root admits it, and it may
+	// look into the volumes as the application can.
+	sc := c["securityContext"].(map[string]any)
+	if ctrs, _, _ := unstructured.NestedSlice(obj.Object, "spec", "containers"); len(ctrs) > 0 {
+		first, _ := ctrs[0].(map[string]any)
+		for _, f := range []string{"runAsUser", "runAsGroup", "runAsNonRoot"} {
+			if v, ok, _ := unstructured.NestedFieldCopy(first, "securityContext", f); ok {
+				sc[f] = v
+			}
+		}
+	}
 	inits, _, _ := unstructured.NestedSlice(obj.Object, "spec", "initContainers")
 	_ = unstructured.SetNestedSlice(obj.Object, append([]any{c}, inits...), "spec", "initContainers")
 }

@@ -112,6 +112,7 @@ spec:
   containers:
   - name: db
     image: busybox
+    securityContext: {runAsUser: 999, runAsNonRoot: true}
     volumeMounts: [{name: data, mountPath: /data}, {name: cache, mountPath: /cache}, {name: scratch, mountPath: /scratch}]
   volumes:
   - {name: data, persistentVolumeClaim: {claimName: data}}
@@ -272,6 +273,10 @@ func TestRestoreVolumeData(t *testing.T) {
 	// Pods: the wait container first, mounting the volumes with data.
 	db := rtGet(t, cl, gvrPod, "rv-copy", "db")
 	rvWantInit(t, db, []string{volapi.RestoreWaitContainer, "migrate"}, "data,cache")
+	inits, _, _ := unstructured.NestedSlice(db.Object, "spec", "initContainers")
+	if u, _, _ := unstructured.NestedInt64(inits[0].(map[string]any), "securityContext", "runAsUser"); u != 999 {
+		t.Errorf("wait container runs as user %d, want the application's 999", u)
+	}
 	rvWantInit(t, rtGet(t, cl, gvrPod, "rv-copy", "reader"), []string{volapi.RestoreWaitContainer}, "shared")
 	rvWantInit(t, rtGet(t, cl, gvrPod, "rv-copy", "web"), nil, "")
 
