@@ -7,6 +7,7 @@
 //	hosts/<host>/<time>/...
 //	namespaces/<ns>/<backup>/resources/...         Kubernetes backups
 //	namespaces/<ns>/<backup>/pods/<pod>/<volume>/...
+//	namespaces/<ns>/<backup>/pvcs/<claim>/...     the same volumes, by claim
 //
 // New snapshots show up without remounting: the snapshot list is read
 // again when a top-level directory is used and the last look is older than

@@ -79,10 +79,14 @@ func (f *FS) hostsEntries(ctx context.Context) ([]ventry, syscall.Errno) {
 }
 
 // k8sInfo is where a Kubernetes backup snapshot keeps each namespace:
-// /resources/namespaces/<ns> and /volumes/<ns>.
+// /resources/namespaces/<ns> and /volumes/<ns>; and, once read from
+// backup.json, which volumes hold each claim (guarded by FS.k8sMu, as is
+// claimsFailed: reading backup.json failed and was reported).
 type k8sInfo struct {
-	resources map[string]*snapshot.Node
-	volumes   map[string]*snapshot.Node
+	resources    map[string]*snapshot.Node
+	volumes      map[string]*snapshot.Node
+	claims       map[string]map[string][]*layout.VolumeInfo // ns -> claim
+	claimsFailed bool
 }
 
 func (f *FS) k8sOf(ctx context.Context, sn *snapshot.Snapshot) (*k8sInfo, error) {
@@ -158,8 +162,8 @@ func (f *FS) namespacesEntries(ctx context.Context) ([]ventry, syscall.Errno) {
 	return out, 0
 }
 
-// namespaceEntries lists the backups holding ns; each has "resources"
-// and "pods" (the volumes by pod).
+// namespaceEntries lists the backups holding ns; each has "resources",
+// "pods" (the volumes by pod) and "pvcs" (the same volumes by claim).
 func (f *FS) namespaceEntries(ctx context.Context, ns string) ([]ventry, syscall.Errno) {
 	byNS, errno := f.backupsIn(ctx, f.currentView(ctx))
 	if errno != 0 {
@@ -177,6 +181,10 @@ func (f *FS) namespaceEntries(ctx context.Context, ns string) ([]ventry, syscall
 		}
 		if n := info.volumes[ns]; n != nil {
 			sub = append(sub, ventry{name: "pods", kind: kindTree, node: n, ident: b.sn.ID.String() + layout.VolumesPath + "/" + ns})
+			if len(f.claimsOf(ctx, b, info)[ns]) > 0 {
+				sub = append(sub, ventry{name: "pvcs", kind: kindVirt, ident: b.sn.ID.String() + "/pvcs/" + ns,
+					list: func(ctx context.Context) ([]ventry, syscall.Errno) { return f.pvcEntries(ctx, b, info, ns) }})
+			}
 		}
 		out = append(out, ventry{name: b.name, kind: kindVirt, ident: b.sn.ID.String(),
 			list: func(context.Context) ([]ventry, syscall.Errno) { return sub, 0 }})

@@ -19,6 +19,13 @@ type packer struct {
 	inflight map[BlobHandle]struct{}
 	written  []PackedBlob // stored in packs, not yet in an index file
 	err      error
+	// adding counts, by Flush generation, the SaveBlob calls that marked
+	// a blob in flight and have not put it into a pack yet. Another
+	// writer is told such a blob is known, so a Flush waits for the calls
+	// begun before it: its caller's snapshot may refer to their blobs.
+	adding  map[uint64]int
+	gen     uint64
+	addDone *sync.Cond
 
 	uploads chan *packFile
 	pending sync.WaitGroup
@@ -40,7 +47,8 @@ func getBuf(n int) *[]byte {
 
 func (r *Repository) packer() *packer {
 	r.pkOnce.Do(func() { // SaveBlob is called from many goroutines at once
-		r.pk = &packer{r: r, cur: map[BlobType]*packFile{}, inflight: map[BlobHandle]struct{}{}}
+		r.pk = &packer{r: r, cur: map[BlobType]*packFile{}, inflight: map[BlobHandle]struct{}{}, adding: map[uint64]int{}}
+		r.pk.addDone = sync.NewCond(&r.pk.mu)
 	})
 	return r.pk
 }
@@ -118,6 +126,8 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte, id I
 		return id, true, 0, nil
 	}
 	p.inflight[h] = struct{}{}
+	gen := p.gen
+	p.adding[gen]++
 	p.mu.Unlock()
 
 	payload, ulen := data, uint32(0)
@@ -145,13 +155,16 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte, id I
 	if pf == nil {
 		var err error
 		if pf, err = newPackFile(r.be, t); err != nil {
+			p.added(gen)
 			p.mu.Unlock()
 			p.fail(err)
 			return id, false, 0, err
 		}
 		p.cur[t] = pf
 	}
-	if err := pf.add(h, sealed, ulen); err != nil {
+	err := pf.add(h, sealed, ulen)
+	p.added(gen)
+	if err != nil {
 		delete(p.cur, t)
 		p.mu.Unlock()
 		pf.discard()
@@ -166,26 +179,39 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte, id I
 	}
 	p.mu.Unlock()
 	if full != nil {
-		select {
-		case p.uploads <- full:
-		case <-ctx.Done():
-			full.discard()
-			p.pending.Done()
-			return id, false, 0, ctx.Err()
-		}
+		// Handed over even when ctx ends: other writers were told its
+		// blobs are known, and the uploaders (never cancelled) drain the
+		// channel.
+		p.uploads <- full
 	}
 	return id, false, len(sealed), nil
 }
 
+// added ends a SaveBlob call counted in adding; p.mu is held.
+func (p *packer) added(gen uint64) {
+	if p.adding[gen]--; p.adding[gen] == 0 {
+		delete(p.adding, gen)
+		p.addDone.Broadcast()
+	}
+}
+
 // Flush uploads partly filled packs, waits for all uploads, and writes index
 // files for everything stored since the last Flush. Packs first, then the
-// index: a snapshot saved after Flush refers only to indexed blobs.
+// index: a snapshot saved after Flush refers only to indexed blobs, also
+// those another writer was adding when this one was told they were known.
 func (r *Repository) Flush(ctx context.Context) error {
 	if r.pk == nil {
 		return nil
 	}
 	p := r.pk
 	p.mu.Lock()
+	// Only the calls begun before this Flush are waited for: later ones
+	// cannot starve it.
+	mine := p.gen
+	p.gen++
+	for p.addingUpTo(mine) {
+		p.addDone.Wait()
+	}
 	var rest []*packFile
 	for t, pf := range p.cur {
 		rest = append(rest, pf)
@@ -208,11 +234,35 @@ func (r *Repository) Flush(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var saved []ID
 	for _, ij := range BuildIndexJSON(written, indexMaxBlobs) {
-		if _, err := r.SaveJSONUnpacked(ctx, IndexFile, ij); err != nil {
+		id, err := r.SaveJSONUnpacked(ctx, IndexFile, ij)
+		if err != nil {
 			return fmt.Errorf("save index: %w", err)
 		}
+		saved = append(saved, id)
 	}
 	r.idx.Merge()
+	// Their entries are in the index already: LoadNewIndexes (a long-
+	// running writer such as the node agent calls it) must not add them
+	// a second time.
+	r.idxMu.Lock()
+	if r.idxLoaded != nil && r.idxLoadedFor == r.idx {
+		for _, id := range saved {
+			r.idxLoaded[id] = true
+		}
+	}
+	r.idxMu.Unlock()
 	return nil
+}
+
+// addingUpTo reports whether a SaveBlob call of generation gen or
+// earlier is still adding; p.mu is held.
+func (p *packer) addingUpTo(gen uint64) bool {
+	for g := range p.adding {
+		if g <= gen {
+			return true
+		}
+	}
+	return false
 }

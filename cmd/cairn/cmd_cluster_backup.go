@@ -28,6 +28,7 @@ type clusterBackupFlags struct {
 	ttl                                  string
 	clusterName                          string
 	wait                                 bool
+	volumes                              volumeFlags
 }
 
 func newClusterBackupCmd(g *globalOptions, co *clusterOptions) *cobra.Command {
@@ -49,7 +50,16 @@ storage classes, CRDs, cluster roles, ingress and priority classes) -- unless
 
 The backup runs until done (as Velero's --wait). If some resources could not
 be read, the backup is still saved, its phase is PartiallyFailed and the exit
-code is 3; ` + "`cairn cluster logs NAME`" + ` tells what happened.`,
+code is 3; ` + "`cairn cluster logs NAME`" + ` tells what happened.
+
+Pod volume data: the volumes a pod's annotation backup.cairn.io/backup-volumes
+(or Velero's backup.velero.io/backup-volumes) names are copied -- or, with
+--default-volumes-to-fs-backup, all but those named in
+backup.cairn.io/backup-volumes-excludes (hostPath, secret, configMap,
+projected and downwardAPI volumes never are). The node agents (cairn cluster
+agent) copy them; the backup waits up to --volume-timeout and takes their
+trees into its snapshot at /volumes/<namespace>/<pod>/<volume>. A volume
+that could not be copied makes the backup PartiallyFailed.`,
 		Example: `  cairn cluster backup nightly
   cairn cluster backup shop --include-namespaces shop,shop-db --ttl 30d
   cairn cluster backup web -l app=web --exclude-resources secrets`,
@@ -69,6 +79,7 @@ code is 3; ` + "`cairn cluster logs NAME`" + ` tells what happened.`,
 	fs.StringVar(&f.ttl, "ttl", "720h", "the backup expires after this `duration` (e.g. 720h, 30d; 0 = never)")
 	fs.StringVar(&f.clusterName, "cluster-name", "", "record this cluster `name` (default: the kubeconfig context's cluster)")
 	fs.BoolVar(&f.wait, "wait", true, "wait until the backup is done (always: cairn backs up synchronously)")
+	f.volumes.addFlags(cmd)
 	return cmd
 }
 
@@ -88,6 +99,9 @@ type clusterBackupJSON struct {
 	Expires         *time.Time     `json:"expires,omitempty"`
 	Bytes           uint64         `json:"bytes"`      // manifests
 	DataAdded       uint64         `json:"data_added"` // new data in the repository
+	// Volumes are the pod volumes the backup was to copy, as backup.json
+	// lists them.
+	Volumes []layout.VolumeInfo `json:"volumes,omitempty"`
 }
 
 func runClusterBackup(cmd *cobra.Command, g *globalOptions, co *clusterOptions, f *clusterBackupFlags, name string) error {
@@ -128,6 +142,9 @@ func runClusterBackup(cmd *cobra.Command, g *globalOptions, co *clusterOptions, 
 		CairnVersion: version, Progress: progress,
 		Log: func(line string) { g.verbosef(1, "%s\n", line) },
 	}
+	if f.volumes.enabled {
+		opts.Volumes = f.volumes.hook(cl, r, name, ttl)
+	}
 	stop := g.startProgress(progress, "objects")
 	res, err := backup.Backup(ctx, cl, r, opts)
 	stop()
@@ -145,7 +162,7 @@ func reportClusterBackup(g *globalOptions, res *backup.BackupResult) error {
 			Items: info.TotalItems, ItemsByResource: info.Items,
 			Warnings: nonNil(info.Warnings), Errors: nonNil(info.Errors),
 			Start: info.Start, End: info.End, Duration: info.End.Sub(info.Start).Seconds(),
-			Expires: info.Expires, Bytes: res.Bytes,
+			Expires: info.Expires, Bytes: res.Bytes, Volumes: info.Volumes,
 		}
 		if sn.Summary != nil {
 			out.DataAdded = sn.Summary.DataAdded
@@ -171,11 +188,14 @@ func reportClusterBackup(g *globalOptions, res *backup.BackupResult) error {
 		if info.Expires != nil {
 			exp = "expires " + info.Expires.Local().Format("2006-01-02 15:04:05")
 		}
+		if line := volumesLine(info.Volumes); line != "" {
+			g.printf("%s\n", line)
+		}
 		g.printf("snapshot %s saved; %s\n", sn.ID.Str(), exp)
 	}
 	if info.Phase != layout.PhaseCompleted {
 		return &exitError{code: exitPartial, err: fmt.Errorf(
-			"backup %s saved as snapshot %s, but only in part (%s, %s): some objects are missing; `cairn cluster logs %s` tells more",
+			"backup %s saved as snapshot %s, but only in part (%s, %s): some objects or volumes are missing; `cairn cluster logs %s` tells more",
 			info.Name, sn.ID.Str(), info.Phase, plural(len(info.Errors), "error"), info.Name)}
 	}
 	return nil
@@ -219,4 +239,32 @@ func onBackup(g *globalOptions, fn func(ctx context.Context, b *backupHandle) er
 		defer b.r.Close()
 		return fn(cmd.Context(), b)
 	}
+}
+
+// volumesLine sums up the pod volumes of a backup, "" when there are none.
+func volumesLine(vols []layout.VolumeInfo) string {
+	if len(vols) == 0 {
+		return ""
+	}
+	var done, failed, skipped int
+	var files, bytes, added uint64
+	for _, v := range vols {
+		switch v.Result {
+		case layout.VolumeFailed:
+			failed++
+		case layout.VolumeSkipped:
+			skipped++
+		default:
+			done++
+			files, bytes, added = files+v.Files, bytes+v.Bytes, added+v.BytesAdded
+		}
+	}
+	line := fmt.Sprintf("%s copied (%s, %s, %s new)", plural(done, "pod volume"), plural(int(files), "file"), formatBytes(bytes), formatBytes(added))
+	if failed > 0 {
+		line += fmt.Sprintf(", %d failed", failed)
+	}
+	if skipped > 0 {
+		line += fmt.Sprintf(", %d skipped", skipped)
+	}
+	return line
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/cairn-backup/cairn/k8s/catalog"
 	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/spf13/cobra"
 )
 
@@ -200,11 +202,7 @@ func printBackupDescription(g *globalOptions, d *backupDescribeJSON, items []cat
 	if len(i.Volumes) > 0 {
 		g.outf("\nVolumes:      %d\n", len(i.Volumes))
 		for _, v := range i.Volumes {
-			line := fmt.Sprintf("  %s/%s %s: %d files, %s", v.Namespace, v.Pod, v.Volume, v.Files, formatBytes(v.Bytes))
-			if v.Error != "" {
-				line += " (error: " + v.Error + ")"
-			}
-			g.outf("%s\n", line)
+			describeVolume(g, v, details)
 		}
 	}
 	for _, l := range []struct {
@@ -314,7 +312,8 @@ func newClusterDeleteCmd(g *globalOptions, _ *clusterOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "delete NAME",
 		Short: "Delete a cluster backup (and, with --prune, free its data)",
-		Long: `Delete a cluster backup: its snapshot is removed. The data it alone used
+		Long: `Delete a cluster backup: its snapshot is removed, and the snapshots its
+node agents saved of its pod volumes (tagged volume-of=NAME). The data it alone used
 stays in the repository until a prune: give --prune, or run ` + "`cairn prune`" + ` later.`,
 		Args: exactArgs(1, "a backup name"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -341,16 +340,79 @@ stays in the repository until a prune: give --prune, or run ` + "`cairn prune`" 
 			if err := catalog.DeleteBackup(ctx, b.r, sn); err != nil {
 				return err
 			}
-			g.printf("backup %s deleted (snapshot %s removed)\n", b.entry.Name, sn.ID.Str())
+			removed := map[repo.ID]bool{sn.ID: true}
+			// The pod volumes' own snapshots belong to the backup too.
+			vols, err := snapshot.ListSnapshots(ctx, b.r, snapshot.Filter{Tags: []string{layout.TagVolumeOf + b.entry.Name}}, nil)
+			if err != nil {
+				return err
+			}
+			for _, v := range vols {
+				if err := catalog.DeleteBackup(ctx, b.r, v); err != nil {
+					return err
+				}
+				removed[v.ID] = true
+			}
+			g.printf("backup %s deleted (snapshot %s removed", b.entry.Name, sn.ID.Str())
+			if len(vols) > 0 {
+				g.printf(", and %s of its pod volumes", plural(len(vols), "snapshot"))
+			}
+			g.printf(")\n")
 			if !prune {
 				g.printf("its data stays in the repository until `cairn prune` runs\n")
 				return nil
 			}
 			g.printf("\n")
-			return runPrune(ctx, g, b.r, &pf, false, map[repo.ID]bool{sn.ID: true})
+			return runPrune(ctx, g, b.r, &pf, false, removed)
 		},
 	}
 	cmd.Flags().BoolVar(&prune, "prune", false, "then remove the data no snapshot uses any more (as `cairn prune`)")
 	pf.add(cmd.Flags())
 	return cmd
+}
+
+// describeVolume prints one volume of a backup: a line, and with details
+// where its data came from.
+func describeVolume(g *globalOptions, v layout.VolumeInfo, details bool) {
+	result := v.Result
+	if result == "" {
+		result = layout.VolumeCompleted
+	}
+	line := fmt.Sprintf("  %s/%s %s: %s", v.Namespace, v.Pod, v.Volume, result)
+	switch {
+	case v.Error != "":
+		line += " (" + v.Error + ")"
+	case v.Reason != "":
+		line += " (" + v.Reason + ")"
+	default:
+		line += fmt.Sprintf(", %s, %s", plural(int(v.Files), "file"), formatBytes(v.Bytes))
+		if v.BytesAdded > 0 || v.Snapshot != "" {
+			line += ", " + formatBytes(v.BytesAdded) + " added"
+		}
+	}
+	g.outf("%s\n", line)
+	if !details {
+		return
+	}
+	var parts []string
+	add := func(k, val string) {
+		if val != "" {
+			parts = append(parts, k+" "+val)
+		}
+	}
+	if v.PVC != "" {
+		add("claim", v.Namespace+"/"+v.PVC)
+	}
+	add("PV", v.PV)
+	add("storage class", v.StorageClass)
+	add("size", v.Size)
+	add("node", v.Node)
+	if len(v.Snapshot) >= 8 {
+		add("volume snapshot", v.Snapshot[:8])
+	}
+	if v.Result == "" || v.Result == layout.VolumeCompleted {
+		add("path", path.Join(layout.VolumesPath, v.Namespace, v.Pod, v.Volume))
+	}
+	if len(parts) > 0 {
+		g.outf("      %s\n", strings.Join(parts, ", "))
+	}
 }

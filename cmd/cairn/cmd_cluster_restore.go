@@ -12,7 +12,6 @@ import (
 	"github.com/cairn-backup/cairn/k8s/catalog"
 	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/k8s/restore"
-	"github.com/cairn-backup/cairn/repo/s3"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -37,10 +36,6 @@ type clusterRestoreFlags struct {
 	helperImage            string
 	agentNamespace         string
 }
-
-// restoreAgentNamespace is where the node agents (and their items) live
-// unless --agent-namespace says otherwise; the agent's own default.
-const restoreAgentNamespace = "cairn-system"
 
 // defaultHelperImage is the image of the init container restored pods
 // wait in: this cairn's release.
@@ -114,7 +109,7 @@ per second); raise it for large restores. The exit code is 0 when every object w
 	fs.IntVar(&f.workers, "workers", 8, "objects restored at once")
 	fs.BoolVar(&f.restoreVolumes, "restore-volumes", true, "restore pod volume data in the backup (false: manifests only)")
 	fs.StringVar(&f.helperImage, "restore-helper-image", defaultHelperImage(), "`image` of the init container restored pods wait for their data in")
-	fs.StringVar(&f.agentNamespace, "agent-namespace", restoreAgentNamespace, "`namespace` of the node agents, where the VolumeRestores are created")
+	fs.StringVar(&f.agentNamespace, "agent-namespace", defaultAgentNamespace, "`namespace` of the node agents, where the VolumeRestores are created")
 	return cmd
 }
 
@@ -167,7 +162,7 @@ func runClusterRestore(ctx context.Context, g *globalOptions, co *clusterOptions
 	}
 	defer release()
 	if opts.VolumeData != nil {
-		opts.VolumeData.RepositoryLocation = s3.Redact(g.repo)
+		opts.VolumeData.RepositoryLocation = r.Backend().Location()
 	}
 	sn, err := catalog.ResolveBackup(ctx, r, spec)
 	if err != nil {

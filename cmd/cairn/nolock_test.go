@@ -8,7 +8,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/cairn-backup/cairn/k8s/catalog/catalogtest"
 	"github.com/spf13/cobra"
 )
 
@@ -30,6 +32,9 @@ func TestNoLockNeverWritesUnlocked(t *testing.T) {
 	e := newInitEnv(t)
 	data := e.makeData()
 	e.ok("backup", data)
+	// A cluster backup with a volume, older than the file backup ("latest").
+	catalogtest.WriteBackup(t, e.openRepo(), "b1", time.Now().Add(-time.Hour),
+		[]catalogtest.Volume{{Namespace: "ns", Pod: "p", Volume: "v", PVC: "c", Dir: data}})
 	e.ok("key", "add", "--new-password-file", e.writeFile("pw2", "second"))
 	keys := e.repoFiles("keys")
 	target := filepath.Join(e.dir, "target")
@@ -62,7 +67,10 @@ func TestNoLockNeverWritesUnlocked(t *testing.T) {
 		{"cluster logs", nil, "read"},
 		{"cluster download", nil, "read"},
 		{"cluster restore", nil, "read"},      // writes to the cluster, reads the repository
-		{"cluster install-crds", nil, "read"}, // writes to the cluster only
+		{"cluster agent", nil, "lock"},        // needs a cluster; declares appendLock, locks each volume's backup
+		{"cluster install-crds", nil, "read"}, // never opens the repository
+		{"cluster export-volume", []string{"b1", "--pvc", "ns/c", "--target", filepath.Join(e.dir, "exported")}, "read"},
+		{"cluster export-volume", []string{"b1", "ns/p/v", "--archive", "tar"}, "read"},
 		// Never opens the repository: waits for marker files only.
 		{"cluster restore-wait", []string{"--volumes-root", waitRoot, "--marker", "m", "--volumes", "v"}, "read"},
 		{"snapshots", []string{}, "read"},

@@ -27,6 +27,10 @@ var skippedResources = map[string]string{
 	"resourceslices.resource.k8s.io":   "resource slices are published by drivers on each machine",
 	"componentstatuses":                "component statuses are computed, not stored",
 	"ipaddresses.networking.k8s.io":    "IP addresses are allocated by the API server for Services",
+	// The work items of cairn's own node agents: a restore must not
+	// hand them to the agents again.
+	"volumebackups.cairn.io":  "cairn's volume work items belong to the backup that made them",
+	"volumerestores.cairn.io": "cairn's volume work items belong to the restore that made them",
 }
 
 // skippedGroups are API groups never backed up.

@@ -49,6 +49,8 @@ func TestSkipReason(t *testing.T) {
 		{mkRes("bindings", true, "create"), true},
 		{mkRes("tokenreviews.authentication.k8s.io", false, "create"), true},
 		{mkRes("widgets.example.com", true, "list"), true}, // no get
+		{mkRes("volumebackups.cairn.io", true), true},
+		{mkRes("volumerestores.cairn.io", true), true},
 	}
 	for _, c := range cases {
 		if got := SkipReason(c.r) != ""; got != c.skip {

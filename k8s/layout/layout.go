@@ -116,16 +116,32 @@ type BackupSpec struct {
 	Schedule                string   `json:"schedule,omitempty"`
 }
 
-// VolumeInfo describes one pod volume whose files are in /volumes.
+// VolumeInfo describes one pod volume the backup was to copy: its files
+// are at /volumes/<namespace>/<pod>/<volume> when Result is Completed.
 type VolumeInfo struct {
-	Namespace string `json:"namespace"`
-	Pod       string `json:"pod"`
-	Volume    string `json:"volume"`
-	PVC       string `json:"pvc,omitempty"`
-	Files     uint64 `json:"files"`
-	Bytes     uint64 `json:"bytes"`
-	Error     string `json:"error,omitempty"`
+	Namespace    string `json:"namespace"`
+	Pod          string `json:"pod"`
+	Volume       string `json:"volume"`
+	PVC          string `json:"pvc,omitempty"`
+	PV           string `json:"pv,omitempty"`
+	StorageClass string `json:"storage_class,omitempty"`
+	Size         string `json:"size,omitempty"` // the claim's capacity, e.g. "10Gi"
+	Node         string `json:"node,omitempty"`
+	Result       string `json:"result,omitempty"`   // VolumeCompleted, VolumeFailed or VolumeSkipped
+	Snapshot     string `json:"snapshot,omitempty"` // the volume's own snapshot (tagged volume-of=)
+	Files        uint64 `json:"files"`
+	Bytes        uint64 `json:"bytes"`
+	BytesAdded   uint64 `json:"bytes_added,omitempty"`
+	Error        string `json:"error,omitempty"`  // a failed volume; makes the backup PartiallyFailed
+	Reason       string `json:"reason,omitempty"` // why a volume was skipped
 }
+
+// Results of a volume.
+const (
+	VolumeCompleted = "Completed"
+	VolumeFailed    = "Failed"
+	VolumeSkipped   = "Skipped" // e.g. its pod was not running: reported, not waited for
+)
 
 // ExpiryTag is the tag recording when a backup expires (the format the
 // retention code reads): "expires=2025-01-31T12:00:00Z".

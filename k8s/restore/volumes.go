@@ -76,8 +76,8 @@ func (rs *restorer) loadVolumeData(ctx context.Context) error {
 	}
 	loader := snapshot.NewTreeLoader(rs.src.r, 64)
 	for _, v := range rs.src.Info.Volumes {
-		if v.Error != "" {
-			continue
+		if v.Error != "" || (v.Result != "" && v.Result != layout.VolumeCompleted) {
+			continue // failed or skipped: no tree
 		}
 		p, ok := volumePath(v)
 		if !ok {
@@ -122,6 +122,11 @@ func volumePath(v layout.VolumeInfo) (string, bool) {
 // is provisioned anew). A Retain PV without data is restored as it was.
 func (rs *restorer) pvsLeftOut(cands []*restoreItem, selected map[*restoreItem]bool) map[*restoreItem]string {
 	withData := map[string]bool{} // PV names of claims with data
+	for _, dv := range rs.vd.byClaim {
+		if dv.info.PV != "" {
+			withData[dv.info.PV] = true
+		}
+	}
 	for _, it := range cands {
 		if it.gr == grPVC && it.src != nil && rs.vd.byClaim[nsName{it.m.Namespace, it.m.Name}] != nil {
 			if vol, _, _ := unstructured.NestedString(it.src.Object, "spec", "volumeName"); vol != "" {

@@ -174,9 +174,10 @@ func rvHook(t *testing.T) backup.VolumeHook {
 		}
 		root, err := a.SaveTree(ctx, &snapshot.Tree{Nodes: []*snapshot.Node{dir("rv-app", nsID)}})
 		return &root, []layout.VolumeInfo{
-			{Namespace: "rv-app", Pod: "db", Volume: "data", PVC: "data", Files: 1},
-			{Namespace: "rv-app", Pod: "db", Volume: "cache", Files: 1},
-			{Namespace: "rv-app", Pod: "web", Volume: "tmp", Error: "the pod was not running"},
+			{Namespace: "rv-app", Pod: "db", Volume: "data", PVC: "data", PV: "rv-pv-data", Result: layout.VolumeCompleted, Files: 1},
+			{Namespace: "rv-app", Pod: "db", Volume: "cache", Result: layout.VolumeCompleted, Files: 1},
+			{Namespace: "rv-app", Pod: "web", Volume: "tmp", Result: layout.VolumeFailed, Error: "the agent died"},
+			{Namespace: "rv-app", Pod: "reader", Volume: "shared", PVC: "data", Result: layout.VolumeSkipped, Reason: "copied through db"},
 		}, err
 	}
 }

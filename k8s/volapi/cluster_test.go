@@ -95,8 +95,9 @@ func TestInstallAndUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := metav1.NewTime(time.Now().Truncate(time.Second))
+	beat := metav1.NewMicroTime(time.Now().Truncate(time.Microsecond))
 	vb.Status = VolumeBackupStatus{Phase: PhaseInProgress, Progress: &Progress{BytesDone: 10, BytesTotal: 100}, StartTime: &now,
-		Ownership: Ownership{Agent: "node-a/agent/1", Heartbeat: &now, Attempts: 1}}
+		Ownership: Ownership{Agent: "node-a/agent/1", Heartbeat: &beat, Attempts: 1}}
 	vb.Spec.Volume = "changed-through-status"
 	u, _ = vb.ToUnstructured()
 	updated, err := res.UpdateStatus(ctx, u, metav1.UpdateOptions{})
@@ -108,7 +109,7 @@ func TestInstallAndUse(t *testing.T) {
 		t.Fatal(err)
 	}
 	if back.Status.Phase != PhaseInProgress || back.Status.Progress.BytesDone != 10 || back.Status.Agent != "node-a/agent/1" ||
-		!back.Status.Heartbeat.Equal(&now) || back.Spec.Volume != "data" {
+		!back.Status.Heartbeat.Equal(&beat) || back.Spec.Volume != "data" {
 		t.Errorf("after status update: spec.volume %q, status %+v", back.Spec.Volume, back.Status)
 	}
 

@@ -25,7 +25,7 @@ func fullBackup() *VolumeBackup {
 		Files: 3, Bytes: 300, BytesAdded: 100, Errors: 1,
 		Progress:  &Progress{BytesDone: 300, BytesTotal: 300},
 		StartTime: &now, CompletionTime: &now, Message: "1 file unreadable",
-		Ownership: Ownership{Agent: "node-1/agent-x/1", Heartbeat: &now, Attempts: 2},
+		Ownership: Ownership{Agent: "node-1/agent-x/1", Heartbeat: &metav1.MicroTime{Time: now.Time}, Attempts: 2},
 	}
 	return vb
 }
@@ -59,7 +59,7 @@ func TestConvertRoundTrip(t *testing.T) {
 		Source: RestoreSource{SnapshotID: "s9", Tree: "t9", Path: "/volumes/shop/db-0/data"}, DoneMarker: ".cairn-restored",
 	})
 	vr.Status = VolumeRestoreStatus{Phase: PhaseInProgress, Files: 1, Progress: &Progress{BytesDone: 1}, StartTime: &now,
-		Ownership: Ownership{Agent: "a", Heartbeat: &now}}
+		Ownership: Ownership{Agent: "a", Heartbeat: &metav1.MicroTime{Time: now.Time}}}
 	if _, ok := vr.Labels[LabelNode]; ok {
 		t.Errorf("node label without a node: %v", vr.Labels)
 	}

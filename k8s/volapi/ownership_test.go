@@ -9,7 +9,7 @@ import (
 
 func TestDecide(t *testing.T) {
 	now := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
-	at := func(ago time.Duration) *metav1.Time { m := metav1.NewTime(now.Add(-ago)); return &m }
+	at := func(ago time.Duration) *metav1.MicroTime { m := metav1.NewMicroTime(now.Add(-ago)); return &m }
 	self := AgentID("node-1", "agent-x", now.Add(-time.Minute))
 	before := AgentID("node-1", "agent-x", now.Add(-time.Hour)) // self before a restart
 	if self == before {

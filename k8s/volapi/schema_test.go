@@ -81,7 +81,7 @@ func TestSchemaMatchesTypes(t *testing.T) {
 	}
 }
 
-var timeType = reflect.TypeFor[metav1.Time]()
+var timeType, microTimeType = reflect.TypeFor[metav1.Time](), reflect.TypeFor[metav1.MicroTime]()
 
 // compare checks one Go type against its schema node, recursively.
 func compare(t *testing.T, where string, typ reflect.Type, s map[string]any) {
@@ -91,7 +91,7 @@ func compare(t *testing.T, where string, typ reflect.Type, s map[string]any) {
 	}
 	want := ""
 	switch {
-	case typ == timeType:
+	case typ == timeType || typ == microTimeType:
 		want = "string"
 		if s["format"] != "date-time" {
 			t.Errorf("%s: time without format date-time", where)

@@ -93,9 +93,11 @@ type Progress struct {
 // instance, or whose Heartbeat is stale, was left by a dead agent and is
 // retried or failed, never reported done.
 type Ownership struct {
-	Agent     string       `json:"agent,omitempty"` // "<node>/<pod>/<start time>" of the owning agent
-	Heartbeat *metav1.Time `json:"heartbeat,omitempty"`
-	Attempts  int32        `json:"attempts,omitempty"`
+	Agent string `json:"agent,omitempty"` // "<node>/<pod>/<start time>" of the owning agent
+	// Heartbeat is a MicroTime: a live owner's renewals must not look
+	// up to a second older than they are.
+	Heartbeat *metav1.MicroTime `json:"heartbeat,omitempty"`
+	Attempts  int32             `json:"attempts,omitempty"`
 }
 
 // VolumeBackup asks the agent of Spec.Node to copy one pod volume.
@@ -122,19 +124,25 @@ type VolumeBackupSpec struct {
 
 // VolumeBackupStatus is written by the owning agent.
 type VolumeBackupStatus struct {
-	Phase            Phase        `json:"phase,omitempty"`
-	SnapshotID       string       `json:"snapshotID,omitempty"` // the volume's own snapshot
-	ParentSnapshotID string       `json:"parentSnapshotID,omitempty"`
-	Tree             string       `json:"tree,omitempty"` // stitched in at /volumes/<ns>/<pod>/<volume>
-	Files            int64        `json:"files,omitempty"`
-	Bytes            int64        `json:"bytes,omitempty"`
-	BytesAdded       int64        `json:"bytesAdded,omitempty"`
-	Errors           int64        `json:"errors,omitempty"` // files that could not be read
-	Progress         *Progress    `json:"progress,omitempty"`
-	StartTime        *metav1.Time `json:"startTime,omitempty"`
-	CompletionTime   *metav1.Time `json:"completionTime,omitempty"`
-	Message          string       `json:"message,omitempty"`
-	Ownership        `json:",inline"`
+	Phase            Phase  `json:"phase,omitempty"`
+	SnapshotID       string `json:"snapshotID,omitempty"` // the volume's own snapshot
+	ParentSnapshotID string `json:"parentSnapshotID,omitempty"`
+	Tree             string `json:"tree,omitempty"` // stitched in at /volumes/<ns>/<pod>/<volume>
+	Files            int64  `json:"files,omitempty"`
+	Bytes            int64  `json:"bytes,omitempty"`
+	BytesAdded       int64  `json:"bytesAdded,omitempty"`
+	Errors           int64  `json:"errors,omitempty"` // files that could not be read
+	// What the parent saved: files found unchanged were not read again
+	// (BytesRead counts what was).
+	FilesNew        int64        `json:"filesNew,omitempty"`
+	FilesChanged    int64        `json:"filesChanged,omitempty"`
+	FilesUnmodified int64        `json:"filesUnmodified,omitempty"`
+	BytesRead       int64        `json:"bytesRead,omitempty"`
+	Progress        *Progress    `json:"progress,omitempty"`
+	StartTime       *metav1.Time `json:"startTime,omitempty"`
+	CompletionTime  *metav1.Time `json:"completionTime,omitempty"`
+	Message         string       `json:"message,omitempty"`
+	Ownership       `json:",inline"`
 }
 
 // VolumeBackupList is a list of VolumeBackups.

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/cairn-backup/cairn/k8s/agent"
+	"github.com/cairn-backup/cairn/k8s/volapi"
+	"github.com/spf13/cobra"
+)
+
+func init() { clusterSubcommands = append(clusterSubcommands, newClusterAgentCmd) }
+
+// defaultAgentNamespace is where the volume items live unless
+// --agent-namespace (or, for the agent, $POD_NAMESPACE) says otherwise.
+const defaultAgentNamespace = "cairn-system"
+
+type agentFlags struct {
+	node        string
+	kubeletRoot string
+	namespace   string
+	concurrent  int
+	heartbeat   time.Duration
+	maxAttempts int32
+}
+
+func newClusterAgentCmd(g *globalOptions, co *clusterOptions) *cobra.Command {
+	var f agentFlags
+	cmd := &cobra.Command{
+		Use:   "agent --node-name NODE",
+		Short: "Run the node agent that copies pod volume data (as a DaemonSet)",
+		Long: `Run the node agent: it watches the VolumeBackup items of its node
+(labelled cairn.io/node=NODE, created by cairn cluster backup), finds each
+volume's directory under the kubelet root (<root>/pods/<uid>/volumes/…),
+backs it up into the repository under a shared lock, as a snapshot of its
+own tagged volume-of=<backup> (the previous backup of the same claim, else
+of the same namespace, workload and volume name, is its parent, so
+unchanged files are not read again), and reports phase, tree and counts in
+the item's status. cairn cluster backup then takes the trees into the
+backup's snapshot.
+
+Meant to run as a DaemonSet with <kubelet-root>/pods mounted (read-only is
+enough for backups) and NODE from the downward API (spec.nodeName). While
+it copies a volume it renews a heartbeat on the item; an item whose
+heartbeat went stale (an agent that died) is retried by the node's next
+agent, and failed after --max-attempts. On SIGTERM the agent stops its
+copies and releases their items, which the next agent retries at once.`,
+		Example: `  cairn cluster agent --node-name "$NODE_NAME" -r s3:https://s3.example.com/backups --cache-dir /cache`,
+		Args:    exactArgs(0, "no arguments"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runClusterAgent(cmd, g, co, &f)
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&f.node, "node-name", "", "the `node` this agent runs on (default $NODE_NAME)")
+	fs.StringVar(&f.kubeletRoot, "kubelet-root", "/var/lib/kubelet", "the kubelet's root `directory` as mounted into the agent")
+	fs.StringVar(&f.namespace, "agent-namespace", "", "the `namespace` of the volume items (default $POD_NAMESPACE, else "+defaultAgentNamespace+")")
+	fs.IntVar(&f.concurrent, "concurrent-volumes", 3, "copy up to `n` volumes at once")
+	fs.DurationVar(&f.heartbeat, "heartbeat", 10*time.Second, fmt.Sprintf("renew a running item's heartbeat this often; an item is retried after %d missed beats", agent.StaleAfter))
+	fs.Int32Var(&f.maxAttempts, "max-attempts", 3, "fail an item after this many attempts ended with the agent stopping")
+	return cmd
+}
+
+func runClusterAgent(cmd *cobra.Command, g *globalOptions, co *clusterOptions, f *agentFlags) error {
+	ctx := cmd.Context()
+	if f.node == "" {
+		f.node = g.env.getenv("NODE_NAME")
+	}
+	if f.node == "" {
+		return &usageError{cmd: "cairn cluster agent", err: errors.New("no node name: give --node-name (from the downward API's spec.nodeName) or set $NODE_NAME")}
+	}
+	if f.namespace == "" {
+		f.namespace = g.env.getenv("POD_NAMESPACE")
+	}
+	if f.namespace == "" {
+		f.namespace = defaultAgentNamespace
+	}
+	if f.concurrent < 1 || f.heartbeat < 100*time.Millisecond || f.maxAttempts < 1 {
+		return &usageError{cmd: "cairn cluster agent", err: errors.New("--concurrent-volumes and --max-attempts must be at least 1, --heartbeat at least 100ms")}
+	}
+	if fi, err := os.Stat(f.kubeletRoot); err != nil || !fi.IsDir() {
+		return fmt.Errorf("kubelet root %s is not a directory: mount the node's kubelet directory into the agent and give it as --kubelet-root", f.kubeletRoot)
+	}
+	if err := g.declareWrite("cluster agent", appendLock); err != nil {
+		return err
+	}
+	cl, err := co.connect()
+	if err != nil {
+		return err
+	}
+	// Each volume's backup takes its own shared lock, so that a prune can
+	// run between backups; the agent itself holds none while idle.
+	r, err := g.openRepo(ctx)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	if err := r.LoadIndex(ctx); err != nil {
+		return err
+	}
+	pod := g.env.getenv("POD_NAME")
+	if pod == "" {
+		pod, _ = os.Hostname()
+	}
+	ag, err := agent.New(agent.Config{
+		Dyn: cl.Dynamic, Namespace: f.namespace, Node: f.node, KubeletRoot: f.kubeletRoot,
+		Repo: r, Concurrent: f.concurrent, Heartbeat: f.heartbeat, MaxAttempts: f.maxAttempts,
+		ID: volapi.AgentID(f.node, pod, time.Now()), Version: version,
+		Lock: func(lctx context.Context) (func(), error) { return g.lock(lctx, r, false) },
+		Logf: func(format string, args ...any) {
+			g.printf("%s %s\n", time.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...))
+		},
+	})
+	if err != nil {
+		return err
+	}
+	return ag.Run(ctx)
+}
