@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cairn-backup/cairn/k8s/catalog"
@@ -13,6 +14,7 @@ import (
 	"github.com/cairn-backup/cairn/k8s/restore"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 func init() { clusterSubcommands = append(clusterSubcommands, newClusterRestoreCmd) }
@@ -30,7 +32,14 @@ type clusterRestoreFlags struct {
 	restoreStatus          []string
 	dryRun                 bool
 	workers                int
+	restoreVolumes         bool
+	helperImage            string
+	agentNamespace         string
 }
+
+// defaultHelperImage is the image of the init container restored pods
+// wait in: this cairn's release.
+func defaultHelperImage() string { return "ghcr.io/cairn-backup/cairn:" + version }
 
 func newClusterRestoreCmd(g *globalOptions, co *clusterOptions) *cobra.Command {
 	var f clusterRestoreFlags
@@ -53,6 +62,20 @@ Cluster-scoped objects are restored for a restore without namespace
 filters, else only those the restored objects need (PVs of restored claims,
 their storage classes, the CRDs of custom resources), unless
 --include-cluster-resources says otherwise.
+
+Pod volume data in the backup is restored (--restore-volumes, the
+default): the PersistentVolumes of claims with data are not restored, the
+claims lose their volumeName and binding annotations and get new volumes
+from their (mapped) storage class; every restored pod with such volumes
+gets a first init container (` + "`cairn cluster restore-wait`" + ` in
+--restore-helper-image) that waits until the node agent has written the data
+and a done marker, and the agent gets one VolumeRestore per volume (in
+--agent-namespace). PVs without data are restored when their reclaim policy
+is Retain; with Delete their claims get new, empty volumes. A claim keeps
+its volumeName only when this restore created that PV: an existing PV is
+never bound to a restored claim. Data goes back only into pods this restore
+creates; pods made by a restored ReplicaSet, StatefulSet or Job later start
+on the restored claims, without waiting.
 
 Every restored object is labelled cairn.io/backup-name and
 cairn.io/restore-name. Requests are rate-limited by --kube-qps (default 50
@@ -84,6 +107,9 @@ per second); raise it for large restores. The exit code is 0 when every object w
 	fs.StringSliceVar(&f.restoreStatus, "restore-status", nil, "restore the status of these `resources` too")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "change nothing: let the API server validate and print what would be done")
 	fs.IntVar(&f.workers, "workers", 8, "objects restored at once")
+	fs.BoolVar(&f.restoreVolumes, "restore-volumes", true, "restore pod volume data in the backup (false: manifests only)")
+	fs.StringVar(&f.helperImage, "restore-helper-image", defaultHelperImage(), "`image` of the init container restored pods wait for their data in")
+	fs.StringVar(&f.agentNamespace, "agent-namespace", defaultAgentNamespace, "`namespace` of the node agents, where the VolumeRestores are created")
 	return cmd
 }
 
@@ -113,6 +139,15 @@ func (f *clusterRestoreFlags) restoreOptions(inc *bool) (restore.RestoreOptions,
 	if f.workers < 1 || f.workers > 64 {
 		return o, fmt.Errorf("--workers %d is out of range: use 1 to 64", f.workers)
 	}
+	if f.restoreVolumes {
+		if f.helperImage == "" || strings.ContainsAny(f.helperImage, " \t\n") {
+			return o, fmt.Errorf("--restore-helper-image %q: give an image reference", f.helperImage)
+		}
+		if errs := validation.IsDNS1123Label(f.agentNamespace); len(errs) > 0 {
+			return o, fmt.Errorf("--agent-namespace %q: %s", f.agentNamespace, strings.Join(errs, "; "))
+		}
+		o.VolumeData = &restore.VolumeDataOptions{HelperImage: f.helperImage, AgentNamespace: f.agentNamespace}
+	}
 	return o, nil
 }
 
@@ -126,6 +161,9 @@ func runClusterRestore(ctx context.Context, g *globalOptions, co *clusterOptions
 		return err
 	}
 	defer release()
+	if opts.VolumeData != nil {
+		opts.VolumeData.RepositoryLocation = r.Backend().Location()
+	}
 	sn, err := catalog.ResolveBackup(ctx, r, spec)
 	if err != nil {
 		return err
@@ -271,6 +309,10 @@ func printRestoreSummary(g *globalOptions, res *restore.RestoreResult) {
 	}
 	for _, w := range res.Warnings {
 		g.warnf("warning: %s\n", w)
+	}
+	if n := res.Counts["volumerestores.cairn.io"][restore.ActionCreated]; n > 0 && !res.DryRun {
+		g.printf("%s handed to the node agents; the pods wait for their data (kubectl get volumerestores -A -l cairn.io/restore-name=%s)\n",
+			plural(n, "volume"), res.Name)
 	}
 	if res.DryRun {
 		g.printf("dry run: nothing was changed; the counts say what would have been done\n")

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -37,6 +38,11 @@ func TestNoLockNeverWritesUnlocked(t *testing.T) {
 	e.ok("key", "add", "--new-password-file", e.writeFile("pw2", "second"))
 	keys := e.repoFiles("keys")
 	target := filepath.Join(e.dir, "target")
+	waitRoot := filepath.Join(e.dir, "wait")
+	if err := os.MkdirAll(filepath.Join(waitRoot, "v"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.writeFile("wait/v/.cairn-restore-m", "")
 
 	// Each command path appears at least once; paths with several rows try
 	// more flags.
@@ -65,6 +71,8 @@ func TestNoLockNeverWritesUnlocked(t *testing.T) {
 		{"cluster install-crds", nil, "read"}, // never opens the repository
 		{"cluster export-volume", []string{"b1", "--pvc", "ns/c", "--target", filepath.Join(e.dir, "exported")}, "read"},
 		{"cluster export-volume", []string{"b1", "ns/p/v", "--archive", "tar"}, "read"},
+		// Never opens the repository: waits for marker files only.
+		{"cluster restore-wait", []string{"--volumes-root", waitRoot, "--marker", "m", "--volumes", "v"}, "read"},
 		{"snapshots", []string{}, "read"},
 		{"restore", []string{"latest", "--target", target}, "read"},
 		{"check", []string{}, "read"},

@@ -30,6 +30,7 @@ func (rs *restorer) runStage(ctx context.Context, gr schema.GroupResource, items
 		g.Go(func() error {
 			rs.restoreOne(ctx, it)
 			rs.record(it.result, true)
+			rs.afterItem(ctx, it)
 			return nil
 		})
 	}
@@ -97,6 +98,9 @@ func (rs *restorer) restoreOne(ctx context.Context, it *restoreItem) {
 		ephemeral, _, _ = unstructured.NestedSlice(body.Object, "spec", "ephemeralContainers")
 		unstructured.RemoveNestedField(body.Object, "spec", "ephemeralContainers")
 	}
+	if it.gr == grPVC {
+		rs.claimVolume(it, body)
+	}
 	created, err := ri.Create(ctx, body, metav1.CreateOptions{DryRun: rs.dryRun(), FieldManager: restoreFieldManager})
 	if apierrors.IsAlreadyExists(err) && it.gr == grNamespace {
 		// A namespace still being deleted (from a "delete, then restore"):
@@ -116,6 +120,7 @@ func (rs *restorer) restoreOne(ctx context.Context, it *restoreItem) {
 	switch {
 	case err == nil:
 		res.Action = ActionCreated
+		it.uid = string(created.GetUID())
 		rs.noteDryCreate(it)
 		if it.gr == grNamespace && !rs.opts.DryRun {
 			rs.noteCreatedNamespace(it.obj.GetName())

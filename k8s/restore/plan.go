@@ -19,6 +19,10 @@ type restoreItem struct {
 	obj    *unstructured.Unstructured // transformed: what is written
 	keep   bool                       // write the backed-up status
 	result ItemResult
+	// volumes of a pod whose data is restored into it (volumes.go); uid
+	// of the object this restore created.
+	volumes []string
+	uid     string
 }
 
 func (it *restoreItem) kind(api *apiResources) string {
@@ -74,11 +78,12 @@ func (rs *restorer) plan(ctx context.Context) ([]*restoreItem, error) {
 		rs.addDependencies(cands, selected)
 	}
 	items := rs.addNamespaces(cands, selected)
+	leftOut := rs.pvsLeftOut(cands, selected)
 
 	// Transform what is selected; record the rest.
 	pvs := map[string]bool{}
 	for it := range selected {
-		if it.gr == grPV {
+		if it.gr == grPV && leftOut[it] == "" {
 			pvs[it.m.Name] = true
 		}
 	}
@@ -92,6 +97,10 @@ func (rs *restorer) plan(ctx context.Context) ([]*restoreItem, error) {
 	for _, it := range items {
 		if !selected[it] || madeByRestoredOwner(it, owners) {
 			rs.skip(it)
+			continue
+		}
+		if why := leftOut[it]; why != "" {
+			rs.record(ItemResult{Resource: grString(it.gr), Name: it.m.Name, Action: ActionSkipped, Reason: why}, true)
 			continue
 		}
 		if it.src == nil {
@@ -114,12 +123,18 @@ func (rs *restorer) plan(ctx context.Context) ([]*restoreItem, error) {
 			rs.skip(it)
 			continue
 		}
+		if it.gr == grPod && rs.opts.VolumeData != nil {
+			if it.volumes = rs.dataVolumesOf(it.src); len(it.volumes) > 0 {
+				addRestoreWait(it.obj, it.volumes, rs.opts.VolumeData.HelperImage, rs.res.Name)
+			}
+		}
 		it.result.Namespace, it.result.Name = it.obj.GetNamespace(), it.obj.GetName()
 		if it.m.Namespace != "" && it.m.Namespace != it.result.Namespace {
 			it.result.SourceNamespace = it.m.Namespace
 		}
 		out = append(out, it)
 	}
+	rs.warnPodsLeftOut(out)
 	return out, nil
 }
 

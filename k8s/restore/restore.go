@@ -65,6 +65,11 @@ type RestoreOptions struct {
 	StorageClassMappings map[string]string // old -> new
 	ImageMappings        []ImageMapping
 
+	// VolumeData, if set, restores the pod volume data the backup holds
+	// (see volumes.go); nil restores manifests only, and the PVs of
+	// volumes with data follow the rules for PVs without.
+	VolumeData *VolumeDataOptions
+
 	ExistingResourcePolicy string // ExistingNone ("" too) or ExistingUpdate
 	PreserveNodePorts      bool
 	// RestoreStatus names resources (as for IncludeResources) whose status
@@ -109,8 +114,9 @@ type RestoreResult struct {
 	Phase      string    `json:"phase"`
 	// Counts per "<resource>.<group>" and action, skipped objects included.
 	Counts map[string]map[string]int `json:"counts"`
-	// Skipped counts the objects filtered out or never restored; they are
-	// not in Items.
+	// Skipped counts the objects filtered out or never restored; only
+	// those with a reason that matters (a PV left to provisioning) are
+	// in Items.
 	Skipped  int          `json:"skipped"`
 	Items    []ItemResult `json:"items"`
 	Warnings []string     `json:"warnings,omitempty"`
@@ -221,6 +227,7 @@ type restorer struct {
 	filter *restoreFilter
 
 	api *apiResources     // the target cluster's resources
+	vd  *volumeData       // the pod volume data restored
 	dyn dynamic.Interface // cl.Dynamic, reporting server warnings to the result
 
 	seenWarnings map[string]bool
@@ -244,8 +251,14 @@ func (rs *restorer) run(ctx context.Context) error {
 	for _, w := range api.warnings {
 		rs.warn("%s", w)
 	}
+	if err := rs.loadVolumeData(ctx); err != nil {
+		return err
+	}
 	items, err := rs.plan(ctx)
 	if err != nil {
+		return err
+	}
+	if err := rs.checkVolumeData(items); err != nil {
 		return err
 	}
 	byGR := map[schema.GroupResource][]*restoreItem{}
@@ -278,8 +291,10 @@ func (rs *restorer) record(it ItemResult, listed bool) {
 		rs.res.Counts[it.Resource] = c
 	}
 	c[it.Action]++
-	if !listed {
+	if it.Action == ActionSkipped {
 		rs.res.Skipped++
+	}
+	if !listed {
 		return
 	}
 	rs.res.Items = append(rs.res.Items, it)

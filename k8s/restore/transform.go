@@ -40,6 +40,7 @@ func transformForRestore(obj *unstructured.Unstructured, gr schema.GroupResource
 		resetServiceAllocations(obj, c.PreserveNodePorts)
 	case grPod:
 		unstructured.RemoveNestedField(obj.Object, "spec", "nodeName")
+		stripRestoreWait(obj)
 		// Computed on create from the PriorityClass (or the cluster's
 		// default class) and the RuntimeClass; given, they must equal
 		// what the target cluster computes (overhead may not be given at
@@ -351,11 +352,11 @@ func mergeForUpdate(desired, live *unstructured.Unstructured, gr schema.GroupRes
 	case grPod:
 		keep("spec", "nodeName")
 	case grPV:
-		ref, _, _ := unstructured.NestedMap(desired.Object, "spec", "claimRef")
-		liveRef, _, _ := unstructured.NestedMap(live.Object, "spec", "claimRef")
-		if ref != nil && liveRef != nil && ref["namespace"] == liveRef["namespace"] && ref["name"] == liveRef["name"] {
-			_ = unstructured.SetNestedMap(desired.Object, liveRef, "spec", "claimRef")
-		}
+		// An existing PV keeps its binding: re-bound to the restored
+		// claim (with a namespace mapping, the copy's), it would be taken
+		// from the claim that uses it, which goes Lost.
+		unstructured.RemoveNestedField(desired.Object, "spec", "claimRef")
+		keep("spec", "claimRef")
 	case schema.GroupResource{Group: "batch", Resource: "jobs"}:
 		keep("spec", "selector")
 		for _, l := range []string{"controller-uid", "batch.kubernetes.io/controller-uid"} {

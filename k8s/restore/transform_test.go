@@ -312,10 +312,14 @@ func TestMergeForUpdate(t *testing.T) {
 			`{metadata: {name: v}, spec: {claimRef: {namespace: ns1, name: c}}}`,
 			`{metadata: {name: v, resourceVersion: "1"}, spec: {claimRef: {namespace: ns1, name: c, uid: u}}}`,
 			`{metadata: {name: v, resourceVersion: "1"}, spec: {claimRef: {namespace: ns1, name: c, uid: u}}}`},
-		{"pv bound elsewhere gets the backed-up claim", grPV,
-			`{metadata: {name: v}, spec: {claimRef: {namespace: ns1, name: c}}}`,
-			`{metadata: {name: v, resourceVersion: "1"}, spec: {claimRef: {namespace: ns1, name: other, uid: u}}}`,
-			`{metadata: {name: v, resourceVersion: "1"}, spec: {claimRef: {namespace: ns1, name: c}}}`},
+		{"pv bound elsewhere keeps its claim", grPV,
+			`{metadata: {name: v}, spec: {claimRef: {namespace: ns1-copy, name: c}}}`,
+			`{metadata: {name: v, resourceVersion: "1"}, spec: {claimRef: {namespace: ns1, name: c, uid: u}}}`,
+			`{metadata: {name: v, resourceVersion: "1"}, spec: {claimRef: {namespace: ns1, name: c, uid: u}}}`},
+		{"available pv is not bound by an update", grPV,
+			`{metadata: {name: v}, spec: {claimRef: {namespace: ns1-copy, name: c}}}`,
+			`{metadata: {name: v, resourceVersion: "1"}, spec: {}}`,
+			`{metadata: {name: v, resourceVersion: "1"}, spec: {}}`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := mergeForUpdate(obj(t, tc.desired), obj(t, tc.live), tc.gr)
