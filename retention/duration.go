@@ -92,31 +92,44 @@ func (d Duration) Before(t time.Time) time.Time {
 	return t.AddDate(-d.Years, -d.Months, -d.Days).Add(-time.Duration(d.Hours) * time.Hour)
 }
 
-// ParseTTL reads a time to live for `backup --ttl`: a Go duration ("720h",
-// "90m") or a number of days ("30d"). It must be positive.
+// ParseTTL reads a time to live, for `backup --ttl` and `cluster backup
+// --ttl` alike: a Go duration ("720h", "90m"), a number of days ("30d",
+// "1.5d"), or days followed by a Go duration ("1d12h"). "0" means never
+// expires and returns 0; any other spelling of zero, or a negative time,
+// is an error (a typo should not keep a backup forever).
 func ParseTTL(s string) (time.Duration, error) {
-	s = strings.TrimSpace(s)
-	var d time.Duration
-	if days, ok := strings.CutSuffix(s, "d"); ok {
+	t := strings.TrimSpace(s)
+	if t == "0" {
+		return 0, nil
+	}
+	bad := fmt.Errorf("invalid time to live %q: use a duration like \"720h\", \"30d\" or \"1d12h\" (\"0\": never expires)", s)
+	var total time.Duration
+	rest := t
+	if days, after, ok := strings.Cut(t, "d"); ok {
 		n, err := strconv.ParseFloat(days, 64)
-		if err != nil {
-			return 0, fmt.Errorf("invalid time to live %q: use a duration like \"720h\" or a number of days like \"30d\"", s)
+		if err != nil || math.IsNaN(n) {
+			return 0, bad
 		}
 		h := n * 24 * float64(time.Hour)
-		if math.IsNaN(h) || h >= math.MaxInt64 {
+		if h >= math.MaxInt64 {
 			// time.Duration holds about 292 years; a bigger float converts
 			// to an undefined value (negative here, saturated elsewhere).
 			return 0, fmt.Errorf("time to live %q is too long: at most %d days", s, int64(math.MaxInt64/int64(24*time.Hour)))
 		}
-		d = time.Duration(h)
-	} else {
-		var err error
-		if d, err = time.ParseDuration(s); err != nil {
-			return 0, fmt.Errorf("invalid time to live %q: use a duration like \"720h\" or a number of days like \"30d\"", s)
+		total, rest = time.Duration(h), after
+	}
+	if rest != "" {
+		d, err := time.ParseDuration(rest)
+		if err != nil || (t != rest && d < 0) {
+			return 0, bad
 		}
+		if d > 0 && total > math.MaxInt64-d {
+			return 0, fmt.Errorf("time to live %q is too long", s)
+		}
+		total += d
 	}
-	if d <= 0 {
-		return 0, errors.New("the time to live must be positive, e.g. \"30d\"")
+	if total <= 0 {
+		return 0, errors.New("the time to live must be positive, e.g. \"30d\" (\"0\": never expires)")
 	}
-	return d, nil
+	return total, nil
 }

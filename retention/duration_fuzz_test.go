@@ -42,6 +42,12 @@ func FuzzParseTTL(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		d, err := ParseTTL(s)
+		if strings.TrimSpace(s) == "0" {
+			if d != 0 || err != nil {
+				t.Fatalf("ParseTTL(%q) = %v, %v; want 0 (never)", s, d, err)
+			}
+			return
+		}
 		days, isDays := strings.CutSuffix(strings.TrimSpace(s), "d")
 		n, nerr := strconv.ParseFloat(days, 64)
 		if err != nil {

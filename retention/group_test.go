@@ -58,6 +58,15 @@ func TestParseTTL(t *testing.T) {
 		{"-3d", 0, true},
 		{"soon", 0, true},
 		{"3w", 0, true},
+		{"1d12h", 36 * time.Hour, false},
+		{" 2h ", 2 * time.Hour, false},
+		{"0", 0, false}, // never expires
+		{"0d", 0, true},
+		{"", 0, true},
+		{"d", 0, true},
+		{"3dd", 0, true},
+		{"1d-2h", 0, true},
+		{"1h30d", 0, true},
 	} {
 		got, err := ParseTTL(tc.in)
 		if (err != nil) != tc.err || got != tc.want {

@@ -5,10 +5,10 @@ import (
 
 	"github.com/cairn-backup/cairn/k8s/backup"
 	"github.com/cairn-backup/cairn/k8s/kube"
-	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/k8s/podvolumes"
 	"github.com/cairn-backup/cairn/k8s/volumes"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/retention"
 	"github.com/spf13/cobra"
 )
 
@@ -35,7 +35,7 @@ func (v *volumeFlags) hook(cl *kube.Clients, r *repo.Repository, name string, tt
 	if ttl > 0 {
 		// The backup's own expiry is counted from its start, a moment
 		// earlier: the volumes expire with it, give or take a second.
-		tags = append(tags, layout.ExpiryTag(time.Now().Add(ttl)))
+		tags = append(tags, retention.ExpiryTag(time.Now().Add(ttl)))
 	}
 	return podvolumes.Hook(podvolumes.Options{Tags: tags,
 		Dyn: cl.Dynamic, Namespace: v.agentNamespace, Repo: r, Location: r.Backend().Location(),

@@ -57,7 +57,7 @@ read; each of them is reported on stderr.`,
 	fs.StringArrayVar(&f.filesFrom, "files-from", nil, "read paths to back up from `file`, one per line (can be repeated)")
 	fs.StringVar(&f.parent, "parent", "", "use snapshot `ID` as the parent instead of the newest matching one")
 	fs.BoolVarP(&f.force, "force", "f", false, "use no parent: read every file again")
-	fs.StringVar(&f.ttl, "ttl", "", "let the snapshot expire after `duration` (\"720h\", \"30d\"): `forget --expired` removes it then")
+	fs.StringVar(&f.ttl, "ttl", "", "let the snapshot expire after `duration` (\"720h\", \"30d\", \"1d12h\"; 0 = never): `forget --expired` removes it then")
 	return cmd
 }
 
@@ -103,7 +103,9 @@ func runBackup(ctx context.Context, g *globalOptions, f *backupFlags, args []str
 		if err != nil {
 			return fmt.Errorf("--ttl: %w", err)
 		}
-		tags = append(tags, retention.ExpiryTag(when.Add(ttl)))
+		if ttl > 0 { // "0": never expires
+			tags = append(tags, retention.ExpiryTag(when.Add(ttl)))
+		}
 	}
 	host := f.host
 	if host == "" {

@@ -9,6 +9,7 @@ import (
 	"github.com/cairn-backup/cairn/k8s/backup"
 	"github.com/cairn-backup/cairn/k8s/catalog"
 	"github.com/cairn-backup/cairn/k8s/layout"
+	"github.com/cairn-backup/cairn/retention"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/spf13/cobra"
 )
@@ -115,7 +116,7 @@ func runClusterBackup(cmd *cobra.Command, g *globalOptions, co *clusterOptions, 
 	if err := backup.ValidateBackupName(name); err != nil {
 		return err
 	}
-	ttl, err := backup.ParseTTL(f.ttl)
+	ttl, err := retention.ParseTTL(f.ttl)
 	if err != nil {
 		return fmt.Errorf("--ttl: %w", err)
 	}

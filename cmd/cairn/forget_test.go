@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -129,6 +130,10 @@ func TestBackupTTLAndForgetExpired(t *testing.T) {
 	fresh := backupAt(e, data, time.Now().Format("2006-01-02 15:04:05"), "--ttl", "30d", "--tag", "x")
 	old := backupAt(e, data, "2020-01-01 00:00:00", "--ttl", "48h")
 	plain := backupAt(e, data, "2020-01-01 00:00:00")
+	// cluster backup's spellings work here too: days then a duration, and
+	// "0" for never.
+	mixed := backupAt(e, data, "2020-01-01 00:00:00", "--ttl", "1d12h")
+	never := backupAt(e, data, "2020-01-01 00:00:00", "--ttl", "0")
 
 	byID := map[string]map[string]any{}
 	for _, sn := range e.snapshots() {
@@ -141,8 +146,14 @@ func TestBackupTTLAndForgetExpired(t *testing.T) {
 	if byID[old]["expires"] != "2020-01-03T00:00:00Z" && !strings.HasPrefix(byID[old]["expires"].(string), "2020-01-0") {
 		t.Errorf("old snapshot expires %v", byID[old]["expires"])
 	}
-	if _, ok := byID[plain]["expires"]; ok {
-		t.Errorf("snapshot without --ttl has expires %v", byID[plain]["expires"])
+	for _, id := range []string{plain, never} {
+		if _, ok := byID[id]["expires"]; ok {
+			t.Errorf("snapshot without --ttl or with --ttl 0 has expires %v", byID[id]["expires"])
+		}
+	}
+	start, _ := time.ParseInLocation("2006-01-02 15:04:05", "2020-01-01 00:00:00", time.Local)
+	if got, err := time.Parse(time.RFC3339, fmt.Sprint(byID[mixed]["expires"])); err != nil || !got.Equal(start.Add(36*time.Hour)) {
+		t.Errorf("--ttl 1d12h snapshot expires %v (%v), want %v", byID[mixed]["expires"], err, start.Add(36*time.Hour))
 	}
 	table := e.ok("snapshots").stdout
 	if !strings.Contains(table, "Expires") || !strings.Contains(table, exp.Local().Format("2006-01-02 15:04")) || strings.Contains(table, "expires=") {
@@ -150,10 +161,13 @@ func TestBackupTTLAndForgetExpired(t *testing.T) {
 	}
 
 	res := e.ok("forget", "--expired")
-	if !strings.Contains(res.stdout, "expired 2020-01-0") || !strings.Contains(res.stdout, "removed 1 snapshot") {
+	if !strings.Contains(res.stdout, "expired 2020-01-0") {
 		t.Errorf("forget --expired:\n%s", res.stdout)
 	}
-	if got, want := snapshotIDs(e.snapshots()), sorted(fresh, plain); !slices.Equal(got, want) {
+	if !strings.Contains(res.stdout, "removed 2 snapshots") {
+		t.Errorf("forget --expired removed other than the 48h and 1d12h snapshots:\n%s", res.stdout)
+	}
+	if got, want := snapshotIDs(e.snapshots()), sorted(fresh, plain, never); !slices.Equal(got, want) {
 		t.Errorf("after forget --expired: %v, want %v", got, want)
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/cairn-backup/cairn/k8s/kube"
 	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/retention"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/snapshot/archiver"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -239,7 +240,7 @@ func (b *backupRun) tags() []string {
 		tags = append(tags, layout.TagSchedule+s)
 	}
 	if b.info.Expires != nil {
-		tags = append(tags, layout.ExpiryTag(*b.info.Expires))
+		tags = append(tags, retention.ExpiryTag(*b.info.Expires))
 	}
 	return tags
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/cairn-backup/cairn/k8s/kube"
 	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/retention"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/snapshot/archiver"
 	"github.com/cairn-backup/cairn/tests/testutil"
@@ -325,7 +326,7 @@ func TestBackupNamespace(t *testing.T) {
 			t.Errorf("items[%s] = %d, want %d (%s)", dir, fileInfo.Items[dir], want, btKeys(fileInfo.Items))
 		}
 	}
-	if !slices.Contains(sn.Tags, "backup=app") || !slices.Contains(sn.Tags, layout.ExpiryTag(*info.Expires)) ||
+	if !slices.Contains(sn.Tags, "backup=app") || !slices.Contains(sn.Tags, retention.ExpiryTag(*info.Expires)) ||
 		sn.Hostname != "cairn-test" || !slices.Equal(sn.Paths, []string{"k8s://cairn-test"}) || !sn.Time.Equal(info.Start) {
 		t.Errorf("snapshot %+v", sn)
 	}

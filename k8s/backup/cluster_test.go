@@ -13,6 +13,7 @@ import (
 	"github.com/cairn-backup/cairn/k8s/catalog"
 	"github.com/cairn-backup/cairn/k8s/kube"
 	"github.com/cairn-backup/cairn/k8s/layout"
+	"github.com/cairn-backup/cairn/retention"
 	"github.com/cairn-backup/cairn/snapshot"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -77,7 +78,7 @@ metadata: {name: bt-node-SFX}
 		t.Fatalf("phase %s: %v", res.Info.Phase, res.Info.Errors)
 	}
 	if res.Snapshot.Hostname != "prod" || res.Info.Cluster != "prod" || res.Info.Expires != nil ||
-		slices.ContainsFunc(res.Snapshot.Tags, func(s string) bool { return strings.HasPrefix(s, layout.TagExpires) }) {
+		slices.ContainsFunc(res.Snapshot.Tags, func(s string) bool { return retention.IsExpiryTag(s) }) {
 		t.Errorf("cluster name or expiry wrong: %+v", res.Snapshot)
 	}
 	nodes := btTree(t, r, res.Snapshot)

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/cairn-backup/cairn/k8s/kube"
 	"github.com/cairn-backup/cairn/k8s/layout"
@@ -368,29 +367,6 @@ func ValidateBackupName(name string) error {
 		return fmt.Errorf("invalid backup name %q: %s", name, strings.Join(errs, "; "))
 	}
 	return nil
-}
-
-// ParseTTL parses a backup's time to live: a Go duration ("720h",
-// "90m"), optionally preceded by days ("30d", "1d12h"). "0" means the
-// backup never expires.
-func ParseTTL(s string) (time.Duration, error) {
-	rest := strings.TrimSpace(s)
-	var total time.Duration
-	if days, after, ok := strings.Cut(rest, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err != nil || n < 0 {
-			return 0, fmt.Errorf("invalid TTL %q: use a duration like 720h or 30d", s)
-		}
-		total = time.Duration(n) * 24 * time.Hour
-		if rest = after; rest == "" {
-			return total, nil
-		}
-	}
-	d, err := time.ParseDuration(rest)
-	if err != nil || d < 0 {
-		return 0, fmt.Errorf("invalid TTL %q: use a duration like 720h or 30d", s)
-	}
-	return total + d, nil
 }
 
 // discoveryFailureMatters reports whether a group whose discovery failed

@@ -4,7 +4,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cairn-backup/cairn/k8s/kube"
 	"github.com/cairn-backup/cairn/k8s/layout"
@@ -311,31 +310,6 @@ func TestValidateBackupName(t *testing.T) {
 		if ValidateBackupName(bad) == nil {
 			t.Errorf("%q accepted", bad)
 		}
-	}
-}
-
-func TestParseTTLAndExpiryTag(t *testing.T) {
-	cases := []struct {
-		in   string
-		want time.Duration
-	}{
-		{"720h", 720 * time.Hour}, {"30d", 30 * 24 * time.Hour}, {"1d12h", 36 * time.Hour},
-		{"90m", 90 * time.Minute}, {"0", 0}, {" 2h ", 2 * time.Hour},
-	}
-	for _, c := range cases {
-		got, err := ParseTTL(c.in)
-		if err != nil || got != c.want {
-			t.Errorf("ParseTTL(%q) = %v, %v; want %v", c.in, got, err, c.want)
-		}
-	}
-	for _, bad := range []string{"", "x", "-1h", "d", "1.5d", "-2d", "3dd"} {
-		if _, err := ParseTTL(bad); err == nil {
-			t.Errorf("ParseTTL(%q) accepted", bad)
-		}
-	}
-	at := time.Date(2026, 3, 4, 5, 6, 7, 890, time.FixedZone("x", 3600))
-	if got := layout.ExpiryTag(at); got != "expires=2026-03-04T04:06:07Z" {
-		t.Errorf("ExpiryTag = %q", got)
 	}
 }
 

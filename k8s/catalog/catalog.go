@@ -18,6 +18,7 @@ import (
 
 	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/retention"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/snapshot/browse"
 
@@ -47,13 +48,11 @@ func NewBackupEntry(sn *snapshot.Snapshot) (e *BackupEntry, ok bool) {
 			e.Name = strings.TrimPrefix(t, layout.TagBackup)
 		case strings.HasPrefix(t, layout.TagSchedule) && e.Schedule == "":
 			e.Schedule = strings.TrimPrefix(t, layout.TagSchedule)
-		case strings.HasPrefix(t, layout.TagExpires):
-			if exp, err := time.Parse(time.RFC3339, strings.TrimPrefix(t, layout.TagExpires)); err == nil {
-				if e.Expires == nil || exp.After(*e.Expires) {
-					e.Expires = &exp
-				}
-			}
 		}
+	}
+	// The latest expiry tag wins, as for forget --expired.
+	if exp, ok := retention.ParseExpiry(sn.Tags); ok {
+		e.Expires = &exp
 	}
 	return e, e.Name != ""
 }

@@ -143,15 +143,6 @@ const (
 	VolumeSkipped   = "Skipped" // e.g. its pod was not running: reported, not waited for
 )
 
-// ExpiryTag is the tag recording when a backup expires (the format the
-// retention code reads): "expires=2025-01-31T12:00:00Z".
-func ExpiryTag(t time.Time) string {
-	return TagExpires + t.UTC().Truncate(time.Second).Format(time.RFC3339)
-}
-
-// TagExpires prefixes the expiry tag.
-const TagExpires = "expires="
-
 // SnapshotPath is the path recorded in a backup snapshot of cluster (a
 // snapshot needs one; it is not a file system path).
 func SnapshotPath(cluster string) string { return "k8s://" + cluster }
