@@ -78,8 +78,8 @@ creates; pods made by a restored ReplicaSet, StatefulSet or Job later start
 on the restored claims, without waiting.
 
 Every restored object is labelled cairn.io/backup-name and
-cairn.io/restore-name. Requests are rate-limited by --kube-qps (default 50
-per second); raise it for large restores. The exit code is 0 when every object was restored
+cairn.io/restore-name. Requests are rate-limited by --kube-qps (default 200
+per second) and --kube-burst (default 400); raise them for large restores. The exit code is 0 when every object was restored
 (or existed), 3 when some failed, 1 when all failed.`,
 		Args: exactArgs(1, "one backup: its name or a snapshot ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {

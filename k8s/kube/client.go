@@ -20,8 +20,8 @@ import (
 type ClientOptions struct {
 	Kubeconfig string  // --kubeconfig; "" = $KUBECONFIG or ~/.kube/config, else in-cluster
 	Context    string  // --context
-	QPS        float32 // client-side rate limit; 0 = 50
-	Burst      int     // 0 = 100
+	QPS        float32 // client-side rate limit; 0 = 200
+	Burst      int     // 0 = 400
 }
 
 // Clients bundles what backup and restore talk to.
