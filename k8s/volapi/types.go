@@ -162,8 +162,11 @@ type VolumeRestore struct {
 	Status            VolumeRestoreStatus `json:"status,omitempty"`
 }
 
-// VolumeRestoreSpec is written by the CLI. Node is set once the pod is
-// scheduled (by the CLI, which watches the pods it restored).
+// VolumeRestoreSpec is written by the CLI, which creates the item right
+// after the pod, with the pod's UID and no node. Node (and the LabelNode
+// label) is to be set once the pod is scheduled, by the agent of that node,
+// which watches the pods it runs (the restore half of the agent: not built
+// yet).
 type VolumeRestoreSpec struct {
 	Node        string        `json:"node,omitempty"`
 	Pod         PodRef        `json:"pod"`
