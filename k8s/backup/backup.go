@@ -290,7 +290,7 @@ func (b *backupRun) listNamespaces(ctx context.Context) error {
 		switch {
 		case !b.sel.namespaces.Match(ns):
 		case ExcludedByLabel(obj.GetLabels()):
-			b.log.logf("namespace %s is labelled %s=true: its objects are not backed up", ns, layout.LabelExclude)
+			b.log.logf("namespace %s is labelled %s=true: its objects are not backed up", ns, ExclusionLabel(obj.GetLabels()))
 		default:
 			b.nsSelected[ns] = true
 		}
@@ -388,8 +388,19 @@ func (b *backupRun) saveNamespaces(ctx context.Context) error {
 	n := 0
 	for _, ns := range slices.Sorted(maps.Keys(b.nsSelected)) {
 		obj := b.namespaces[ns]
-		if !b.store.hasItems(ns) && !(b.sel.resources.Included(nsRes) && b.sel.labels.Match(obj.GetLabels())) {
+		hasItems := b.store.hasItems(ns)
+		if !hasItems && !(b.sel.resources.Included(nsRes) && b.sel.labels.Match(obj.GetLabels())) {
 			continue
+		}
+		// A namespace being deleted is left out like any object, unless
+		// objects in it (not being deleted themselves: a deletion stuck on
+		// a finalizer or a discovery failure) are in the backup and need it.
+		if obj.GetDeletionTimestamp() != nil {
+			if !hasItems {
+				b.log.logf("namespace %s is being deleted: not backed up", ns)
+				continue
+			}
+			b.log.warnf("namespace %s is being deleted; backed up because objects in it are not", ns)
 		}
 		if err := b.save(ctx, nsRes, obj); err != nil {
 			return err

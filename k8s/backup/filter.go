@@ -223,11 +223,25 @@ func (f LabelFilter) Server() string {
 	return ""
 }
 
-// ExcludedByLabel reports whether labels carry layout.LabelExclude=true.
-func ExcludedByLabel(l map[string]string) bool {
-	v, ok := l[layout.LabelExclude]
-	return ok && strings.EqualFold(v, "true")
+// LabelVeleroExclude is Velero's exclusion label: it keeps objects out of
+// cairn's backups too, so that clusters labelled for Velero need no change.
+const LabelVeleroExclude = "velero.io/exclude-from-backup"
+
+// ExclusionLabel returns the label that keeps an object with these labels
+// out of backups (layout.LabelExclude or LabelVeleroExclude set to
+// "true"), or "".
+func ExclusionLabel(l map[string]string) string {
+	for _, k := range []string{layout.LabelExclude, LabelVeleroExclude} {
+		if v, ok := l[k]; ok && strings.EqualFold(v, "true") {
+			return k
+		}
+	}
+	return ""
 }
+
+// ExcludedByLabel reports whether labels carry layout.LabelExclude=true
+// or LabelVeleroExclude=true.
+func ExcludedByLabel(l map[string]string) bool { return ExclusionLabel(l) != "" }
 
 // selection is a compiled layout.BackupSpec.
 type selection struct {

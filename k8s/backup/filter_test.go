@@ -213,7 +213,9 @@ func TestLabelFilter(t *testing.T) {
 		}
 	}
 	if !ExcludedByLabel(map[string]string{layout.LabelExclude: "true"}) || !ExcludedByLabel(map[string]string{layout.LabelExclude: "True"}) ||
-		ExcludedByLabel(map[string]string{layout.LabelExclude: "false"}) || ExcludedByLabel(nil) {
+		ExcludedByLabel(map[string]string{layout.LabelExclude: "false"}) || ExcludedByLabel(nil) ||
+		ExclusionLabel(map[string]string{LabelVeleroExclude: "true"}) != LabelVeleroExclude ||
+		ExcludedByLabel(map[string]string{LabelVeleroExclude: "no"}) {
 		t.Error("ExcludedByLabel")
 	}
 }

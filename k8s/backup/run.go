@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cairn-backup/cairn/k8s/kube"
@@ -107,7 +108,9 @@ func (b *backupRun) runTask(ctx context.Context, t task, jobs chan<- saveJob) {
 			case err != nil:
 				b.log.errorf("get %s/%s: %v", t.res.Dir(), name, err)
 			case ExcludedByLabel(obj.GetLabels()):
-				b.log.logf("%s/%s is needed but labelled %s=true: not backed up", t.res.Dir(), name, layout.LabelExclude)
+				b.log.logf("%s/%s is needed but labelled %s=true: not backed up", t.res.Dir(), name, ExclusionLabel(obj.GetLabels()))
+			case obj.GetDeletionTimestamp() != nil:
+				b.log.logf("%s/%s is needed but being deleted: not backed up", t.res.Dir(), name)
 			default:
 				fixTypeMeta(t.res, obj)
 				if send(obj) != nil {
@@ -119,14 +122,18 @@ func (b *backupRun) runTask(ctx context.Context, t task, jobs chan<- saveJob) {
 		b.log.logf("%s: %s needed by others (%s)", where, countObjects(n), since(start))
 		return
 	}
-	n, excluded := 0, 0
+	n := 0
+	var leftOut []string // why objects were left out, one entry each
 	err := b.list(ctx, t.res, t.namespace, b.sel.labels.Server(), func(obj *unstructured.Unstructured) error {
 		switch b.accept(t.res, obj) {
 		case acceptYes:
 			n++
 			return send(obj)
 		case acceptExcluded:
-			excluded++
+			leftOut = append(leftOut, "labelled "+ExclusionLabel(obj.GetLabels())+"=true")
+		case acceptDeleting:
+			leftOut = append(leftOut, "being deleted")
+			b.log.logf("%s: %s is being deleted (since %s): not backed up", where, objName(obj), obj.GetDeletionTimestamp().UTC().Format(time.RFC3339))
 		}
 		return nil
 	})
@@ -141,8 +148,8 @@ func (b *backupRun) runTask(ctx context.Context, t task, jobs chan<- saveJob) {
 		b.log.logf("%s: no longer served (deleted during the backup): nothing to back up (%s)", where, since(start))
 	case err != nil:
 		b.log.errorf("list %s: %v", where, err)
-	case excluded > 0:
-		b.log.logf("%s: %s, %d labelled %s=true left out (%s)", where, countObjects(n), excluded, layout.LabelExclude, since(start))
+	case len(leftOut) > 0:
+		b.log.logf("%s: %s, left out: %s (%s)", where, countObjects(n), countReasons(leftOut), since(start))
 	default:
 		b.log.logf("%s: %s (%s)", where, countObjects(n), since(start))
 	}
@@ -154,6 +161,7 @@ const (
 	acceptNo acceptance = iota
 	acceptYes
 	acceptExcluded // by the exclusion label
+	acceptDeleting // deletionTimestamp set: it is going away, as Velero leaves it out
 )
 
 // accept decides whether a listed object is backed up.
@@ -166,13 +174,41 @@ func (b *backupRun) accept(r kube.Resource, obj *unstructured.Unstructured) acce
 	if skipObject(r, ns, l) != "" {
 		return acceptNo
 	}
-	if ExcludedByLabel(l) {
-		return acceptExcluded
-	}
 	if !b.sel.labels.Match(l) {
 		return acceptNo
 	}
+	if ExcludedByLabel(l) {
+		return acceptExcluded
+	}
+	if obj.GetDeletionTimestamp() != nil {
+		return acceptDeleting
+	}
 	return acceptYes
+}
+
+// objName is "<namespace>/<name>", or the name of a cluster-scoped object.
+func objName(obj *unstructured.Unstructured) string {
+	if ns := obj.GetNamespace(); ns != "" {
+		return ns + "/" + obj.GetName()
+	}
+	return obj.GetName()
+}
+
+// countReasons sums up reasons: "2 labelled x=true, 1 being deleted".
+func countReasons(reasons []string) string {
+	counts := map[string]int{}
+	var order []string
+	for _, r := range reasons {
+		if counts[r] == 0 {
+			order = append(order, r)
+		}
+		counts[r]++
+	}
+	parts := make([]string, len(order))
+	for i, r := range order {
+		parts[i] = fmt.Sprintf("%d %s", counts[r], r)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // list pages through a resource (in one namespace, or all) and calls fn
