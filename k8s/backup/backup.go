@@ -212,16 +212,8 @@ func (b *backupRun) run(ctx context.Context) (*BackupResult, error) {
 	b.a = archiver.NewArchiver(b.r, archiver.ArchiveOptions{
 		Tags: b.tags(), Hostname: o.Cluster, Time: b.when, ProgramVersion: "cairn " + o.CairnVersion,
 	})
-	// Namespaced objects first: they say which cluster objects are needed;
-	// PersistentVolumes before the rest, as they need StorageClasses.
-	steps := [][]task{nsTasks, pvTasks, nil, clusterTasks, nil}
-	for i, tasks := range steps {
-		if tasks == nil {
-			tasks = b.neededTasks(i == 2)
-		}
-		if err := b.runTasks(ctx, tasks); err != nil {
-			return nil, err
-		}
+	if err := b.runSteps(ctx, nsTasks, pvTasks, clusterTasks); err != nil {
+		return nil, err
 	}
 	if err := b.saveNamespaces(ctx); err != nil {
 		return nil, err
@@ -346,36 +338,6 @@ func (b *backupRun) plan() (nsTasks, clusterTasks, pvTasks []task) {
 		}
 	}
 	return nsTasks, clusterTasks, pvTasks
-}
-
-// neededTasks reads the cluster-scoped objects the saved objects need that
-// are not saved yet: only PersistentVolumes when pvs, else all others.
-// They pass the exclude list, not the include list.
-func (b *backupRun) neededTasks(pvs bool) []task {
-	if !b.sel.neededCluster {
-		return nil
-	}
-	byDir := map[string][]string{}
-	for _, ref := range b.store.unsavedNeeds() {
-		if (ref.Dir() == "persistentvolumes") != pvs || ref.Dir() == "namespaces" {
-			continue
-		}
-		byDir[ref.Dir()] = append(byDir[ref.Dir()], ref.Name)
-	}
-	var tasks []task
-	for _, dir := range slices.Sorted(maps.Keys(byDir)) {
-		r, ok := b.disc.Find(dir)
-		if !ok {
-			b.log.logf("needed %s %v: the server does not serve %s", dir, byDir[dir], dir)
-			continue
-		}
-		if why := SkipReason(r); why != "" || b.sel.resources.Excluded(r) {
-			continue
-		}
-		slices.Sort(byDir[dir])
-		tasks = append(tasks, task{res: r, names: byDir[dir]})
-	}
-	return tasks
 }
 
 // saveNamespaces saves the Namespace objects of selected namespaces that

@@ -281,15 +281,27 @@ func newSelection(spec layout.BackupSpec) (*selection, error) {
 	return s, nil
 }
 
-// ObjectRef names a cluster-scoped object.
+// ObjectRef names an object another one needs; Namespace is "" for a
+// cluster-scoped one.
 type ObjectRef struct {
-	Resource, Group, Name string
+	Resource, Group, Namespace, Name string
 }
 
 // Dir is the referenced resource's layout.ResourceDir.
 func (o ObjectRef) Dir() string { return layout.ResourceDir(o.Resource, o.Group) }
 
-func (o ObjectRef) String() string { return o.Dir() + "/" + o.Name }
+// String is "<dir>/<name>" or "<dir>/<namespace>/<name>".
+func (o ObjectRef) String() string {
+	if o.Namespace != "" {
+		return o.Dir() + "/" + o.Namespace + "/" + o.Name
+	}
+	return o.Dir() + "/" + o.Name
+}
+
+// path is the manifest path the referenced object is saved at.
+func (o ObjectRef) path() string {
+	return layout.ManifestPath(o.Namespace, o.Resource, o.Group, o.Name)
+}
 
 // builtinGroups are served by the API server itself; any other group's
 // resources may come from a CustomResourceDefinition.
@@ -307,7 +319,8 @@ var builtinGroups = map[string]bool{
 // ClusterRefs returns the cluster-scoped objects that obj (of resource r)
 // needs to work after a restore: the PersistentVolume bound to a claim,
 // StorageClasses, the CustomResourceDefinition of a custom resource, the
-// ClusterRole of a RoleBinding, IngressClass, PriorityClass, RuntimeClass.
+// ClusterRole of a (Cluster)RoleBinding, IngressClass, PriorityClass,
+// RuntimeClass.
 func ClusterRefs(r kube.Resource, obj map[string]any) []ObjectRef {
 	var refs []ObjectRef
 	add := func(resource, group, name string) {
@@ -330,7 +343,7 @@ func ClusterRefs(r kube.Resource, obj map[string]any) []ObjectRef {
 	case "persistentvolumes":
 		storageClass(str(obj, "spec", "storageClassName"))
 		add("volumeattributesclasses", "storage.k8s.io", str(obj, "spec", "volumeAttributesClassName"))
-	case "rolebindings.rbac.authorization.k8s.io":
+	case "rolebindings.rbac.authorization.k8s.io", "clusterrolebindings.rbac.authorization.k8s.io":
 		if str(obj, "roleRef", "kind") == "ClusterRole" {
 			add("clusterroles", "rbac.authorization.k8s.io", str(obj, "roleRef", "name"))
 		}

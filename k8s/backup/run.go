@@ -98,21 +98,28 @@ func (b *backupRun) runTask(ctx context.Context, t task, jobs chan<- saveJob) {
 	}
 	if t.names != nil {
 		n := 0
+		ri := dynamic.ResourceInterface(b.dyn.Resource(t.res.GVR()))
+		if t.namespace != "" {
+			ri = b.dyn.Resource(t.res.GVR()).Namespace(t.namespace)
+		}
 		for _, name := range t.names {
-			obj, err := b.dyn.Resource(t.res.GVR()).Get(ctx, name, metav1.GetOptions{})
+			ref := ObjectRef{Resource: t.res.Resource, Group: t.res.Group, Namespace: t.namespace, Name: name}
+			why := b.store.why(ref)
+			obj, err := ri.Get(ctx, name, metav1.GetOptions{})
 			switch {
 			case ctx.Err() != nil:
 				return
 			case apierrors.IsNotFound(err):
-				b.log.logf("%s/%s is referred to but does not exist", t.res.Dir(), name)
+				b.log.logf("%s is needed by %s but does not exist", ref, why)
 			case err != nil:
-				b.log.errorf("get %s/%s: %v", t.res.Dir(), name, err)
+				b.log.errorf("get %s (needed by %s): %v", ref, why, err)
 			case ExcludedByLabel(obj.GetLabels()):
-				b.log.logf("%s/%s is needed but labelled %s=true: not backed up", t.res.Dir(), name, ExclusionLabel(obj.GetLabels()))
+				b.log.logf("%s is needed by %s but labelled %s=true: not backed up", ref, why, ExclusionLabel(obj.GetLabels()))
 			case obj.GetDeletionTimestamp() != nil:
-				b.log.logf("%s/%s is needed but being deleted: not backed up", t.res.Dir(), name)
+				b.log.logf("%s is needed by %s but being deleted: not backed up", ref, why)
 			default:
 				fixTypeMeta(t.res, obj)
+				b.log.logf("%s added: needed by %s", ref, why)
 				if send(obj) != nil {
 					return
 				}
@@ -269,7 +276,7 @@ func (b *backupRun) save(ctx context.Context, r kube.Resource, obj *unstructured
 	if err != nil {
 		return fmt.Errorf("save %s/%s: %w", r.Dir(), name, err)
 	}
-	b.store.add(ns, r, obj, fileNode(name+".yaml", content, size, b.when), ClusterRefs(r, obj.Object))
+	b.store.add(ns, r, obj, fileNode(name+".yaml", content, size, b.when), append(ClusterRefs(r, obj.Object), NamespacedRefs(r, obj.Object)...))
 	b.prog.Files.Add(1)
 	b.prog.Bytes.Add(size)
 	return nil

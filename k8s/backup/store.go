@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/k8s/kube"
-	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/snapshot/archiver"
@@ -26,7 +25,7 @@ type itemStore struct {
 	claimed map[string]bool                        // manifest paths
 	items   map[string]int                         // per resource dir
 	nsItems map[string]int
-	needs   map[ObjectRef]bool
+	needs   map[ObjectRef]string // -> why: the first object that needs it
 	bytes   uint64
 
 	keepPods   bool
@@ -36,7 +35,7 @@ type itemStore struct {
 func newItemStore(keepPods bool) *itemStore {
 	return &itemStore{
 		files: map[string]map[string][]*snapshot.Node{}, claimed: map[string]bool{},
-		items: map[string]int{}, nsItems: map[string]int{}, needs: map[ObjectRef]bool{},
+		items: map[string]int{}, nsItems: map[string]int{}, needs: map[ObjectRef]string{},
 		keepPods: keepPods,
 	}
 }
@@ -66,7 +65,9 @@ func (s *itemStore) add(ns string, r kube.Resource, obj *unstructured.Unstructur
 		s.nsItems[ns]++
 	}
 	for _, ref := range refs {
-		s.needs[ref] = true
+		if s.needs[ref] == "" {
+			s.needs[ref] = dir + " " + objName(obj)
+		}
 	}
 	if s.keepPods {
 		switch dir {
@@ -78,18 +79,41 @@ func (s *itemStore) add(ns string, r kube.Resource, obj *unstructured.Unstructur
 	}
 }
 
+// need records that ref is needed, and why, unless it is already.
+func (s *itemStore) need(ref ObjectRef, why string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.needs[ref] == "" {
+		s.needs[ref] = why
+	}
+}
+
+// why says which object needs ref.
+func (s *itemStore) why(ref ObjectRef) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.needs[ref]
+}
+
 // unsavedNeeds returns the referred-to objects not saved yet, sorted.
 func (s *itemStore) unsavedNeeds() []ObjectRef {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []ObjectRef
 	for ref := range s.needs {
-		if !s.claimed[layout.ManifestPath("", ref.Resource, ref.Group, ref.Name)] {
+		if !s.claimed[ref.path()] {
 			out = append(out, ref)
 		}
 	}
 	slices.SortFunc(out, func(a, b ObjectRef) int { return strings.Compare(a.String(), b.String()) })
 	return out
+}
+
+// saved reports whether the object at manifest path p is in the backup.
+func (s *itemStore) saved(p string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.claimed[p]
 }
 
 func (s *itemStore) hasItems(ns string) bool {
