@@ -126,6 +126,7 @@ type backupRun struct {
 	tasksTotal int
 	store      *itemStore
 	dyn        dynamic.Interface
+	others     []kube.Resource // resources at other versions than disc's
 }
 
 func newBackupRun(cl *kube.Clients, r *repo.Repository, opts BackupOptions, sel *selection) *backupRun {
@@ -218,6 +219,9 @@ func (b *backupRun) run(ctx context.Context) (*BackupResult, error) {
 	if err := b.saveNamespaces(ctx); err != nil {
 		return nil, err
 	}
+	if err := b.saveOtherVersions(ctx); err != nil {
+		return nil, err
+	}
 	volumes, err := b.saveVolumes(ctx)
 	if err != nil {
 		return nil, err
@@ -246,6 +250,8 @@ func (b *backupRun) discover(ctx context.Context) error {
 	}
 	b.disc = d
 	b.info.PreferredVersions = d.PreferredVersions
+	b.info.ResourceVersions = map[string][]string{}
+	b.discoverOtherVersions(ctx)
 	b.log.logf("discovered %d listable resources in %d groups (%s)", len(d.Resources), len(d.PreferredVersions), since(start))
 	for _, gv := range slices.Sorted(maps.Keys(d.Failed)) {
 		group, version, ok := strings.Cut(gv, "/")

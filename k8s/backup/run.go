@@ -301,6 +301,11 @@ func (b *backupRun) finish(ctx context.Context, volumes *repo.ID) (*BackupResult
 		return nil, err
 	}
 	root := &snapshot.Tree{Nodes: []*snapshot.Node{dirNode(layout.ResourcesDir, resources, b.when)}}
+	if versions, err := b.store.saveVersionsTree(ctx, b.a, b.when); err != nil {
+		return nil, err
+	} else if versions != nil {
+		root.Nodes = append(root.Nodes, dirNode(layout.ResourceVersionsDir, *versions, b.when))
+	}
 	logFile, err := b.saveFile(ctx, layout.BackupLogFile, []byte(b.log.text()))
 	if err != nil {
 		return nil, err
