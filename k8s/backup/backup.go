@@ -266,8 +266,8 @@ func (b *backupRun) discover(ctx context.Context) error {
 			b.log.warnf("discovery of %s failed (not needed by --include-resources): %v", gv, d.Failed[gv])
 		}
 	}
-	for _, tok := range b.sel.resources.Unmatched(d.Resources) {
-		b.log.warnf("resource %q matches no resource the server has", tok)
+	for _, w := range b.sel.resources.Warnings(d.Resources) {
+		b.log.warnf("%s", w)
 	}
 	return nil
 }

@@ -126,52 +126,9 @@ func matchAny(patterns []string, s string) bool {
 	return false
 }
 
-// ResourceFilter selects resources. A name is a plural ("deployments"), a
-// singular, a kind ("Deployment"), or a short name ("deploy"), case
-// insensitive, optionally followed by ".<group>" ("deployments.apps");
-// without a group it matches the name in every group. "*" matches all.
-type ResourceFilter struct {
-	Include []string // empty = all
-	Exclude []string
-}
-
-// Included reports whether r passes the include list.
-func (f ResourceFilter) Included(r kube.Resource) bool {
-	return len(f.Include) == 0 || matchesAnyResource(f.Include, r)
-}
-
-// Excluded reports whether r is on the exclude list.
-func (f ResourceFilter) Excluded(r kube.Resource) bool { return matchesAnyResource(f.Exclude, r) }
-
-// Unmatched returns the names of both lists that match none of rs.
-func (f ResourceFilter) Unmatched(rs []kube.Resource) []string {
-	var out []string
-	for _, tok := range append(slices.Clone(f.Include), f.Exclude...) {
-		if !slices.ContainsFunc(rs, func(r kube.Resource) bool { return matchesResource(tok, r) }) && !slices.Contains(out, tok) {
-			out = append(out, tok)
-		}
-	}
-	return out
-}
-
-func matchesAnyResource(tokens []string, r kube.Resource) bool {
-	return slices.ContainsFunc(tokens, func(t string) bool { return matchesResource(t, r) })
-}
-
-func matchesResource(token string, r kube.Resource) bool {
-	token = strings.ToLower(strings.TrimSpace(token))
-	if token == "*" {
-		return true
-	}
-	name, group, hasGroup := strings.Cut(token, ".")
-	if hasGroup && group != strings.ToLower(r.Group) {
-		return false
-	}
-	if name == r.Resource || name == strings.ToLower(r.Singular) || name == strings.ToLower(r.Kind) {
-		return true
-	}
-	return slices.ContainsFunc(r.ShortNames, func(s string) bool { return strings.ToLower(s) == name })
-}
+// ResourceFilter selects resources by the names kubectl and Velero take
+// (kube.ResourceFilter, shared with restore).
+type ResourceFilter = kube.ResourceFilter
 
 // LabelFilter selects objects by label selectors: an object passes when
 // it matches any of them (no selector: every object passes).
@@ -435,7 +392,7 @@ func discoveryFailureMatters(f ResourceFilter, group string, discovered []kube.R
 		if _, g, ok := strings.Cut(tok, "."); ok && g == strings.ToLower(group) {
 			return true
 		}
-		if !slices.ContainsFunc(discovered, func(r kube.Resource) bool { return matchesResource(tok, r) }) {
+		if !slices.ContainsFunc(discovered, func(r kube.Resource) bool { return kube.MatchesResource(tok, r) }) {
 			return true
 		}
 	}

@@ -147,8 +147,8 @@ func TestResourceMatching(t *testing.T) {
 		{" widget ", resWidget, true},
 	}
 	for _, c := range cases {
-		if got := matchesResource(c.token, c.r); got != c.want {
-			t.Errorf("matchesResource(%q, %s) = %v", c.token, c.r.Dir(), got)
+		if got := kube.MatchesResource(c.token, c.r); got != c.want {
+			t.Errorf("MatchesResource(%q, %s) = %v", c.token, c.r.Dir(), got)
 		}
 	}
 	f := ResourceFilter{Include: []string{"deploy", "cm", "nosuch"}, Exclude: []string{"svc", "nothing.here"}}
