@@ -158,8 +158,8 @@ func (b *backupRun) bindServiceAccounts(ctx context.Context) {
 	if !ok || SkipReason(crb) != "" || b.sel.resources.Excluded(crb) {
 		return
 	}
-	if b.sel.allCluster && b.sel.resources.Included(crb) {
-		return // all of them are listed already
+	if b.sel.allCluster && b.sel.resources.Included(crb) && b.sel.labels.Empty() {
+		return // all of them are saved already
 	}
 	err := b.list(ctx, crb, "", "", func(obj *unstructured.Unstructured) error {
 		subjects, _, _ := unstructured.NestedSlice(obj.Object, "subjects")
