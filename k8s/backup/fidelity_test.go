@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairn-backup/cairn/k8s/layout"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -246,5 +247,52 @@ func TestBackupNeeds(t *testing.T) {
 	}
 	if got := btItems(nodes, "/resources/namespaces/"+ns); !slices.Equal(got, wantNS) {
 		t.Errorf("namespaced items with --include-cluster-resources=false\n%v\nwant\n%v", got, wantNS)
+	}
+}
+
+// TestBackupNamespaceBeingDeleted: a namespace held in deletion by an
+// object's finalizer is left out with that object.
+func TestBackupNamespaceBeingDeleted(t *testing.T) {
+	cl := btClients(t, 0)
+	ctx := context.Background()
+	ns := btNamespace(t, cl, "bt-dying", nil)
+	btApply(t, cl, ns, btSuffix(), "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: held, finalizers: [example.com/hold]}\n")
+	cms := cl.Dynamic.Resource(schema.GroupVersionResource{Version: "v1", Resource: "configmaps"}).Namespace(ns)
+	t.Cleanup(func() {
+		cms.Patch(context.Background(), "held", types.MergePatchType, []byte(`{"metadata":{"finalizers":null}}`), metav1.PatchOptions{})
+	})
+	nsGVR := schema.GroupVersionResource{Version: "v1", Resource: "namespaces"}
+	if err := cl.Dynamic.Resource(nsGVR).Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	btWaitFor(t, 30*time.Second, "the namespace's objects deleted or held", func() bool {
+		l, err := cms.List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false
+		}
+		for _, cm := range l.Items {
+			if cm.GetDeletionTimestamp() == nil {
+				return false
+			}
+		}
+		return len(l.Items) == 1
+	})
+
+	r, _ := btRepo(t)
+	var log []string
+	res, err := Backup(ctx, cl, r, BackupOptions{Name: "dying", Spec: layout.BackupSpec{IncludeNamespaces: []string{ns}},
+		Log: func(l string) { log = append(log, l) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := btTree(t, r, res.Snapshot)
+	if got := btItems(nodes, "/resources/namespaces/"+ns); len(got) > 0 {
+		t.Errorf("objects of a namespace being deleted backed up: %v", got)
+	}
+	if got := btItems(nodes, "/resources/cluster"); slices.Contains(got, "namespaces/"+ns) {
+		t.Errorf("namespace being deleted backed up: %v", got)
+	}
+	if all := strings.Join(log, "\n"); !strings.Contains(all, "namespace "+ns+" is being deleted: not backed up") {
+		t.Errorf("log lacks the namespace's line:\n%s", all)
 	}
 }
