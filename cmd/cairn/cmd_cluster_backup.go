@@ -41,13 +41,18 @@ func newClusterBackupCmd(g *globalOptions, co *clusterOptions) *cobra.Command {
 snapshot tagged backup=NAME.
 
 Every resource the API server can list is read at its preferred version,
-custom resources included; events, nodes, endpoint slices, node leases and
-metrics are never backed up, nor objects labelled
-cairn.io/exclude-from-backup=true or the objects of a namespace so labelled.
+custom resources included (and again at every other version its group
+serves, under /resource-versions); events, nodes, endpoint slices, node
+leases and metrics are never backed up, nor objects being deleted, nor
+objects labelled cairn.io/exclude-from-backup=true (or Velero's
+velero.io/exclude-from-backup=true) or the objects of a namespace so
+labelled. The claims and service accounts the selected pods use come too.
 Cluster-scoped objects are all backed up when all namespaces are; with a
 namespace filter, only those the selected objects need (their volumes,
-storage classes, CRDs, cluster roles, ingress and priority classes) -- unless
---include-cluster-resources says otherwise.
+storage classes, CRDs, cluster roles, the cluster role bindings of their
+service accounts, ingress and priority classes) -- unless
+--include-cluster-resources says otherwise. The backup log says why each
+needed object was added.
 
 The backup runs until done (as Velero's --wait). If some resources could not
 be read, the backup is still saved, its phase is PartiallyFailed and the exit

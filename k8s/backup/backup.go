@@ -127,6 +127,7 @@ type backupRun struct {
 	tasksTotal int
 	store      *itemStore
 	dyn        dynamic.Interface
+	others     []kube.Resource // resources at other versions than disc's
 }
 
 func newBackupRun(cl *kube.Clients, r *repo.Repository, opts BackupOptions, sel *selection) *backupRun {
@@ -213,18 +214,13 @@ func (b *backupRun) run(ctx context.Context) (*BackupResult, error) {
 	b.a = archiver.NewArchiver(b.r, archiver.ArchiveOptions{
 		Tags: b.tags(), Hostname: o.Cluster, Time: b.when, ProgramVersion: "cairn " + o.CairnVersion,
 	})
-	// Namespaced objects first: they say which cluster objects are needed;
-	// PersistentVolumes before the rest, as they need StorageClasses.
-	steps := [][]task{nsTasks, pvTasks, nil, clusterTasks, nil}
-	for i, tasks := range steps {
-		if tasks == nil {
-			tasks = b.neededTasks(i == 2)
-		}
-		if err := b.runTasks(ctx, tasks); err != nil {
-			return nil, err
-		}
+	if err := b.runSteps(ctx, nsTasks, pvTasks, clusterTasks); err != nil {
+		return nil, err
 	}
 	if err := b.saveNamespaces(ctx); err != nil {
+		return nil, err
+	}
+	if err := b.saveOtherVersions(ctx); err != nil {
 		return nil, err
 	}
 	volumes, err := b.saveVolumes(ctx)
@@ -255,6 +251,8 @@ func (b *backupRun) discover(ctx context.Context) error {
 	}
 	b.disc = d
 	b.info.PreferredVersions = d.PreferredVersions
+	b.info.ResourceVersions = map[string][]string{}
+	b.discoverOtherVersions(ctx)
 	b.log.logf("discovered %d listable resources in %d groups (%s)", len(d.Resources), len(d.PreferredVersions), since(start))
 	for _, gv := range slices.Sorted(maps.Keys(d.Failed)) {
 		group, version, ok := strings.Cut(gv, "/")
@@ -269,8 +267,8 @@ func (b *backupRun) discover(ctx context.Context) error {
 			b.log.warnf("discovery of %s failed (not needed by --include-resources): %v", gv, d.Failed[gv])
 		}
 	}
-	for _, tok := range b.sel.resources.Unmatched(d.Resources) {
-		b.log.warnf("resource %q matches no resource the server has", tok)
+	for _, w := range b.sel.resources.Warnings(d.Resources) {
+		b.log.warnf("%s", w)
 	}
 	return nil
 }
@@ -291,7 +289,7 @@ func (b *backupRun) listNamespaces(ctx context.Context) error {
 		switch {
 		case !b.sel.namespaces.Match(ns):
 		case ExcludedByLabel(obj.GetLabels()):
-			b.log.logf("namespace %s is labelled %s=true: its objects are not backed up", ns, layout.LabelExclude)
+			b.log.logf("namespace %s is labelled %s=true: its objects are not backed up", ns, ExclusionLabel(obj.GetLabels()))
 		default:
 			b.nsSelected[ns] = true
 		}
@@ -349,36 +347,6 @@ func (b *backupRun) plan() (nsTasks, clusterTasks, pvTasks []task) {
 	return nsTasks, clusterTasks, pvTasks
 }
 
-// neededTasks reads the cluster-scoped objects the saved objects need that
-// are not saved yet: only PersistentVolumes when pvs, else all others.
-// They pass the exclude list, not the include list.
-func (b *backupRun) neededTasks(pvs bool) []task {
-	if !b.sel.neededCluster {
-		return nil
-	}
-	byDir := map[string][]string{}
-	for _, ref := range b.store.unsavedNeeds() {
-		if (ref.Dir() == "persistentvolumes") != pvs || ref.Dir() == "namespaces" {
-			continue
-		}
-		byDir[ref.Dir()] = append(byDir[ref.Dir()], ref.Name)
-	}
-	var tasks []task
-	for _, dir := range slices.Sorted(maps.Keys(byDir)) {
-		r, ok := b.disc.Find(dir)
-		if !ok {
-			b.log.logf("needed %s %v: the server does not serve %s", dir, byDir[dir], dir)
-			continue
-		}
-		if why := SkipReason(r); why != "" || b.sel.resources.Excluded(r) {
-			continue
-		}
-		slices.Sort(byDir[dir])
-		tasks = append(tasks, task{res: r, names: byDir[dir]})
-	}
-	return tasks
-}
-
 // saveNamespaces saves the Namespace objects of selected namespaces that
 // have objects in the backup, or that pass the resource and label filters.
 func (b *backupRun) saveNamespaces(ctx context.Context) error {
@@ -389,8 +357,19 @@ func (b *backupRun) saveNamespaces(ctx context.Context) error {
 	n := 0
 	for _, ns := range slices.Sorted(maps.Keys(b.nsSelected)) {
 		obj := b.namespaces[ns]
-		if !b.store.hasItems(ns) && !(b.sel.resources.Included(nsRes) && b.sel.labels.Match(obj.GetLabels())) {
+		hasItems := b.store.hasItems(ns)
+		if !hasItems && !(b.sel.resources.Included(nsRes) && b.sel.labels.Match(obj.GetLabels())) {
 			continue
+		}
+		// A namespace being deleted is left out like any object, unless
+		// objects in it (not being deleted themselves: a deletion stuck on
+		// a finalizer or a discovery failure) are in the backup and need it.
+		if obj.GetDeletionTimestamp() != nil {
+			if !hasItems {
+				b.log.logf("namespace %s is being deleted: not backed up", ns)
+				continue
+			}
+			b.log.warnf("namespace %s is being deleted; backed up because objects in it are not", ns)
 		}
 		if err := b.save(ctx, nsRes, obj); err != nil {
 			return err

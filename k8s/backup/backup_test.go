@@ -363,7 +363,7 @@ func TestBackupNamespace(t *testing.T) {
 			clusterWant []string
 		}{
 			{"label", layout.BackupSpec{Selector: "tier=web"},
-				[]string{"configmaps/app-config", "deployments.apps/web", "endpoints/web", "pods/lonely", "services/web", "widgets.bt" + sfx + ".example.com/w1"},
+				[]string{"configmaps/app-config", "deployments.apps/web", "endpoints/web", "pods/lonely", "serviceaccounts/default", "services/web", "widgets.bt" + sfx + ".example.com/w1"},
 				[]string{"customresourcedefinitions.apiextensions.k8s.io/" + crd, "namespaces/" + ns}},
 			{"or", layout.BackupSpec{OrSelectors: []string{"tier=db", "app=nothing"}},
 				[]string{"statefulsets.apps/db"},

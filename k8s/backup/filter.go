@@ -125,52 +125,9 @@ func matchAny(patterns []string, s string) bool {
 	return false
 }
 
-// ResourceFilter selects resources. A name is a plural ("deployments"), a
-// singular, a kind ("Deployment"), or a short name ("deploy"), case
-// insensitive, optionally followed by ".<group>" ("deployments.apps");
-// without a group it matches the name in every group. "*" matches all.
-type ResourceFilter struct {
-	Include []string // empty = all
-	Exclude []string
-}
-
-// Included reports whether r passes the include list.
-func (f ResourceFilter) Included(r kube.Resource) bool {
-	return len(f.Include) == 0 || matchesAnyResource(f.Include, r)
-}
-
-// Excluded reports whether r is on the exclude list.
-func (f ResourceFilter) Excluded(r kube.Resource) bool { return matchesAnyResource(f.Exclude, r) }
-
-// Unmatched returns the names of both lists that match none of rs.
-func (f ResourceFilter) Unmatched(rs []kube.Resource) []string {
-	var out []string
-	for _, tok := range append(slices.Clone(f.Include), f.Exclude...) {
-		if !slices.ContainsFunc(rs, func(r kube.Resource) bool { return matchesResource(tok, r) }) && !slices.Contains(out, tok) {
-			out = append(out, tok)
-		}
-	}
-	return out
-}
-
-func matchesAnyResource(tokens []string, r kube.Resource) bool {
-	return slices.ContainsFunc(tokens, func(t string) bool { return matchesResource(t, r) })
-}
-
-func matchesResource(token string, r kube.Resource) bool {
-	token = strings.ToLower(strings.TrimSpace(token))
-	if token == "*" {
-		return true
-	}
-	name, group, hasGroup := strings.Cut(token, ".")
-	if hasGroup && group != strings.ToLower(r.Group) {
-		return false
-	}
-	if name == r.Resource || name == strings.ToLower(r.Singular) || name == strings.ToLower(r.Kind) {
-		return true
-	}
-	return slices.ContainsFunc(r.ShortNames, func(s string) bool { return strings.ToLower(s) == name })
-}
+// ResourceFilter selects resources by the names kubectl and Velero take
+// (kube.ResourceFilter, shared with restore).
+type ResourceFilter = kube.ResourceFilter
 
 // LabelFilter selects objects by label selectors: an object passes when
 // it matches any of them (no selector: every object passes).
@@ -222,11 +179,25 @@ func (f LabelFilter) Server() string {
 	return ""
 }
 
-// ExcludedByLabel reports whether labels carry layout.LabelExclude=true.
-func ExcludedByLabel(l map[string]string) bool {
-	v, ok := l[layout.LabelExclude]
-	return ok && strings.EqualFold(v, "true")
+// LabelVeleroExclude is Velero's exclusion label: it keeps objects out of
+// cairn's backups too, so that clusters labelled for Velero need no change.
+const LabelVeleroExclude = "velero.io/exclude-from-backup"
+
+// ExclusionLabel returns the label that keeps an object with these labels
+// out of backups (layout.LabelExclude or LabelVeleroExclude set to
+// "true"), or "".
+func ExclusionLabel(l map[string]string) string {
+	for _, k := range []string{layout.LabelExclude, LabelVeleroExclude} {
+		if v, ok := l[k]; ok && strings.EqualFold(v, "true") {
+			return k
+		}
+	}
+	return ""
 }
+
+// ExcludedByLabel reports whether labels carry layout.LabelExclude=true
+// or LabelVeleroExclude=true.
+func ExcludedByLabel(l map[string]string) bool { return ExclusionLabel(l) != "" }
 
 // selection is a compiled layout.BackupSpec.
 type selection struct {
@@ -266,15 +237,27 @@ func newSelection(spec layout.BackupSpec) (*selection, error) {
 	return s, nil
 }
 
-// ObjectRef names a cluster-scoped object.
+// ObjectRef names an object another one needs; Namespace is "" for a
+// cluster-scoped one.
 type ObjectRef struct {
-	Resource, Group, Name string
+	Resource, Group, Namespace, Name string
 }
 
 // Dir is the referenced resource's layout.ResourceDir.
 func (o ObjectRef) Dir() string { return layout.ResourceDir(o.Resource, o.Group) }
 
-func (o ObjectRef) String() string { return o.Dir() + "/" + o.Name }
+// String is "<dir>/<name>" or "<dir>/<namespace>/<name>".
+func (o ObjectRef) String() string {
+	if o.Namespace != "" {
+		return o.Dir() + "/" + o.Namespace + "/" + o.Name
+	}
+	return o.Dir() + "/" + o.Name
+}
+
+// path is the manifest path the referenced object is saved at.
+func (o ObjectRef) path() string {
+	return layout.ManifestPath(o.Namespace, o.Resource, o.Group, o.Name)
+}
 
 // builtinGroups are served by the API server itself; any other group's
 // resources may come from a CustomResourceDefinition.
@@ -292,7 +275,8 @@ var builtinGroups = map[string]bool{
 // ClusterRefs returns the cluster-scoped objects that obj (of resource r)
 // needs to work after a restore: the PersistentVolume bound to a claim,
 // StorageClasses, the CustomResourceDefinition of a custom resource, the
-// ClusterRole of a RoleBinding, IngressClass, PriorityClass, RuntimeClass.
+// ClusterRole of a (Cluster)RoleBinding, IngressClass, PriorityClass,
+// RuntimeClass.
 func ClusterRefs(r kube.Resource, obj map[string]any) []ObjectRef {
 	var refs []ObjectRef
 	add := func(resource, group, name string) {
@@ -315,7 +299,7 @@ func ClusterRefs(r kube.Resource, obj map[string]any) []ObjectRef {
 	case "persistentvolumes":
 		storageClass(str(obj, "spec", "storageClassName"))
 		add("volumeattributesclasses", "storage.k8s.io", str(obj, "spec", "volumeAttributesClassName"))
-	case "rolebindings.rbac.authorization.k8s.io":
+	case "rolebindings.rbac.authorization.k8s.io", "clusterrolebindings.rbac.authorization.k8s.io":
 		if str(obj, "roleRef", "kind") == "ClusterRole" {
 			add("clusterroles", "rbac.authorization.k8s.io", str(obj, "roleRef", "name"))
 		}
@@ -384,7 +368,7 @@ func discoveryFailureMatters(f ResourceFilter, group string, discovered []kube.R
 		if _, g, ok := strings.Cut(tok, "."); ok && g == strings.ToLower(group) {
 			return true
 		}
-		if !slices.ContainsFunc(discovered, func(r kube.Resource) bool { return matchesResource(tok, r) }) {
+		if !slices.ContainsFunc(discovered, func(r kube.Resource) bool { return kube.MatchesResource(tok, r) }) {
 			return true
 		}
 	}

@@ -146,8 +146,8 @@ func TestResourceMatching(t *testing.T) {
 		{" widget ", resWidget, true},
 	}
 	for _, c := range cases {
-		if got := matchesResource(c.token, c.r); got != c.want {
-			t.Errorf("matchesResource(%q, %s) = %v", c.token, c.r.Dir(), got)
+		if got := kube.MatchesResource(c.token, c.r); got != c.want {
+			t.Errorf("MatchesResource(%q, %s) = %v", c.token, c.r.Dir(), got)
 		}
 	}
 	f := ResourceFilter{Include: []string{"deploy", "cm", "nosuch"}, Exclude: []string{"svc", "nothing.here"}}
@@ -212,7 +212,9 @@ func TestLabelFilter(t *testing.T) {
 		}
 	}
 	if !ExcludedByLabel(map[string]string{layout.LabelExclude: "true"}) || !ExcludedByLabel(map[string]string{layout.LabelExclude: "True"}) ||
-		ExcludedByLabel(map[string]string{layout.LabelExclude: "false"}) || ExcludedByLabel(nil) {
+		ExcludedByLabel(map[string]string{layout.LabelExclude: "false"}) || ExcludedByLabel(nil) ||
+		ExclusionLabel(map[string]string{LabelVeleroExclude: "true"}) != LabelVeleroExclude ||
+		ExcludedByLabel(map[string]string{LabelVeleroExclude: "no"}) {
 		t.Error("ExcludedByLabel")
 	}
 }
@@ -271,6 +273,8 @@ func TestClusterRefs(t *testing.T) {
 			[]ObjectRef{ref("storageclasses.storage.k8s.io", "fast"), ref("volumeattributesclasses.storage.k8s.io", "gold")}},
 		{"rolebinding to clusterrole", mkRes("rolebindings.rbac.authorization.k8s.io", true), map[string]any{"roleRef": map[string]any{"kind": "ClusterRole", "name": "view"}},
 			[]ObjectRef{ref("clusterroles.rbac.authorization.k8s.io", "view")}},
+		{"clusterrolebinding", mkRes("clusterrolebindings.rbac.authorization.k8s.io", false), map[string]any{"roleRef": map[string]any{"kind": "ClusterRole", "name": "edit"}},
+			[]ObjectRef{ref("clusterroles.rbac.authorization.k8s.io", "edit")}},
 		{"rolebinding to role", mkRes("rolebindings.rbac.authorization.k8s.io", true), map[string]any{"roleRef": map[string]any{"kind": "Role", "name": "r"}}, nil},
 		{"ingress", mkRes("ingresses.networking.k8s.io", true), map[string]any{"spec": map[string]any{"ingressClassName": "nginx"}},
 			[]ObjectRef{ref("ingressclasses.networking.k8s.io", "nginx")}},
@@ -297,6 +301,27 @@ func TestClusterRefs(t *testing.T) {
 		if !slices.Equal(got, c.want) {
 			t.Errorf("%s: ClusterRefs = %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+func TestNamespacedRefs(t *testing.T) {
+	meta := map[string]any{"namespace": "shop"}
+	pod := map[string]any{"metadata": meta, "spec": map[string]any{"serviceAccount": "old-sa", "volumes": []any{
+		map[string]any{"name": "a", "persistentVolumeClaim": map[string]any{"claimName": "data"}},
+		map[string]any{"name": "b", "ephemeral": map[string]any{}},
+		map[string]any{"name": "c", "persistentVolumeClaim": map[string]any{"claimName": "data"}},
+		"nonsense",
+	}}}
+	want := []ObjectRef{{Resource: "serviceaccounts", Namespace: "shop", Name: "old-sa"}, {Resource: "persistentvolumeclaims", Namespace: "shop", Name: "data"}}
+	if got := NamespacedRefs(mkRes("pods", true), pod); !slices.Equal(got, want) {
+		t.Errorf("pod: %v, want %v", got, want)
+	}
+	deploy := map[string]any{"metadata": meta, "spec": map[string]any{"template": map[string]any{"spec": map[string]any{"serviceAccountName": "web"}}}}
+	if got := NamespacedRefs(resDeploy, deploy); !slices.Equal(got, []ObjectRef{{Resource: "serviceaccounts", Namespace: "shop", Name: "web"}}) {
+		t.Errorf("deployment: %v", got)
+	}
+	if got := NamespacedRefs(resDeploy, map[string]any{"spec": "x"}); got != nil {
+		t.Errorf("without namespace: %v", got)
 	}
 }
 

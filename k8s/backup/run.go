@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cairn-backup/cairn/k8s/kube"
@@ -97,19 +98,28 @@ func (b *backupRun) runTask(ctx context.Context, t task, jobs chan<- saveJob) {
 	}
 	if t.names != nil {
 		n := 0
+		ri := dynamic.ResourceInterface(b.dyn.Resource(t.res.GVR()))
+		if t.namespace != "" {
+			ri = b.dyn.Resource(t.res.GVR()).Namespace(t.namespace)
+		}
 		for _, name := range t.names {
-			obj, err := b.dyn.Resource(t.res.GVR()).Get(ctx, name, metav1.GetOptions{})
+			ref := ObjectRef{Resource: t.res.Resource, Group: t.res.Group, Namespace: t.namespace, Name: name}
+			why := b.store.why(ref)
+			obj, err := ri.Get(ctx, name, metav1.GetOptions{})
 			switch {
 			case ctx.Err() != nil:
 				return
 			case apierrors.IsNotFound(err):
-				b.log.logf("%s/%s is referred to but does not exist", t.res.Dir(), name)
+				b.log.logf("%s is needed by %s but does not exist", ref, why)
 			case err != nil:
-				b.log.errorf("get %s/%s: %v", t.res.Dir(), name, err)
+				b.log.errorf("get %s (needed by %s): %v", ref, why, err)
 			case ExcludedByLabel(obj.GetLabels()):
-				b.log.logf("%s/%s is needed but labelled %s=true: not backed up", t.res.Dir(), name, layout.LabelExclude)
+				b.log.logf("%s is needed by %s but labelled %s=true: not backed up", ref, why, ExclusionLabel(obj.GetLabels()))
+			case obj.GetDeletionTimestamp() != nil:
+				b.log.logf("%s is needed by %s but being deleted: not backed up", ref, why)
 			default:
 				fixTypeMeta(t.res, obj)
+				b.log.logf("%s added: needed by %s", ref, why)
 				if send(obj) != nil {
 					return
 				}
@@ -119,14 +129,18 @@ func (b *backupRun) runTask(ctx context.Context, t task, jobs chan<- saveJob) {
 		b.log.logf("%s: %s needed by others (%s)", where, countObjects(n), since(start))
 		return
 	}
-	n, excluded := 0, 0
+	n := 0
+	var leftOut []string // why objects were left out, one entry each
 	err := b.list(ctx, t.res, t.namespace, b.sel.labels.Server(), func(obj *unstructured.Unstructured) error {
 		switch b.accept(t.res, obj) {
 		case acceptYes:
 			n++
 			return send(obj)
 		case acceptExcluded:
-			excluded++
+			leftOut = append(leftOut, "labelled "+ExclusionLabel(obj.GetLabels())+"=true")
+		case acceptDeleting:
+			leftOut = append(leftOut, "being deleted")
+			b.log.logf("%s: %s is being deleted (since %s): not backed up", where, objName(obj), obj.GetDeletionTimestamp().UTC().Format(time.RFC3339))
 		}
 		return nil
 	})
@@ -141,8 +155,8 @@ func (b *backupRun) runTask(ctx context.Context, t task, jobs chan<- saveJob) {
 		b.log.logf("%s: no longer served (deleted during the backup): nothing to back up (%s)", where, since(start))
 	case err != nil:
 		b.log.errorf("list %s: %v", where, err)
-	case excluded > 0:
-		b.log.logf("%s: %s, %d labelled %s=true left out (%s)", where, countObjects(n), excluded, layout.LabelExclude, since(start))
+	case len(leftOut) > 0:
+		b.log.logf("%s: %s, left out: %s (%s)", where, countObjects(n), countReasons(leftOut), since(start))
 	default:
 		b.log.logf("%s: %s (%s)", where, countObjects(n), since(start))
 	}
@@ -154,6 +168,7 @@ const (
 	acceptNo acceptance = iota
 	acceptYes
 	acceptExcluded // by the exclusion label
+	acceptDeleting // deletionTimestamp set: it is going away, as Velero leaves it out
 )
 
 // accept decides whether a listed object is backed up.
@@ -166,13 +181,41 @@ func (b *backupRun) accept(r kube.Resource, obj *unstructured.Unstructured) acce
 	if skipObject(r, ns, l) != "" {
 		return acceptNo
 	}
-	if ExcludedByLabel(l) {
-		return acceptExcluded
-	}
 	if !b.sel.labels.Match(l) {
 		return acceptNo
 	}
+	if ExcludedByLabel(l) {
+		return acceptExcluded
+	}
+	if obj.GetDeletionTimestamp() != nil {
+		return acceptDeleting
+	}
 	return acceptYes
+}
+
+// objName is "<namespace>/<name>", or the name of a cluster-scoped object.
+func objName(obj *unstructured.Unstructured) string {
+	if ns := obj.GetNamespace(); ns != "" {
+		return ns + "/" + obj.GetName()
+	}
+	return obj.GetName()
+}
+
+// countReasons sums up reasons: "2 labelled x=true, 1 being deleted".
+func countReasons(reasons []string) string {
+	counts := map[string]int{}
+	var order []string
+	for _, r := range reasons {
+		if counts[r] == 0 {
+			order = append(order, r)
+		}
+		counts[r]++
+	}
+	parts := make([]string, len(order))
+	for i, r := range order {
+		parts[i] = fmt.Sprintf("%d %s", counts[r], r)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // list pages through a resource (in one namespace, or all) and calls fn
@@ -233,7 +276,7 @@ func (b *backupRun) save(ctx context.Context, r kube.Resource, obj *unstructured
 	if err != nil {
 		return fmt.Errorf("save %s/%s: %w", r.Dir(), name, err)
 	}
-	b.store.add(ns, r, obj, fileNode(name+".yaml", content, size, b.when), ClusterRefs(r, obj.Object))
+	b.store.add(ns, r, obj, fileNode(name+".yaml", content, size, b.when), append(ClusterRefs(r, obj.Object), NamespacedRefs(r, obj.Object)...))
 	b.prog.Files.Add(1)
 	b.prog.Bytes.Add(size)
 	return nil
@@ -258,6 +301,11 @@ func (b *backupRun) finish(ctx context.Context, volumes *repo.ID) (*BackupResult
 		return nil, err
 	}
 	root := &snapshot.Tree{Nodes: []*snapshot.Node{dirNode(layout.ResourcesDir, resources, b.when)}}
+	if versions, err := b.store.saveVersionsTree(ctx, b.a, b.when); err != nil {
+		return nil, err
+	} else if versions != nil {
+		root.Nodes = append(root.Nodes, dirNode(layout.ResourceVersionsDir, *versions, b.when))
+	}
 	logFile, err := b.saveFile(ctx, layout.BackupLogFile, []byte(b.log.text()))
 	if err != nil {
 		return nil, err

@@ -26,18 +26,21 @@ type itemStore struct {
 	claimed map[string]bool                        // manifest paths
 	items   map[string]int                         // per resource dir
 	nsItems map[string]int
-	needs   map[ObjectRef]bool
+	needs   map[ObjectRef]string // -> why: the first object that needs it
 	bytes   uint64
 
 	keepPods   bool
 	pods, pvcs []*unstructured.Unstructured
+
+	// objects again at other versions: group/version -> like files
+	versions map[[2]string]map[string]map[string][]*snapshot.Node
 }
 
 func newItemStore(keepPods bool) *itemStore {
 	return &itemStore{
 		files: map[string]map[string][]*snapshot.Node{}, claimed: map[string]bool{},
-		items: map[string]int{}, nsItems: map[string]int{}, needs: map[ObjectRef]bool{},
-		keepPods: keepPods,
+		items: map[string]int{}, nsItems: map[string]int{}, needs: map[ObjectRef]string{},
+		keepPods: keepPods, versions: map[[2]string]map[string]map[string][]*snapshot.Node{},
 	}
 }
 
@@ -66,7 +69,9 @@ func (s *itemStore) add(ns string, r kube.Resource, obj *unstructured.Unstructur
 		s.nsItems[ns]++
 	}
 	for _, ref := range refs {
-		s.needs[ref] = true
+		if s.needs[ref] == "" {
+			s.needs[ref] = dir + " " + objName(obj)
+		}
 	}
 	if s.keepPods {
 		switch dir {
@@ -78,18 +83,41 @@ func (s *itemStore) add(ns string, r kube.Resource, obj *unstructured.Unstructur
 	}
 }
 
+// need records that ref is needed, and why, unless it is already.
+func (s *itemStore) need(ref ObjectRef, why string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.needs[ref] == "" {
+		s.needs[ref] = why
+	}
+}
+
+// why says which object needs ref.
+func (s *itemStore) why(ref ObjectRef) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.needs[ref]
+}
+
 // unsavedNeeds returns the referred-to objects not saved yet, sorted.
 func (s *itemStore) unsavedNeeds() []ObjectRef {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []ObjectRef
 	for ref := range s.needs {
-		if !s.claimed[layout.ManifestPath("", ref.Resource, ref.Group, ref.Name)] {
+		if !s.claimed[ref.path()] {
 			out = append(out, ref)
 		}
 	}
 	slices.SortFunc(out, func(a, b ObjectRef) int { return strings.Compare(a.String(), b.String()) })
 	return out
+}
+
+// saved reports whether the object at manifest path p is in the backup.
+func (s *itemStore) saved(p string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.claimed[p]
 }
 
 func (s *itemStore) hasItems(ns string) bool {
@@ -120,11 +148,85 @@ func (s *itemStore) podsAndClaims() (pods, pvcs []*unstructured.Unstructured) {
 	return slices.Clone(s.pods), slices.Clone(s.pvcs)
 }
 
+// addVersion records the manifest of an object at another version.
+func (s *itemStore) addVersion(group, version, ns, dir string, n *snapshot.Node) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gv := [2]string{group, version}
+	if s.versions[gv] == nil {
+		s.versions[gv] = map[string]map[string][]*snapshot.Node{}
+	}
+	if s.versions[gv][ns] == nil {
+		s.versions[gv][ns] = map[string][]*snapshot.Node{}
+	}
+	s.versions[gv][ns][dir] = append(s.versions[gv][ns][dir], n)
+	s.bytes += n.Size
+}
+
+// dirNamespaces returns the namespaces ("" = cluster-scoped) in which
+// objects of resource dir are saved, sorted.
+func (s *itemStore) dirNamespaces(dir string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for ns, byDir := range s.files {
+		if len(byDir[dir]) > 0 {
+			out = append(out, ns)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // saveTree writes the resources tree: cluster/<dir>/…, and
 // namespaces/<ns>/<dir>/…; both directories exist even when empty.
 func (s *itemStore) saveTree(ctx context.Context, a *archiver.Archiver, when time.Time) (repo.ID, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return saveResources(ctx, a, when, s.files)
+}
+
+// saveVersionsTree writes the tree of layout.ResourceVersionsDir:
+// <group>/<version>/ and below it as saveTree; nil when empty.
+func (s *itemStore) saveVersionsTree(ctx context.Context, a *archiver.Archiver, when time.Time) (*repo.ID, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.versions) == 0 {
+		return nil, nil
+	}
+	byGroup := map[string]*snapshot.Tree{}
+	for gv, files := range s.versions {
+		id, err := saveResources(ctx, a, when, files)
+		if err != nil {
+			return nil, err
+		}
+		g := gv[0]
+		if g == "" {
+			g = layout.CoreGroupDir
+		}
+		if byGroup[g] == nil {
+			byGroup[g] = &snapshot.Tree{}
+		}
+		byGroup[g].Nodes = append(byGroup[g].Nodes, dirNode(gv[1], id, when))
+	}
+	root := &snapshot.Tree{}
+	for _, g := range slices.Sorted(maps.Keys(byGroup)) {
+		id, err := a.SaveTree(ctx, byGroup[g])
+		if err != nil {
+			return nil, fmt.Errorf("save tree of %s/%s: %w", layout.ResourceVersionsDir, g, err)
+		}
+		root.Nodes = append(root.Nodes, dirNode(g, id, when))
+	}
+	id, err := a.SaveTree(ctx, root)
+	if err != nil {
+		return nil, fmt.Errorf("save tree of %s: %w", layout.ResourceVersionsDir, err)
+	}
+	return &id, nil
+}
+
+// saveResources writes cluster/<dir>/… and namespaces/<ns>/<dir>/… of
+// files (namespace "" = cluster-scoped).
+func saveResources(ctx context.Context, a *archiver.Archiver, when time.Time, files map[string]map[string][]*snapshot.Node) (repo.ID, error) {
 	saveDirs := func(byDir map[string][]*snapshot.Node) (repo.ID, error) {
 		t := &snapshot.Tree{Nodes: []*snapshot.Node{}}
 		for _, dir := range slices.Sorted(maps.Keys(byDir)) {
@@ -136,16 +238,16 @@ func (s *itemStore) saveTree(ctx context.Context, a *archiver.Archiver, when tim
 		}
 		return a.SaveTree(ctx, t)
 	}
-	cluster, err := saveDirs(s.files[""])
+	cluster, err := saveDirs(files[""])
 	if err != nil {
 		return repo.ID{}, err
 	}
 	nsTree := &snapshot.Tree{Nodes: []*snapshot.Node{}}
-	for _, ns := range slices.Sorted(maps.Keys(s.files)) {
+	for _, ns := range slices.Sorted(maps.Keys(files)) {
 		if ns == "" {
 			continue
 		}
-		id, err := saveDirs(s.files[ns])
+		id, err := saveDirs(files[ns])
 		if err != nil {
 			return repo.ID{}, err
 		}

@@ -50,3 +50,31 @@ func TestResourcesFromLists(t *testing.T) {
 		t.Error("create-only resource discovered")
 	}
 }
+
+func TestOtherVersionsFrom(t *testing.T) {
+	d := &Discovery{Resources: []Resource{
+		{Group: "autoscaling", Version: "v2", Resource: "horizontalpodautoscalers", Kind: "HorizontalPodAutoscaler", Verbs: rwVerbs},
+		{Group: "example.com", Version: "v2", Resource: "widgets", Kind: "Widget", Verbs: rwVerbs},
+		{Group: "example.com", Version: "v1beta1", Resource: "gadgets", Kind: "Gadget", Verbs: rwVerbs},
+	}}
+	lists := []*metav1.APIResourceList{
+		{GroupVersion: "autoscaling/v2", APIResources: []metav1.APIResource{{Name: "horizontalpodautoscalers", Verbs: rwVerbs}}},
+		{GroupVersion: "autoscaling/v1", APIResources: []metav1.APIResource{
+			{Name: "horizontalpodautoscalers", Verbs: rwVerbs}, {Name: "horizontalpodautoscalers/status", Verbs: rwVerbs},
+		}},
+		{GroupVersion: "example.com/v2", APIResources: []metav1.APIResource{{Name: "widgets", Verbs: rwVerbs}}},
+		{GroupVersion: "example.com/v1", APIResources: []metav1.APIResource{{Name: "widgets", Verbs: rwVerbs}, {Name: "unknown", Verbs: rwVerbs}}},
+		{GroupVersion: "example.com/v1beta1", APIResources: []metav1.APIResource{
+			{Name: "widgets", Verbs: []string{"create"}}, {Name: "gadgets", Verbs: rwVerbs},
+		}},
+		nil,
+	}
+	var got []string
+	for _, r := range otherVersionsFrom(d, lists) {
+		got = append(got, r.Dir()+"@"+r.Version+"/"+r.Kind)
+	}
+	want := []string{"horizontalpodautoscalers.autoscaling@v1/HorizontalPodAutoscaler", "widgets.example.com@v1/Widget"}
+	if !slices.Equal(got, want) {
+		t.Errorf("other versions %v, want %v", got, want)
+	}
+}

@@ -101,6 +101,9 @@ type BackupInfo struct {
 	Expires           *time.Time        `json:"expires,omitempty"`
 	PreferredVersions map[string]string `json:"preferred_versions"` // group -> version
 	Volumes           []VolumeInfo      `json:"volumes,omitempty"`
+	// ResourceVersions: per "<resource>.<group>", the other versions its
+	// objects are saved at (see VersionManifestPath).
+	ResourceVersions map[string][]string `json:"resource_versions,omitempty"`
 }
 
 // BackupSpec records how the backup was asked for.
