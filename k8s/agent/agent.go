@@ -47,8 +47,8 @@ type Config struct {
 	// MountWait bounds how long a restore waits for the kubelet to make
 	// the volume's directory (and for its claim to be bound); 0 = 10 min.
 	MountWait time.Duration
-	Version     string
-	Logf        func(format string, args ...any)
+	Version   string
+	Logf      func(format string, args ...any)
 }
 
 // StaleAfter is how many heartbeat intervals pass without a renewal before

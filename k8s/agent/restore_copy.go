@@ -17,11 +17,11 @@ import (
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/snapshot/match"
 	"github.com/cairn-backup/cairn/snapshot/restorer"
+	"golang.org/x/sys/unix"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"golang.org/x/sys/unix"
 )
 
 // ErrForgedSource is why an item whose source is not a volume of the
