@@ -174,9 +174,15 @@ func (ag *Agent) assign(ctx context.Context, k string) {
 	case apierrors.IsConflict(err), apierrors.IsNotFound(err):
 		// Another agent took it, or it changed: its event brings it back.
 	default:
-		ag.cfg.Logf("%s: assign to this node: %v", k, err)
-		ag.queue.Add(keyAssign + k)
+		ag.cfg.Logf("%s: assign to this node: %v (retrying)", k, err)
+		ag.retryLater(keyAssign + k)
 	}
+}
+
+// retryLater queues k again after a pause: an error that does not pass
+// (RBAC, say) must not spin.
+func (ag *Agent) retryLater(k string) {
+	time.AfterFunc(2*time.Second, func() { ag.queue.Add(k) })
 }
 
 // podOf reads the item's pod for the restore's checks.
@@ -217,7 +223,7 @@ func checkPod(pod *unstructured.Unstructured, spec volapi.VolumeRestoreSpec, nod
 	return fmt.Errorf("pod %s/%s has no volume %q", spec.Pod.Namespace, spec.Pod.Name, spec.Volume)
 }
 
-// isRestoreKey splits a queue key into its kind and item.
+// splitKey splits a queue key into its kind and item.
 func splitKey(k string) (prefix, item string) {
 	for _, p := range []string{keyRestore, keyAssign} {
 		if strings.HasPrefix(k, p) {

@@ -23,7 +23,7 @@ func (ag *Agent) processRestore(ctx context.Context, k string) {
 	}
 	if err != nil {
 		ag.cfg.Logf("%s: %v", k, err)
-		ag.queue.Add(keyRestore + k)
+		ag.retryLater(keyRestore + k)
 		return
 	}
 	vr, err := volapi.VolumeRestoreFrom(u)
