@@ -1,8 +1,10 @@
 // Package agent is the node agent's work loop: it watches the
-// VolumeBackups of its node (k8s/volapi), claims each with a
-// resourceVersion-guarded status update, renews a heartbeat while it
+// VolumeBackups and VolumeRestores of its node (k8s/volapi), claims each
+// with a resourceVersion-guarded status update, renews a heartbeat while it
 // copies the volume's directory (found by k8s/kubelet) into a snapshot of
-// its own, and reports the outcome in the item's status. An item a dead
+// its own, or restores a backed-up tree into it, and reports the outcome in
+// the item's status. VolumeRestores are created without a node: the agent
+// whose node runs the item's pod takes it (restore.go). An item a dead
 // agent left half-done is retried, or failed after too many attempts, as
 // volapi.Decide says; it is never reported done.
 package agent
