@@ -70,6 +70,15 @@ func (ag *Agent) startRestoreInformers(ctx context.Context, resync time.Duration
 	if _, err := ri.unassigned.AddEventHandler(enqueue(keyAssign)); err != nil {
 		return nil, err
 	}
+	if err := ri.unassigned.AddIndexers(cache.Indexers{podUIDIndex: func(obj any) ([]string, error) {
+		if u, ok := obj.(*unstructured.Unstructured); ok {
+			uid, _, _ := unstructured.NestedString(u.Object, "spec", "pod", "uid")
+			return []string{uid}, nil
+		}
+		return nil, nil
+	}}); err != nil {
+		return nil, err
+	}
 	ri.pods = pods.ForResource(gvrPod).Informer()
 	if err := ri.pods.AddIndexers(cache.Indexers{podUIDIndex: func(obj any) ([]string, error) {
 		if u, ok := obj.(*unstructured.Unstructured); ok {
@@ -85,11 +94,10 @@ func (ag *Agent) startRestoreInformers(ctx context.Context, resync time.Duration
 		if !ok {
 			return
 		}
-		for _, o := range ri.unassigned.GetStore().List() {
+		objs, _ := ri.unassigned.GetIndexer().ByIndex(podUIDIndex, string(u.GetUID()))
+		for _, o := range objs {
 			if vr, ok := o.(*unstructured.Unstructured); ok {
-				if uid, _, _ := unstructured.NestedString(vr.Object, "spec", "pod", "uid"); uid == string(u.GetUID()) {
-					ag.queue.Add(keyAssign + key(vr))
-				}
+				ag.queue.Add(keyAssign + key(vr))
 			}
 		}
 	}

@@ -120,6 +120,11 @@ func TestAgentRestoreStoppedMidVolume(t *testing.T) {
 			src := e.emptyDir(uid, "blob")
 			testutil.GenTree(t, src, genOpts(32))
 			writeRandom(t, filepath.Join(src, "big.bin"), 24<<20, 7)
+			// The volume was restored before under the same name: its old
+			// marker is never put back by the data, only after it.
+			if err := os.WriteFile(filepath.Join(src, ".cairn-restore-r1"), []byte("old marker\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
 			fast := e.agent("node-a")
 			if b := e.backup("b1", 0); b.Phase != "Completed" {
 				t.Fatalf("backup %s", b.Phase)
@@ -159,6 +164,9 @@ func TestAgentRestoreStoppedMidVolume(t *testing.T) {
 				t.Fatalf("item %+v", st)
 			}
 			testutil.CompareTrees(t, src, dst, testutil.CompareOptions{IgnoreRootMeta: true, CompareOwner: true, Ignore: isMarker})
+			if m, err := os.ReadFile(filepath.Join(dst, ".cairn-restore-r1")); err != nil || !strings.HasPrefix(string(m), "restored by cairn agent") {
+				t.Errorf("done marker %q %v", m, err)
+			}
 			e.cairn(0, "cluster", "restore-wait", "--volumes-root", waitRoot(t, map[string]string{"blob": dst}),
 				"--marker", "r1", "--volumes", "blob", "--timeout", "10s")
 		})
