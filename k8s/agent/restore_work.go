@@ -189,8 +189,8 @@ func (ag *Agent) workRestore(ctx context.Context, items dynamic.ResourceInterfac
 			st.Phase, st.CompletionTime, st.Progress = volapi.PhaseCompleted, now, nil
 			st.Files, st.Bytes, st.Errors, st.Message = res.files, res.bytes, res.errors, res.message
 		})
-		ag.cfg.Logf("%s: completed: %d files, %d bytes, %d errors, into %s, took %s",
-			k, res.files, res.bytes, res.errors, res.path, time.Since(start).Round(time.Millisecond))
+		ag.cfg.Logf("%s: completed: %d files, %d bytes, %d errors, into %s, took %s (flush to disk and marker %s)",
+			k, res.files, res.bytes, res.errors, res.path, time.Since(start).Round(time.Millisecond), res.flush.Round(time.Millisecond))
 	}
 	if err != nil {
 		ag.cfg.Logf("%s: report status: %v", k, err)
