@@ -36,7 +36,7 @@ type Config struct {
 	// Repo is the repository, opened, with its index loaded. The agent
 	// writes to it from several goroutines.
 	Repo *repo.Repository
-	// Lock takes a shared lock for one volume's backup; the returned
+	// Lock takes a shared lock for one volume's backup or restore; the returned
 	// function releases it.
 	Lock func(ctx context.Context) (func(), error)
 	// ID names this agent instance (volapi.AgentID).
