@@ -23,7 +23,7 @@ func TestAgentRefusesForgedRestore(t *testing.T) {
 	e := newEnv(t, "forge")
 	uid := e.pod("p", "node-a", map[string]string{"backup.cairn.io/backup-volumes": "v"}, emptyDirVol("v"))
 	testutil.GenTree(t, e.emptyDir(uid, "v"), genOpts(31))
-	e.agent("node-a")
+	e.agent("node-a", "--mount-wait", "3s")
 	b := e.backup("b1", 0)
 	realTree := e.items("b1")["p/v"].Status.Tree
 	var sns []struct{ ID, Tree string }
@@ -102,6 +102,16 @@ func TestAgentRefusesForgedRestore(t *testing.T) {
 	if _, err := os.Lstat(filepath.Join(dir, ".cairn-restore-forged")); err != nil {
 		t.Error(err)
 	}
+
+	// A volume the kubelet never makes: waited for, then Failed.
+	if err := os.RemoveAll(filepath.Join(e.kubeletRoot, "pods", victimUID)); err != nil {
+		t.Fatal(err)
+	}
+	vr := item("unmounted", "forged", realTree, volPath)
+	if vr.Status.Phase != volapi.PhaseFailed || !strings.Contains(vr.Status.Message, "gave up after 3s") || !strings.Contains(vr.Status.Message, "pod directory not found") {
+		t.Errorf("unmounted: %s %q", vr.Status.Phase, vr.Status.Message)
+	}
+	t.Logf("unmounted: %s", vr.Status.Message)
 }
 
 // The agent stops while it writes a big file into the volume: killed
