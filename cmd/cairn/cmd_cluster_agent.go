@@ -25,13 +25,14 @@ type agentFlags struct {
 	concurrent  int
 	heartbeat   time.Duration
 	maxAttempts int32
+	mountWait   time.Duration
 }
 
 func newClusterAgentCmd(g *globalOptions, co *clusterOptions) *cobra.Command {
 	var f agentFlags
 	cmd := &cobra.Command{
 		Use:   "agent --node-name NODE",
-		Short: "Run the node agent that copies pod volume data (as a DaemonSet)",
+		Short: "Run the node agent that backs up and restores pod volume data (as a DaemonSet)",
 		Long: `Run the node agent: it watches the VolumeBackup items of its node
 (labelled cairn.io/node=NODE, created by cairn cluster backup), finds each
 volume's directory under the kubelet root (<root>/pods/<uid>/volumes/…),
@@ -42,8 +43,18 @@ unchanged files are not read again), and reports phase, tree and counts in
 the item's status. cairn cluster backup then takes the trees into the
 backup's snapshot.
 
+It restores too: cairn cluster restore creates a VolumeRestore for each
+volume of a restored pod, without a node. The agent of the node the pod is
+scheduled on (it watches the pods with spec.nodeName=NODE) takes the item,
+waits up to --mount-wait for the kubelet to make the volume's directory,
+checks that the item's tree is the one its backup holds at
+/volumes/<ns>/<pod>/<volume> and that the pod is the one the restore
+created, restores the files (modes, owners, times, xattrs) into the
+directory and then writes the done marker the pod's init container
+(cairn cluster restore-wait) waits for.
+
 Meant to run as a DaemonSet with <kubelet-root>/pods mounted (read-only is
-enough for backups) and NODE from the downward API (spec.nodeName). While
+enough for backups, writable for restores) and NODE from the downward API (spec.nodeName). While
 it copies a volume it renews a heartbeat on the item; an item whose
 heartbeat went stale (an agent that died) is retried by the node's next
 agent, and failed after --max-attempts. On SIGTERM the agent stops its
@@ -61,6 +72,7 @@ copies and releases their items, which the next agent retries at once.`,
 	fs.IntVar(&f.concurrent, "concurrent-volumes", 3, "copy up to `n` volumes at once")
 	fs.DurationVar(&f.heartbeat, "heartbeat", 10*time.Second, fmt.Sprintf("renew a running item's heartbeat this often; an item is retried after %d missed beats", agent.StaleAfter))
 	fs.Int32Var(&f.maxAttempts, "max-attempts", 3, "fail an item after this many attempts ended with the agent stopping")
+	fs.DurationVar(&f.mountWait, "mount-wait", 10*time.Minute, "fail a restore whose volume directory the kubelet has not made after this long")
 	return cmd
 }
 
@@ -78,8 +90,8 @@ func runClusterAgent(cmd *cobra.Command, g *globalOptions, co *clusterOptions, f
 	if f.namespace == "" {
 		f.namespace = defaultAgentNamespace
 	}
-	if f.concurrent < 1 || f.heartbeat < 100*time.Millisecond || f.maxAttempts < 1 {
-		return &usageError{cmd: "cairn cluster agent", err: errors.New("--concurrent-volumes and --max-attempts must be at least 1, --heartbeat at least 100ms")}
+	if f.concurrent < 1 || f.heartbeat < 100*time.Millisecond || f.maxAttempts < 1 || f.mountWait <= 0 {
+		return &usageError{cmd: "cairn cluster agent", err: errors.New("--concurrent-volumes and --max-attempts must be at least 1, --heartbeat at least 100ms, --mount-wait positive")}
 	}
 	if fi, err := os.Stat(f.kubeletRoot); err != nil || !fi.IsDir() {
 		return fmt.Errorf("kubelet root %s is not a directory: mount the node's kubelet directory into the agent and give it as --kubelet-root", f.kubeletRoot)
@@ -107,7 +119,7 @@ func runClusterAgent(cmd *cobra.Command, g *globalOptions, co *clusterOptions, f
 	}
 	ag, err := agent.New(agent.Config{
 		Dyn: cl.Dynamic, Namespace: f.namespace, Node: f.node, KubeletRoot: f.kubeletRoot,
-		Repo: r, Concurrent: f.concurrent, Heartbeat: f.heartbeat, MaxAttempts: f.maxAttempts,
+		Repo: r, Concurrent: f.concurrent, Heartbeat: f.heartbeat, MaxAttempts: f.maxAttempts, MountWait: f.mountWait,
 		ID: volapi.AgentID(f.node, pod, time.Now()), Version: version,
 		Lock: func(lctx context.Context) (func(), error) { return g.lock(lctx, r, false) },
 		Logf: func(format string, args ...any) {

@@ -1,8 +1,10 @@
 // Package agent is the node agent's work loop: it watches the
-// VolumeBackups of its node (k8s/volapi), claims each with a
-// resourceVersion-guarded status update, renews a heartbeat while it
+// VolumeBackups and VolumeRestores of its node (k8s/volapi), claims each
+// with a resourceVersion-guarded status update, renews a heartbeat while it
 // copies the volume's directory (found by k8s/kubelet) into a snapshot of
-// its own, and reports the outcome in the item's status. An item a dead
+// its own, or restores a backed-up tree into it, and reports the outcome in
+// the item's status. VolumeRestores are created without a node: the agent
+// whose node runs the item's pod takes it (restore.go). An item a dead
 // agent left half-done is retried, or failed after too many attempts, as
 // volapi.Decide says; it is never reported done.
 package agent
@@ -34,7 +36,7 @@ type Config struct {
 	// Repo is the repository, opened, with its index loaded. The agent
 	// writes to it from several goroutines.
 	Repo *repo.Repository
-	// Lock takes a shared lock for one volume's backup; the returned
+	// Lock takes a shared lock for one volume's backup or restore; the returned
 	// function releases it.
 	Lock func(ctx context.Context) (func(), error)
 	// ID names this agent instance (volapi.AgentID).
@@ -44,8 +46,11 @@ type Config struct {
 	// progress); an item is stale after StaleAfter heartbeats. 0 = 10 s.
 	Heartbeat   time.Duration
 	MaxAttempts int32 // attempts at one item before it is failed; 0 = 3
-	Version     string
-	Logf        func(format string, args ...any)
+	// MountWait bounds how long a restore waits for the kubelet to make
+	// the volume's directory (and for its claim to be bound); 0 = 10 min.
+	MountWait time.Duration
+	Version   string
+	Logf      func(format string, args ...any)
 }
 
 // StaleAfter is how many heartbeat intervals pass without a renewal before
@@ -58,6 +63,8 @@ type Agent struct {
 	cfg   Config
 	items dynamic.ResourceInterface
 	queue workqueue.TypedInterface[string]
+
+	restoreInf *restoreInformers
 
 	mu      sync.Mutex
 	running map[string]bool // items this process copies now
@@ -76,6 +83,9 @@ func New(cfg Config) (*Agent, error) {
 	}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 3
+	}
+	if cfg.MountWait <= 0 {
+		cfg.MountWait = 10 * time.Minute
 	}
 	if cfg.Logf == nil {
 		cfg.Logf = func(string, ...any) {}
@@ -129,8 +139,13 @@ func (ag *Agent) Run(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	ag.cfg.Logf("agent %s watching VolumeBackups labelled %s in %s; kubelet root %s; %d volumes at once",
-		ag.cfg.ID, sel, nsName(ag.cfg.Namespace), ag.cfg.KubeletRoot, ag.cfg.Concurrent)
+	ri, err := ag.startRestoreInformers(ctx, resync)
+	if err != nil {
+		return err
+	}
+	ag.restoreInf = ri
+	ag.cfg.Logf("agent %s watching VolumeBackups and VolumeRestores labelled %s (and unassigned VolumeRestores of pods on node %s) in %s; kubelet root %s; %d volumes at once",
+		ag.cfg.ID, sel, ag.cfg.Node, nsName(ag.cfg.Namespace), ag.cfg.KubeletRoot, ag.cfg.Concurrent)
 	f.Start(ctx.Done())
 	var wg sync.WaitGroup
 	for range ag.cfg.Concurrent {
@@ -149,6 +164,7 @@ func (ag *Agent) Run(ctx context.Context) error {
 	ag.queue.ShutDownWithDrain()
 	wg.Wait()
 	f.Shutdown()
+	ri.shutdown()
 	ag.cfg.Logf("agent %s stopped", ag.cfg.ID)
 	return nil
 }
@@ -163,6 +179,14 @@ func nsName(ns string) string {
 // process decides about one item and, if it is to be copied, copies it.
 func (ag *Agent) process(ctx context.Context, k string) {
 	if ctx.Err() != nil {
+		return
+	}
+	switch prefix, item := splitKey(k); prefix {
+	case keyRestore:
+		ag.processRestore(ctx, item)
+		return
+	case keyAssign:
+		ag.assign(ctx, item)
 		return
 	}
 	name := k[len(nsOf(k))+1:]

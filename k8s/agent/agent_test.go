@@ -199,7 +199,8 @@ func TestDeployManifest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kinds := map[string]string{"Namespace": "namespaces", "ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings", "DaemonSet": "daemonsets"}
+	kinds := map[string]string{"Namespace": "namespaces", "ServiceAccount": "serviceaccounts", "Role": "roles", "RoleBinding": "rolebindings", "DaemonSet": "daemonsets",
+		"ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings"}
 	var ns, sa string
 	for _, o := range cluster.Objects(t, string(raw)) {
 		gv, _ := schema.ParseGroupVersion(o.GetAPIVersion())
@@ -264,6 +265,56 @@ func TestDeployManifest(t *testing.T) {
 	// And it may not touch what it does not need.
 	if err := dyn.Resource(volapi.VolumeBackupResource).Namespace(ns).Delete(ctx, name, metav1.DeleteOptions{}); err == nil || !strings.Contains(err.Error(), "forbidden") {
 		t.Errorf("the agent may delete items: %v", err)
+	}
+	deployRestoreRBAC(t, cl.Dynamic, ns, r.Config().ID, &l)
+}
+
+// deployRestoreRBAC: the ServiceAccount's agent sees a pod on its node,
+// takes the pod's unassigned VolumeRestore (an update) and reports on it
+// (here: Failed, its source being made up).
+func deployRestoreRBAC(t *testing.T, admin dynamic.Interface, ns, repoID string, l *logs) {
+	t.Helper()
+	ctx := t.Context()
+	nodes := admin.Resource(schema.GroupVersionResource{Version: "v1", Resource: "nodes"})
+	if _, err := nodes.Create(ctx, &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Node", "metadata": map[string]any{"name": "node-x"}}}, metav1.CreateOptions{}); err != nil && !strings.Contains(err.Error(), "already exists") {
+		t.Fatal(err)
+	}
+	pods := admin.Resource(gvrPod).Namespace(ns)
+	pod, err := pods.Create(ctx, &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Pod",
+		"metadata": map[string]any{"name": "restored", "labels": map[string]any{volapi.LabelRestore: "r"}},
+		"spec": map[string]any{"nodeName": "node-x", "automountServiceAccountToken": false,
+			"containers": []any{map[string]any{"name": "c", "image": "example/app:1"}},
+			"volumes":    []any{map[string]any{"name": "v", "emptyDir": map[string]any{}}}}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vr := volapi.NewVolumeRestore(ns, volapi.VolumeRestoreSpec{
+		Pod: volapi.PodRef{Namespace: ns, Name: "restored", UID: string(pod.GetUID())}, Volume: "v",
+		Repository: volapi.RepositoryRef{ID: repoID}, RestoreName: "r", DoneMarker: volapi.DoneMarker("r"),
+		Source: volapi.RestoreSource{SnapshotID: strings.Repeat("1", 64), Tree: strings.Repeat("2", 64), Path: "/volumes/a/b/c"},
+	})
+	u, err := vr.ToUnstructured()
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := admin.Resource(volapi.VolumeRestoreResource).Namespace(ns)
+	if _, err := items.Create(ctx, u, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		u, err := items.Get(ctx, vr.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := volapi.VolumeRestoreFrom(u)
+		if got.Status.Phase == volapi.PhaseFailed && got.Spec.Node == "node-x" && strings.Contains(got.Status.Message, "snapshot 11111111") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("restore item not taken as the ServiceAccount: node %q, %+v\n%s", got.Spec.Node, got.Status, strings.Join(l.lines, "\n"))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -164,9 +164,8 @@ type VolumeRestore struct {
 
 // VolumeRestoreSpec is written by the CLI, which creates the item right
 // after the pod, with the pod's UID and no node. Node (and the LabelNode
-// label) is to be set once the pod is scheduled, by the agent of that node,
-// which watches the pods it runs (the restore half of the agent: not built
-// yet).
+// label) is set once the pod is scheduled, by the agent of that node,
+// which watches the pods it runs (k8s/agent); nothing else changes.
 type VolumeRestoreSpec struct {
 	Node        string        `json:"node,omitempty"`
 	Pod         PodRef        `json:"pod"`

@@ -1,0 +1,198 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cairn-backup/cairn/k8s/volapi"
+	"github.com/cairn-backup/cairn/snapshot"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+)
+
+// processRestore is process for a VolumeRestore of this node.
+func (ag *Agent) processRestore(ctx context.Context, k string) {
+	ns, name := nsOf(k), k[len(nsOf(k))+1:]
+	items := ag.cfg.Dyn.Resource(volapi.VolumeRestoreResource).Namespace(ns)
+	u, err := items.Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) || ctx.Err() != nil {
+		return
+	}
+	if err != nil {
+		ag.cfg.Logf("%s: %v", k, err)
+		ag.retryLater(keyRestore + k)
+		return
+	}
+	vr, err := volapi.VolumeRestoreFrom(u)
+	if err != nil {
+		ag.cfg.Logf("%s: %v", k, err)
+		return
+	}
+	if vr.Spec.Node != ag.cfg.Node {
+		return
+	}
+	rk := keyRestore + k
+	ag.mu.Lock()
+	mine := ag.running[rk]
+	ag.mu.Unlock()
+	if mine {
+		return
+	}
+	now := time.Now()
+	switch act := volapi.Decide(vr.Status.Phase, vr.Status.Ownership, ag.cfg.ID, now, ag.ttl(), ag.cfg.MaxAttempts); act {
+	case volapi.Leave:
+	case volapi.GiveUp:
+		msg := fmt.Sprintf("failed: the agent restoring it stopped %d times (last %s); see that agent's log", vr.Status.Attempts, owner(vr.Status.Agent))
+		st := vr.Status
+		st.Phase, st.Message, st.CompletionTime, st.Progress = volapi.PhaseFailed, msg, &metav1.Time{Time: now}, nil
+		if err := ag.writeRestoreStatus(ctx, items, vr, st); err == nil {
+			ag.cfg.Logf("%s: %s", k, msg)
+		}
+	case volapi.Claim, volapi.Retry:
+		st := vr.Status
+		if act == volapi.Retry {
+			ag.cfg.Logf("%s: retrying restore, left half-done by %s (attempt %d of %d)", k, owner(st.Agent), st.Attempts+1, ag.cfg.MaxAttempts)
+		}
+		st = volapi.VolumeRestoreStatus{
+			Phase: volapi.PhaseInProgress, StartTime: &metav1.Time{Time: now},
+			Ownership: volapi.Ownership{Agent: ag.cfg.ID, Heartbeat: &metav1.MicroTime{Time: now}, Attempts: st.Attempts + 1},
+		}
+		if err := ag.writeRestoreStatus(ctx, items, vr, st); err != nil {
+			if !apierrors.IsConflict(err) {
+				ag.cfg.Logf("%s: claim: %v", k, err)
+			}
+			return
+		}
+		ag.mu.Lock()
+		ag.running[rk] = true
+		ag.mu.Unlock()
+		ag.workRestore(ctx, items, k, vr)
+		ag.mu.Lock()
+		delete(ag.running, rk)
+		ag.mu.Unlock()
+	}
+}
+
+func (ag *Agent) writeRestoreStatus(ctx context.Context, items dynamic.ResourceInterface, vr *volapi.VolumeRestore, st volapi.VolumeRestoreStatus) error {
+	next := *vr
+	next.Status = st
+	u, err := next.ToUnstructured()
+	if err != nil {
+		return err
+	}
+	out, err := items.UpdateStatus(ctx, u, metav1.UpdateOptions{FieldManager: "cairn-agent"})
+	if err != nil {
+		return err
+	}
+	vr.ResourceVersion = out.GetResourceVersion()
+	vr.Status = st
+	return nil
+}
+
+// ownedRestore is owned for a VolumeRestore.
+type ownedRestore struct {
+	owned
+}
+
+func (o *ownedRestore) update(ctx context.Context, fn func(st *volapi.VolumeRestoreStatus)) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for range 5 {
+		u, err := o.items.Get(ctx, o.name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return errLost
+		}
+		if err != nil {
+			return err
+		}
+		vr, err := volapi.VolumeRestoreFrom(u)
+		if err != nil {
+			return err
+		}
+		if vr.Status.Agent != o.ag.cfg.ID || vr.Status.Phase != volapi.PhaseInProgress {
+			return errLost
+		}
+		st := vr.Status
+		fn(&st)
+		err = o.ag.writeRestoreStatus(ctx, o.items, vr, st)
+		if !apierrors.IsConflict(err) {
+			return err
+		}
+	}
+	return errors.New("the item keeps changing under the agent")
+}
+
+// workRestore fills a claimed item's volume, renewing its heartbeat (and
+// the message while it waits for the kubelet), and reports.
+func (ag *Agent) workRestore(ctx context.Context, items dynamic.ResourceInterface, k string, vr *volapi.VolumeRestore) {
+	o := &ownedRestore{owned{ag: ag, items: items, name: vr.Name}}
+	wctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	prog := &snapshot.Progress{}
+	note := &noteBox{}
+	beatDone := make(chan struct{})
+	go func() {
+		defer close(beatDone)
+		t := time.NewTicker(ag.cfg.Heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-t.C:
+			}
+			err := o.update(wctx, func(st *volapi.VolumeRestoreStatus) {
+				st.Heartbeat = &metav1.MicroTime{Time: time.Now()}
+				st.Progress = progressOf(prog)
+				st.Message = note.get()
+			})
+			switch {
+			case errors.Is(err, errLost):
+				cancel(errLost)
+				return
+			case err != nil && wctx.Err() == nil:
+				ag.cfg.Logf("%s: heartbeat: %v", k, err)
+			}
+		}
+	}()
+	start := time.Now()
+	s := vr.Spec
+	ag.cfg.Logf("%s: restoring volume %q of pod %s/%s from %s (attempt %d)", k, s.Volume, s.Pod.Namespace, s.Pod.Name, s.Source.Path, vr.Status.Attempts)
+	res, err := ag.restoreVolume(wctx, vr, prog, note)
+	cancel(nil)
+	<-beatDone
+
+	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer fcancel()
+	now := &metav1.Time{Time: time.Now()}
+	switch {
+	case errors.Is(context.Cause(wctx), errLost):
+		ag.cfg.Logf("%s: %v; abandoned", k, errLost)
+		return
+	case err != nil && ctx.Err() != nil:
+		err = o.update(fctx, func(st *volapi.VolumeRestoreStatus) {
+			st.Agent, st.Heartbeat, st.Progress = "", nil, nil
+			st.Message = "the agent was stopped while restoring; the next agent retries it"
+		})
+		ag.cfg.Logf("%s: released (agent stopping)", k)
+	case err != nil:
+		msg := err.Error()
+		err = o.update(fctx, func(st *volapi.VolumeRestoreStatus) {
+			st.Phase, st.Message, st.CompletionTime, st.Progress = volapi.PhaseFailed, msg, now, nil
+		})
+		ag.cfg.Logf("%s: failed: %s", k, msg)
+	default:
+		err = o.update(fctx, func(st *volapi.VolumeRestoreStatus) {
+			st.Phase, st.CompletionTime, st.Progress = volapi.PhaseCompleted, now, nil
+			st.Files, st.Bytes, st.Errors, st.Message = res.files, res.bytes, res.errors, res.message
+		})
+		ag.cfg.Logf("%s: completed: %d files, %d bytes, %d errors, into %s, took %s (flush to disk and marker %s)",
+			k, res.files, res.bytes, res.errors, res.path, time.Since(start).Round(time.Millisecond), res.flush.Round(time.Millisecond))
+	}
+	if err != nil {
+		ag.cfg.Logf("%s: report status: %v", k, err)
+	}
+}
