@@ -111,7 +111,7 @@ func (rs *restorer) plan(ctx context.Context) ([]*restoreItem, error) {
 			rs.record(it.result, true)
 			continue
 		}
-		if why := objectSkipReason(it.gr, it.src, skipRules{
+		if why := skipRuleReason(it.gr, it.src, skipRules{
 			IncludeFinished: rs.opts.IncludeFinished, IncludeBootstrapTokens: rs.opts.IncludeBootstrapTokens,
 		}); why != "" {
 			r := ItemResult{Resource: grString(it.gr), Namespace: mapName(rs.opts.NamespaceMappings, it.m.Namespace), Name: it.m.Name, Action: ActionSkipped, Reason: why}

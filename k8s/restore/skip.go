@@ -7,15 +7,15 @@ import (
 
 var grAPIService = schema.GroupResource{Group: "apiregistration.k8s.io", Resource: "apiservices"}
 
-// skipRules are the restore options objectSkipReason follows.
+// skipRules are the restore options skipRuleReason follows.
 type skipRules struct {
 	IncludeFinished        bool // restore completed Jobs and finished pods
 	IncludeBootstrapTokens bool // restore bootstrap-token Secrets
 }
 
-// objectSkipReason says why a backed-up object is not restored, judged by
+// skipRuleReason says why a backed-up object is not restored, judged by
 // its content, or "" when it is restored.
-func objectSkipReason(gr schema.GroupResource, obj *unstructured.Unstructured, rules skipRules) string {
+func skipRuleReason(gr schema.GroupResource, obj *unstructured.Unstructured, rules skipRules) string {
 	switch gr {
 	case grPod:
 		// The kubelet makes a mirror pod for each static pod of its node;

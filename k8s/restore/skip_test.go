@@ -7,7 +7,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
-func TestObjectSkipReason(t *testing.T) {
+func TestSkipRuleReason(t *testing.T) {
 	cases := []struct {
 		name  string
 		gr    schema.GroupResource
@@ -35,7 +35,7 @@ func TestObjectSkipReason(t *testing.T) {
 		{"configmap with phase", schema.GroupResource{Resource: "configmaps"}, `{apiVersion: v1, kind: ConfigMap, metadata: {name: c}, status: {phase: Failed}}`, skipRules{}, ""},
 	}
 	for _, c := range cases {
-		got := objectSkipReason(c.gr, obj(t, c.doc), c.rules)
+		got := skipRuleReason(c.gr, obj(t, c.doc), c.rules)
 		if (c.skip == "") != (got == "") || !strings.Contains(got, c.skip) {
 			t.Errorf("%s: reason %q, want one with %q", c.name, got, c.skip)
 		}
