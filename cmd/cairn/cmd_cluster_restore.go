@@ -65,6 +65,13 @@ filters, else only those the restored objects need (PVs of restored claims,
 their storage classes, the CRDs of custom resources), unless
 --include-cluster-resources says otherwise.
 
+Some objects are skipped with a reason in the result: Jobs that completed
+or failed and pods that succeeded or failed (restored they would run
+again; --include-finished restores them), bootstrap-token Secrets
+(--include-bootstrap-tokens restores them), and never mirror pods of static
+pods or the APIServices the API server manages itself
+(kube-aggregator.kubernetes.io/automanaged).
+
 Pod volume data in the backup is restored (--restore-volumes, the
 default): the PersistentVolumes of claims with data are not restored, the
 claims lose their volumeName and binding annotations and get new volumes
