@@ -29,6 +29,8 @@ type clusterRestoreFlags struct {
 	nsMaps, scMaps, imgMap []string
 	existing               string
 	preserveNodePorts      bool
+	includeFinished        bool
+	includeBootstrapTokens bool
 	restoreStatus          []string
 	dryRun                 bool
 	workers                int
@@ -62,6 +64,13 @@ Cluster-scoped objects are restored for a restore without namespace
 filters, else only those the restored objects need (PVs of restored claims,
 their storage classes, the CRDs of custom resources), unless
 --include-cluster-resources says otherwise.
+
+Some objects are skipped with a reason in the result: Jobs that completed
+or failed and pods that succeeded or failed (restored they would run
+again; --include-finished restores them), bootstrap-token Secrets
+(--include-bootstrap-tokens restores them), and never mirror pods of static
+pods or the APIServices the API server manages itself
+(kube-aggregator.kubernetes.io/automanaged).
 
 Pod volume data in the backup is restored (--restore-volumes, the
 default): the PersistentVolumes of claims with data are not restored, the
@@ -104,6 +113,8 @@ per second) and --kube-burst (default 400); raise them for large restores. The e
 	fs.StringArrayVar(&f.imgMap, "image-repository-mappings", nil, "replace image registry/repository `prefixes` (old/prefix:new/prefix,...)")
 	fs.StringVar(&f.existing, "existing-resource-policy", restore.ExistingNone, "`policy` for objects that exist: none (leave and report them) or update")
 	fs.BoolVar(&f.preserveNodePorts, "preserve-nodeports", false, "keep the node ports of services (default: the cluster allocates new ones)")
+	fs.BoolVar(&f.includeFinished, "include-finished", false, "restore completed or failed Jobs and finished pods too (default: skipped, as they would run again)")
+	fs.BoolVar(&f.includeBootstrapTokens, "include-bootstrap-tokens", false, "restore bootstrap-token Secrets too (default: skipped)")
 	fs.StringSliceVar(&f.restoreStatus, "restore-status", nil, "restore the status of these `resources` too")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "change nothing: let the API server validate and print what would be done")
 	fs.IntVar(&f.workers, "workers", 8, "objects restored at once")
@@ -121,6 +132,7 @@ func (f *clusterRestoreFlags) restoreOptions(inc *bool) (restore.RestoreOptions,
 		IncludeResources: f.includeRes, ExcludeResources: f.excludeRes,
 		Selector: f.selector, OrSelectors: f.orSelectors, IncludeClusterResources: inc,
 		ExistingResourcePolicy: f.existing, PreserveNodePorts: f.preserveNodePorts,
+		IncludeFinished: f.includeFinished, IncludeBootstrapTokens: f.includeBootstrapTokens,
 		RestoreStatus: f.restoreStatus, DryRun: f.dryRun, Workers: f.workers,
 	}
 	var err error

@@ -111,6 +111,16 @@ func (rs *restorer) plan(ctx context.Context) ([]*restoreItem, error) {
 			rs.record(it.result, true)
 			continue
 		}
+		if why := skipRuleReason(it.gr, it.src, skipRules{
+			IncludeFinished: rs.opts.IncludeFinished, IncludeBootstrapTokens: rs.opts.IncludeBootstrapTokens,
+		}); why != "" {
+			r := ItemResult{Resource: grString(it.gr), Namespace: mapName(rs.opts.NamespaceMappings, it.m.Namespace), Name: it.m.Name, Action: ActionSkipped, Reason: why}
+			if r.Namespace != it.m.Namespace {
+				r.SourceNamespace = it.m.Namespace
+			}
+			rs.record(r, true)
+			continue
+		}
 		vol, _, _ := unstructured.NestedString(it.src.Object, "spec", "volumeName")
 		it.keep = resourceMatches(rs.filter.statusRes, it.gr, it.src.GetKind())
 		it.obj = it.src.DeepCopy()

@@ -71,6 +71,13 @@ type RestoreOptions struct {
 	VolumeData *VolumeDataOptions
 
 	ExistingResourcePolicy string // ExistingNone ("" too) or ExistingUpdate
+	// IncludeFinished restores completed or failed Jobs and pods that
+	// succeeded or failed; by default they are skipped, as restored they
+	// would run again.
+	IncludeFinished bool
+	// IncludeBootstrapTokens restores Secrets of type
+	// bootstrap.kubernetes.io/token, skipped by default.
+	IncludeBootstrapTokens bool
 	PreserveNodePorts      bool
 	// RestoreStatus names resources (as for IncludeResources) whose status
 	// is restored (through the status subresource, after create); other
