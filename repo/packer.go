@@ -28,8 +28,13 @@ type packer struct {
 	addDone *sync.Cond
 
 	uploads chan *packFile
-	pending sync.WaitGroup
-	start   sync.Once
+	// pending counts packs handed to the uploaders and not yet uploaded;
+	// uploaded is signalled when it reaches 0. A counter under mu, not a
+	// WaitGroup: writers add packs while a Flush waits, and a WaitGroup
+	// must not be added to from zero while a Wait is returning.
+	pending  int
+	uploaded *sync.Cond
+	start    sync.Once
 }
 
 // bufPool recycles the compression and encryption buffers of SaveBlob:
@@ -49,6 +54,7 @@ func (r *Repository) packer() *packer {
 	r.pkOnce.Do(func() { // SaveBlob is called from many goroutines at once
 		r.pk = &packer{r: r, cur: map[BlobType]*packFile{}, inflight: map[BlobHandle]struct{}{}, adding: map[uint64]int{}}
 		r.pk.addDone = sync.NewCond(&r.pk.mu)
+		r.pk.uploaded = sync.NewCond(&r.pk.mu)
 	})
 	return r.pk
 }
@@ -68,7 +74,11 @@ func (p *packer) startUploaders(ctx context.Context) {
 			go func() {
 				for pf := range p.uploads {
 					p.upload(ctx, pf)
-					p.pending.Done()
+					p.mu.Lock()
+					if p.pending--; p.pending == 0 {
+						p.uploaded.Broadcast()
+					}
+					p.mu.Unlock()
 				}
 			}()
 		}
@@ -175,7 +185,7 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte, id I
 	if pf.size >= r.opts.PackSize {
 		full = pf
 		delete(p.cur, t)
-		p.pending.Add(1)
+		p.pending++
 	}
 	p.mu.Unlock()
 	if full != nil {
@@ -217,7 +227,7 @@ func (r *Repository) Flush(ctx context.Context) error {
 		rest = append(rest, pf)
 		delete(p.cur, t)
 	}
-	p.pending.Add(len(rest))
+	p.pending += len(rest)
 	p.mu.Unlock()
 	if len(rest) > 0 {
 		p.startUploaders(context.WithoutCancel(ctx))
@@ -225,9 +235,10 @@ func (r *Repository) Flush(ctx context.Context) error {
 	for _, pf := range rest {
 		p.uploads <- pf
 	}
-	p.pending.Wait()
-
 	p.mu.Lock()
+	for p.pending > 0 {
+		p.uploaded.Wait()
+	}
 	err, written := p.err, p.written
 	p.written = nil
 	p.mu.Unlock()
