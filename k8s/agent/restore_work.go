@@ -133,31 +133,13 @@ func (ag *Agent) workRestore(ctx context.Context, items dynamic.ResourceInterfac
 	defer cancel(nil)
 	prog := &snapshot.Progress{}
 	note := &noteBox{}
-	beatDone := make(chan struct{})
-	go func() {
-		defer close(beatDone)
-		t := time.NewTicker(ag.cfg.Heartbeat)
-		defer t.Stop()
-		for {
-			select {
-			case <-wctx.Done():
-				return
-			case <-t.C:
-			}
-			err := o.update(wctx, func(st *volapi.VolumeRestoreStatus) {
-				st.Heartbeat = &metav1.MicroTime{Time: time.Now()}
-				st.Progress = progressOf(prog)
-				st.Message = note.get()
-			})
-			switch {
-			case errors.Is(err, errLost):
-				cancel(errLost)
-				return
-			case err != nil && wctx.Err() == nil:
-				ag.cfg.Logf("%s: heartbeat: %v", k, err)
-			}
-		}
-	}()
+	beatDone := ag.heartbeat(wctx, cancel, k, func(ctx context.Context) error {
+		return o.update(ctx, func(st *volapi.VolumeRestoreStatus) {
+			st.Heartbeat = &metav1.MicroTime{Time: time.Now()}
+			st.Progress = progressOf(prog)
+			st.Message = note.get()
+		})
+	})
 	start := time.Now()
 	s := vr.Spec
 	ag.cfg.Logf("%s: restoring volume %q of pod %s/%s from %s (attempt %d)", k, s.Volume, s.Pod.Namespace, s.Pod.Name, s.Source.Path, vr.Status.Attempts)

@@ -58,6 +58,33 @@ func (o *owned) update(ctx context.Context, fn func(st *volapi.VolumeBackupStatu
 	return errors.New("the item keeps changing under the agent")
 }
 
+// heartbeat renews an item every cfg.Heartbeat through beat until wctx
+// ends; when beat finds the item taken by another agent (errLost) it
+// cancels wctx with that cause. The returned channel closes when it stops.
+func (ag *Agent) heartbeat(wctx context.Context, cancel context.CancelCauseFunc, k string, beat func(context.Context) error) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(ag.cfg.Heartbeat)
+		defer t.Stop()
+		for {
+			select {
+			case <-wctx.Done():
+				return
+			case <-t.C:
+			}
+			switch err := beat(wctx); {
+			case errors.Is(err, errLost):
+				cancel(errLost)
+				return
+			case err != nil && wctx.Err() == nil:
+				ag.cfg.Logf("%s: heartbeat: %v", k, err)
+			}
+		}
+	}()
+	return done
+}
+
 // work copies a claimed item, renewing its heartbeat, and reports.
 func (ag *Agent) work(ctx context.Context, items dynamic.ResourceInterface, k string) {
 	o := &owned{ag: ag, items: items, name: k[len(nsOf(k))+1:]}
@@ -74,30 +101,12 @@ func (ag *Agent) work(ctx context.Context, items dynamic.ResourceInterface, k st
 	wctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	prog := &snapshot.Progress{}
-	beatDone := make(chan struct{})
-	go func() {
-		defer close(beatDone)
-		t := time.NewTicker(ag.cfg.Heartbeat)
-		defer t.Stop()
-		for {
-			select {
-			case <-wctx.Done():
-				return
-			case <-t.C:
-			}
-			err := o.update(wctx, func(st *volapi.VolumeBackupStatus) {
-				st.Heartbeat = &metav1.MicroTime{Time: time.Now()}
-				st.Progress = progressOf(prog)
-			})
-			switch {
-			case errors.Is(err, errLost):
-				cancel(errLost)
-				return
-			case err != nil && wctx.Err() == nil:
-				ag.cfg.Logf("%s: heartbeat: %v", k, err)
-			}
-		}
-	}()
+	beatDone := ag.heartbeat(wctx, cancel, k, func(ctx context.Context) error {
+		return o.update(ctx, func(st *volapi.VolumeBackupStatus) {
+			st.Heartbeat = &metav1.MicroTime{Time: time.Now()}
+			st.Progress = progressOf(prog)
+		})
+	})
 	start := time.Now()
 	ag.cfg.Logf("%s: copying volume %q of pod %s/%s (attempt %d)", k, vb.Spec.Volume, vb.Spec.Pod.Namespace, vb.Spec.Pod.Name, vb.Status.Attempts)
 	res, err := ag.copyVolume(wctx, vb, prog)
