@@ -8,8 +8,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-backup/cairn/k8s/backup"
+	"github.com/cairn-backup/cairn/k8s/catalog"
 	"github.com/cairn-backup/cairn/k8s/layout"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
@@ -161,5 +165,71 @@ spec: {size: 3}`, group, version, ns, version))
 	rtWantAction(t, items, keyC, ActionFailed)
 	if why := items[keyC].Reason; !strings.Contains(why, "v3") || !strings.Contains(why, "v1, v2") {
 		t.Errorf("%s: reason %q does not name the versions on both sides", keyC, why)
+	}
+}
+
+// TestRestoreOfBackupAtOtherVersion backs up a custom resource whose CRD
+// serves v1 and v2 (the backup reads v2, the preferred one), stops serving
+// v2, and restores: the object comes back from the backup's v1 copy.
+func TestRestoreOfBackupAtOtherVersion(t *testing.T) {
+	cl := rtConnect(t)
+	ctx := context.Background()
+	sfx := fmt.Sprintf("%x", time.Now().UnixNano()&0xffffff)
+	ns, group := "rt-verback-"+sfx, "v"+sfx+".rtversions.example.com"
+	crdName := "gadgets." + group
+	crd := func(v2served bool) string {
+		return fmt.Sprintf(`apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: %s}
+spec:
+  group: %s
+  scope: Namespaced
+  names: {plural: gadgets, singular: gadget, kind: Gadget, listKind: GadgetList}
+  versions:
+  - {name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+  - {name: v2, served: %v, storage: false, schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+`, crdName, group, v2served)
+	}
+	rtApply(t, cl, crd(true))
+	crdRef := rtRef{gvr: grCRD.WithVersion("v1"), name: crdName}
+	t.Cleanup(func() { _ = rtResource(cl, crdRef).Delete(ctx, crdName, metav1.DeleteOptions{}) })
+	if pending, err := waitCRDs(ctx, cl, []string{crdName}, time.Minute); err != nil || len(pending) > 0 {
+		t.Fatalf("CRD not served: %v %v", pending, err)
+	}
+	rtApply(t, cl, fmt.Sprintf(`apiVersion: v1
+kind: Namespace
+metadata: {name: %[1]s}
+---
+apiVersion: %[2]s/v1
+kind: Gadget
+metadata: {name: g1, namespace: %[1]s}
+spec: {colour: green}`, ns, group))
+	rtCleanup(t, cl, ns)
+	r := rtRepo(t)
+	if _, err := backup.Backup(ctx, cl, r, backup.BackupOptions{Name: "verback", Spec: layout.BackupSpec{IncludeNamespaces: []string{ns}}}); err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	sn, err := catalog.ResolveBackup(ctx, r, "verback")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	gvr1 := schema.GroupVersionResource{Group: group, Version: "v1", Resource: "gadgets"}
+	rtDeleteAndWait(t, cl, rtRef{gvr: gvr1, namespace: ns, name: "g1"})
+	live := rtGet(t, cl, crdRef.gvr, "", crdName)
+	live.Object["spec"] = obj(t, crd(false)).Object["spec"]
+	if _, err := rtResource(cl, crdRef).Update(ctx, live, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rtWaitFor(t, "v2 no longer served", time.Minute, func() bool {
+		_, err := cl.Discovery.ServerResourcesForGroupVersion(group + "/v2")
+		return apierrors.IsNotFound(err)
+	})
+
+	res := rtRestore(t, r, sn, cl, RestoreOptions{IncludeNamespaces: []string{ns}})
+	rtWantAction(t, rtItems(res), "gadgets."+group+" "+ns+"/g1", ActionCreated)
+	got := rtGet(t, cl, gvr1, ns, "g1")
+	if colour, _, _ := unstructured.NestedString(got.Object, "spec", "colour"); colour != "green" {
+		t.Errorf("restored %v", got.Object)
 	}
 }
