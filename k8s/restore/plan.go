@@ -60,6 +60,7 @@ func (rs *restorer) plan(ctx context.Context) ([]*restoreItem, error) {
 	if err := rs.decodeAll(ctx, cands); err != nil {
 		return nil, err
 	}
+	rs.chooseVersions(ctx, cands)
 
 	// The objects the filters select.
 	clusterAll := (incCluster != nil && *incCluster) || (incCluster == nil && f.fullNamespaces())

@@ -75,7 +75,10 @@ type BackupSource struct {
 	Snapshot  *snapshot.Snapshot
 	Info      *layout.BackupInfo // nil when the snapshot has no readable backup.json
 	Manifests []Manifest         // in snapshot order
-	r         *repo.Repository
+	// others: per manifest path, the object's copies at other versions
+	// (version -> file), from /resource-versions.
+	others map[string]map[string]*snapshot.Node
+	r      *repo.Repository
 }
 
 // OpenBackupSource lists the manifests of a backup snapshot.
@@ -112,6 +115,9 @@ func OpenBackupSource(ctx context.Context, r *repo.Repository, sn *snapshot.Snap
 	})
 	if err != nil {
 		return nil, fmt.Errorf("list manifests of backup %s: %w", sn.ID.Str(), err)
+	}
+	if err := s.listOtherVersions(ctx, loader); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
