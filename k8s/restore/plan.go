@@ -25,16 +25,6 @@ type restoreItem struct {
 	uid     string
 }
 
-func (it *restoreItem) kind(api *apiResources) string {
-	if it.src != nil {
-		return it.src.GetKind()
-	}
-	if ar := api.lookup(it.gr); ar != nil {
-		return ar.Kind
-	}
-	return ""
-}
-
 // plan reads the backup's manifests, applies the filters and the
 // dependency rules and transforms what is to be restored. Everything left
 // out is recorded as skipped.
@@ -61,21 +51,27 @@ func (rs *restorer) plan(ctx context.Context) ([]*restoreItem, error) {
 		return nil, err
 	}
 
-	// The objects the filters select.
+	rs.names = newResourceNames(rs.api, rs.src.Manifests, cands)
+	for _, w := range f.warnings(rs.names.list()) {
+		rs.warn("%s", w)
+	}
+
+	// The objects the filters select, less those the skip rules leave out
+	// (before anything is added for them: dependencies, namespaces).
 	clusterAll := (incCluster != nil && *incCluster) || (incCluster == nil && f.fullNamespaces())
 	selected := map[*restoreItem]bool{}
 	for _, it := range cands {
 		if it.m.Namespace == "" && it.gr != grNamespace && !clusterAll {
 			continue // only as a dependency, below
 		}
-		kind := it.kind(rs.api)
-		if f.resourceIncluded(it.gr, kind) && !f.resourceExcluded(it.gr, kind) &&
-			(it.src == nil || f.labelsMatch(it.src.GetLabels())) {
+		if f.resourceSelected(rs.names.of(it.gr)) && (it.src == nil || f.labelsMatch(it.src.GetLabels())) {
 			selected[it] = true
 		}
 	}
+	rs.dropSkipped(selected)
 	if incCluster == nil || *incCluster {
 		rs.addDependencies(cands, selected)
+		rs.dropSkipped(selected)
 	}
 	items := rs.addNamespaces(cands, selected)
 	leftOut := rs.pvsLeftOut(cands, selected)
@@ -95,6 +91,9 @@ func (rs *restorer) plan(ctx context.Context) ([]*restoreItem, error) {
 	}
 	var out []*restoreItem
 	for _, it := range items {
+		if it.result.Action == ActionSkipped {
+			continue // recorded by dropSkipped
+		}
 		if !selected[it] || madeByRestoredOwner(it, owners) {
 			rs.skip(it)
 			continue
@@ -111,28 +110,15 @@ func (rs *restorer) plan(ctx context.Context) ([]*restoreItem, error) {
 			rs.record(it.result, true)
 			continue
 		}
-		if why := skipRuleReason(it.gr, it.src, skipRules{
-			IncludeFinished: rs.opts.IncludeFinished, IncludeBootstrapTokens: rs.opts.IncludeBootstrapTokens,
-		}); why != "" {
-			r := ItemResult{Resource: grString(it.gr), Namespace: mapName(rs.opts.NamespaceMappings, it.m.Namespace), Name: it.m.Name, Action: ActionSkipped, Reason: why}
-			if r.Namespace != it.m.Namespace {
-				r.SourceNamespace = it.m.Namespace
-			}
-			rs.record(r, true)
-			continue
-		}
 		vol, _, _ := unstructured.NestedString(it.src.Object, "spec", "volumeName")
-		it.keep = resourceMatches(rs.filter.statusRes, it.gr, it.src.GetKind())
+		it.keep = f.keepStatus(rs.names.of(it.gr))
 		it.obj = it.src.DeepCopy()
-		if why := transformForRestore(it.obj, it.gr, transformConfig{
+		transformForRestore(it.obj, it.gr, transformConfig{
 			BackupName: rs.res.Backup, RestoreName: rs.res.Name,
 			Namespaces: rs.opts.NamespaceMappings, StorageClasses: rs.opts.StorageClassMappings,
 			Images: rs.opts.ImageMappings, PreserveNodePorts: rs.opts.PreserveNodePorts,
 			KeepStatus: it.keep, KeepVolumeName: vol != "" && pvs[vol],
-		}); why != "" {
-			rs.skip(it)
-			continue
-		}
+		})
 		if it.gr == grPod && rs.opts.VolumeData != nil {
 			if it.volumes = rs.dataVolumesOf(it.src); len(it.volumes) > 0 {
 				addRestoreWait(it.obj, it.volumes, rs.opts.VolumeData.HelperImage, rs.res.Name)
@@ -182,6 +168,27 @@ func madeByRestoredOwner(it *restoreItem, owners map[ownerKey]bool) bool {
 	return err == nil && gv.Group == owner.gr.Group && owners[ownerKey{owner.gr, it.m.Namespace, c.Name}]
 }
 
+// dropSkipped takes the selected objects that skipRuleReason leaves out
+// out of the selection and records them, listed with the reason.
+func (rs *restorer) dropSkipped(selected map[*restoreItem]bool) {
+	rules := skipRules{IncludeFinished: rs.opts.IncludeFinished, IncludeBootstrapTokens: rs.opts.IncludeBootstrapTokens}
+	for it := range selected {
+		if it.src == nil {
+			continue
+		}
+		why := skipRuleReason(it.gr, it.src, rules)
+		if why == "" {
+			continue
+		}
+		delete(selected, it)
+		it.result = ItemResult{Resource: grString(it.gr), Namespace: mapName(rs.opts.NamespaceMappings, it.m.Namespace), Name: it.m.Name, Action: ActionSkipped, Reason: why}
+		if it.result.Namespace != it.m.Namespace {
+			it.result.SourceNamespace = it.m.Namespace
+		}
+		rs.record(it.result, true)
+	}
+}
+
 // skip records an item as skipped (not listed).
 func (rs *restorer) skip(it *restoreItem) {
 	rs.record(ItemResult{Resource: grString(it.gr), Namespace: it.m.Namespace, Name: it.m.Name, Action: ActionSkipped}, false)
@@ -221,7 +228,7 @@ func (rs *restorer) addDependencies(cands []*restoreItem, selected map[*restoreI
 	}
 	add := func(gr schema.GroupResource, name string) {
 		it := byName[gr][name]
-		if it == nil || selected[it] || rs.filter.resourceExcluded(gr, it.kind(rs.api)) {
+		if it == nil || selected[it] || it.result.Action == ActionSkipped || rs.filter.resources.Excluded(rs.names.of(gr)) {
 			return
 		}
 		selected[it] = true

@@ -233,9 +233,10 @@ type restorer struct {
 	opts   RestoreOptions
 	filter *restoreFilter
 
-	api *apiResources     // the target cluster's resources
-	vd  *volumeData       // the pod volume data restored
-	dyn dynamic.Interface // cl.Dynamic, reporting server warnings to the result
+	api   *apiResources     // the target cluster's resources
+	names resourceNames     // what filters match resources by (plan)
+	vd    *volumeData       // the pod volume data restored
+	dyn   dynamic.Interface // cl.Dynamic, reporting server warnings to the result
 
 	seenWarnings map[string]bool
 
