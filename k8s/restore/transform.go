@@ -223,19 +223,8 @@ func mapNamespace(obj *unstructured.Unstructured, gr schema.GroupResource, m map
 	switch gr {
 	case grNamespace:
 		obj.SetName(mapName(m, obj.GetName()))
-	case schema.GroupResource{Group: "rbac.authorization.k8s.io", Resource: "rolebindings"},
-		schema.GroupResource{Group: "rbac.authorization.k8s.io", Resource: "clusterrolebindings"}:
-		subjects, _, _ := unstructured.NestedFieldNoCopy(obj.Object, "subjects")
-		list, _ := subjects.([]any)
-		for _, s := range list {
-			sm, ok := s.(map[string]any)
-			if !ok || sm["kind"] != "ServiceAccount" {
-				continue
-			}
-			if ns, _ := sm["namespace"].(string); ns != "" {
-				sm["namespace"] = mapName(m, ns)
-			}
-		}
+	case grRoleBinding, grCRB:
+		mapSubjects(obj, gr, m) // rbac.go
 	}
 }
 

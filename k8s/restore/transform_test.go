@@ -36,10 +36,7 @@ func sameObj(t *testing.T, what string, got, want *unstructured.Unstructured) {
 	}
 }
 
-var (
-	grStatefulSet = schema.GroupResource{Group: "apps", Resource: "statefulsets"}
-	grRoleBinding = schema.GroupResource{Group: "rbac.authorization.k8s.io", Resource: "rolebindings"}
-)
+var grStatefulSet = schema.GroupResource{Group: "apps", Resource: "statefulsets"}
 
 func TestStripMetadata(t *testing.T) {
 	in := obj(t, `
