@@ -62,10 +62,11 @@ Objects that exist are left alone and reported (--existing-resource-policy
 none) or updated to the backed-up state (update); nothing is ever deleted.
 Cluster-scoped objects are restored for a restore without namespace
 filters, else only those the restored objects need (PVs of restored claims,
-their storage classes, the CRDs of custom resources, the PriorityClasses of
-pods and pod templates, the ClusterRoleBindings of restored service accounts
-and the ClusterRoles of bindings), unless --include-cluster-resources says
-otherwise; --exclude-resources keeps them out too. A ClusterRoleBinding whose
+their storage classes, the CRDs of custom resources, the priority and
+runtime classes of pods and pod templates, ingress classes, the
+ClusterRoleBindings of restored service accounts and the ClusterRoles of
+bindings), unless --include-cluster-resources says otherwise;
+--exclude-resources keeps them out too. A ClusterRoleBinding whose
 service accounts --namespace-mappings moves is restored as a copy named
 NAME-NEWNAMESPACE, so that the original keeps binding the original accounts.
 

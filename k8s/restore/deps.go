@@ -10,13 +10,16 @@ var (
 	grCRB           = schema.GroupResource{Group: "rbac.authorization.k8s.io", Resource: "clusterrolebindings"}
 	grRoleBinding   = schema.GroupResource{Group: "rbac.authorization.k8s.io", Resource: "rolebindings"}
 	grPriorityClass = schema.GroupResource{Group: "scheduling.k8s.io", Resource: "priorityclasses"}
+	grRuntimeClass  = schema.GroupResource{Group: "node.k8s.io", Resource: "runtimeclasses"}
+	grIngress       = schema.GroupResource{Group: "networking.k8s.io", Resource: "ingresses"}
+	grIngressClass  = schema.GroupResource{Group: "networking.k8s.io", Resource: "ingressclasses"}
 )
 
 // addDependencies selects the cluster-scoped objects of the backup that
 // selected objects need to work in a new cluster: the PVs of claims, the
 // storage classes of both (after mapping), the CRDs of custom resources,
-// the PriorityClasses of pods and pod templates, the ClusterRoleBindings
-// whose subjects name a restored ServiceAccount (in its namespace in the
+// the PriorityClasses and RuntimeClasses of pods and pod templates, the
+// IngressClasses of Ingresses, the ClusterRoleBindings whose subjects name a restored ServiceAccount (in its namespace in the
 // backup) and the ClusterRoles of those and of restored RoleBindings. The
 // backup's needs (k8s/backup/needs.go) saves the same for a namespace
 // backup. Only --exclude-resources keeps them out.
@@ -74,11 +77,14 @@ func (rs *restorer) addDependencies(cands []*restoreItem, selected map[*restoreI
 		if it.gr.Group != "" {
 			add(grCRD, it.gr.Resource+"."+it.gr.Group) // a CRD is named <plural>.<group>
 		}
-		if pc := priorityClassOf(it.src, it.gr); pc != "" {
-			add(grPriorityClass, pc)
-		}
-		if it.gr == grRoleBinding {
+		add(grPriorityClass, podSpecString(it.src, it.gr, "priorityClassName"))
+		add(grRuntimeClass, podSpecString(it.src, it.gr, "runtimeClassName"))
+		switch it.gr {
+		case grRoleBinding:
 			add(grClusterRole, clusterRoleOf(it.src))
+		case grIngress:
+			ic, _, _ := unstructured.NestedString(it.src.Object, "spec", "ingressClassName")
+			add(grIngressClass, ic)
 		}
 		if it.gr == grServiceAcct {
 			accounts[[2]string{it.m.Namespace, it.m.Name}] = true
@@ -122,15 +128,15 @@ func storageClassesOf(obj *unstructured.Unstructured, gr schema.GroupResource) [
 	return out
 }
 
-// priorityClassOf is the PriorityClass a pod or pod template names, or ""
-// (podSpecPaths: transform_image.go).
-func priorityClassOf(obj *unstructured.Unstructured, gr schema.GroupResource) string {
+// podSpecString is a string field of the pod spec of a pod or pod
+// template ("priorityClassName"), or "" (podSpecPaths: transform_image.go).
+func podSpecString(obj *unstructured.Unstructured, gr schema.GroupResource, field string) string {
 	p, ok := podSpecPaths[gr]
 	if !ok {
 		return ""
 	}
-	pc, _, _ := unstructured.NestedString(obj.Object, append(append([]string{}, p...), "priorityClassName")...)
-	return pc
+	s, _, _ := unstructured.NestedString(obj.Object, append(append([]string{}, p...), field)...)
+	return s
 }
 
 // clusterRoleOf is the ClusterRole a (Cluster)RoleBinding grants, or "".

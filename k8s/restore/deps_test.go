@@ -20,7 +20,12 @@ func TestAddDependencies(t *testing.T) {
 			`{apiVersion: apps/v1, kind: Deployment, metadata: {name: web, namespace: app}, spec: {template: {spec: {priorityClassName: high, containers: []}}}}`},
 		{Manifest{Resource: "cronjobs", Group: "batch", Namespace: "app", Name: "nightly"},
 			`{apiVersion: batch/v1, kind: CronJob, metadata: {name: nightly, namespace: app}, spec: {jobTemplate: {spec: {template: {spec: {priorityClassName: batch-low}}}}}}`},
-		{Manifest{Resource: "pods", Namespace: "app", Name: "p"}, `{apiVersion: v1, kind: Pod, metadata: {name: p, namespace: app}, spec: {priorityClassName: pod-prio}}`},
+		{Manifest{Resource: "pods", Namespace: "app", Name: "p"}, `{apiVersion: v1, kind: Pod, metadata: {name: p, namespace: app}, spec: {priorityClassName: pod-prio, runtimeClassName: gvisor}}`},
+		{Manifest{Resource: "ingresses", Group: "networking.k8s.io", Namespace: "app", Name: "in"},
+			`{apiVersion: networking.k8s.io/v1, kind: Ingress, metadata: {name: in, namespace: app}, spec: {ingressClassName: nginx}}`},
+		{Manifest{Resource: "runtimeclasses", Group: "node.k8s.io", Name: "gvisor"}, `{apiVersion: node.k8s.io/v1, kind: RuntimeClass, metadata: {name: gvisor}, handler: runsc}`},
+		{Manifest{Resource: "ingressclasses", Group: "networking.k8s.io", Name: "nginx"}, `{apiVersion: networking.k8s.io/v1, kind: IngressClass, metadata: {name: nginx}}`},
+		{Manifest{Resource: "ingressclasses", Group: "networking.k8s.io", Name: "other"}, `{apiVersion: networking.k8s.io/v1, kind: IngressClass, metadata: {name: other}}`},
 		{Manifest{Resource: "rolebindings", Group: "rbac.authorization.k8s.io", Namespace: "app", Name: "view"},
 			`{apiVersion: rbac.authorization.k8s.io/v1, kind: RoleBinding, metadata: {name: view, namespace: app}, roleRef: {kind: ClusterRole, name: app-viewer}}`},
 		{Manifest{Resource: "serviceaccounts", Namespace: "other", Name: "runner"}, `{apiVersion: v1, kind: ServiceAccount, metadata: {name: runner, namespace: other}}`},
@@ -45,8 +50,8 @@ func TestAddDependencies(t *testing.T) {
 		want    string // the cluster-scoped objects added, sorted
 	}{
 		{"all needs", nil, "clusterrolebindings.rbac.authorization.k8s.io/runner-reads clusterroles.rbac.authorization.k8s.io/app-viewer clusterroles.rbac.authorization.k8s.io/reader " +
-			"priorityclasses.scheduling.k8s.io/batch-low priorityclasses.scheduling.k8s.io/high priorityclasses.scheduling.k8s.io/pod-prio"},
-		{"bindings excluded by short name", []string{"pc", "clusterrolebinding"}, "clusterroles.rbac.authorization.k8s.io/app-viewer"},
+			"ingressclasses.networking.k8s.io/nginx priorityclasses.scheduling.k8s.io/batch-low priorityclasses.scheduling.k8s.io/high priorityclasses.scheduling.k8s.io/pod-prio runtimeclasses.node.k8s.io/gvisor"},
+		{"excluded by name", []string{"pc", "clusterrolebinding", "ingressclass", "runtimeclasses.node.k8s.io"}, "clusterroles.rbac.authorization.k8s.io/app-viewer"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, err := newRestoreFilter(RestoreOptions{IncludeNamespaces: []string{"app"}, ExcludeResources: tc.exclude})
@@ -116,7 +121,7 @@ func TestMapSubjects(t *testing.T) {
 	}
 }
 
-func TestPriorityClassOf(t *testing.T) {
+func TestPodSpecString(t *testing.T) {
 	for _, tc := range []struct {
 		gr   schema.GroupResource
 		doc  string
@@ -129,7 +134,7 @@ func TestPriorityClassOf(t *testing.T) {
 		{grPod, `{spec: {}}`, ""},
 		{grConfigMap, `{spec: {priorityClassName: e}}`, ""},
 	} {
-		if got := priorityClassOf(obj(t, tc.doc), tc.gr); got != tc.want {
+		if got := podSpecString(obj(t, tc.doc), tc.gr, "priorityClassName"); got != tc.want {
 			t.Errorf("%s %s: %q, want %q", tc.gr, tc.doc, got, tc.want)
 		}
 	}

@@ -155,7 +155,7 @@ func newResourceNames(api *apiResources, manifests []Manifest, decoded []*restor
 		if it.src == nil {
 			continue
 		}
-		if r := n[it.gr]; r.Kind == "" {
+		if r := n.of(it.gr); r.Kind == "" {
 			r.Kind = it.src.GetKind()
 			n[it.gr] = r
 		}

@@ -62,8 +62,9 @@ type RestoreOptions struct {
 	// objects, false none; nil (auto) restores them all when no namespace
 	// filter is given, else only those the restored objects need: PVs of
 	// restored claims, their storage classes, the CRDs of restored custom
-	// resources, the PriorityClasses of restored pods and pod templates,
-	// the ClusterRoleBindings of restored ServiceAccounts and the
+	// resources, the PriorityClasses and RuntimeClasses of restored pods
+	// and pod templates, the IngressClasses of Ingresses, the
+	// ClusterRoleBindings of restored ServiceAccounts and the
 	// ClusterRoles of those and of restored RoleBindings (see deps.go; a
 	// binding whose accounts NamespaceMappings moves is restored as a copy
 	// named <name>-<new namespace>, see rbac.go).
