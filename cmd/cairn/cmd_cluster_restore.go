@@ -62,8 +62,13 @@ Objects that exist are left alone and reported (--existing-resource-policy
 none) or updated to the backed-up state (update); nothing is ever deleted.
 Cluster-scoped objects are restored for a restore without namespace
 filters, else only those the restored objects need (PVs of restored claims,
-their storage classes, the CRDs of custom resources), unless
---include-cluster-resources says otherwise.
+their storage classes, the CRDs of custom resources, the priority and
+runtime classes of pods and pod templates, ingress classes, the
+ClusterRoleBindings of restored service accounts and the ClusterRoles of
+bindings), unless --include-cluster-resources says otherwise;
+--exclude-resources keeps them out too. A ClusterRoleBinding whose
+service accounts --namespace-mappings moves is restored as a copy named
+NAME-NEWNAMESPACE, so that the original keeps binding the original accounts.
 
 Some objects are skipped with a reason in the result: Jobs that completed
 or failed and pods that succeeded or failed (restored they would run
@@ -103,8 +108,8 @@ per second) and --kube-burst (default 400); raise them for large restores. The e
 	fs.StringVar(&f.name, "restore-name", "", "`name` of this restore, put on restored objects (default BACKUP-YYYYMMDDhhmmss)")
 	fs.StringSliceVar(&f.includeNS, "include-namespaces", nil, "restore only these namespaces (`globs`, comma-separated; default all)")
 	fs.StringSliceVar(&f.excludeNS, "exclude-namespaces", nil, "do not restore these namespaces (`globs`)")
-	fs.StringSliceVar(&f.includeRes, "include-resources", nil, "restore only these `resources` (resource, resource.group or kind)")
-	fs.StringSliceVar(&f.excludeRes, "exclude-resources", nil, "do not restore these `resources`")
+	fs.StringSliceVar(&f.includeRes, "include-resources", nil, "restore only these `resources` (deployments, deploy, Deployment or deployments.apps; comma-separated)")
+	fs.StringSliceVar(&f.excludeRes, "exclude-resources", nil, "do not restore these `resources` (comma-separated)")
 	fs.StringVarP(&f.selector, "selector", "l", "", "restore only objects matching this label `selector`")
 	fs.StringArrayVar(&f.orSelectors, "or-selector", nil, "also restore objects matching this label `selector` (can be repeated)")
 	fs.BoolVar(&f.includeCluster, "include-cluster-resources", false, "restore cluster-scoped objects: true = all in the backup, false = none (default: automatic)")

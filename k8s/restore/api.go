@@ -20,6 +20,8 @@ type apiResource struct {
 	Versions   []string // served versions, preferred first
 	Namespaced bool
 	Kind       string
+	Singular   string
+	ShortNames []string
 	HasStatus  bool // has a status subresource
 }
 
@@ -62,6 +64,7 @@ func discoverAPI(cl *kube.Clients) (*apiResources, error) {
 				continue
 			}
 			ar.Namespaced, ar.Kind = r.Namespaced, r.Kind
+			ar.Singular, ar.ShortNames = r.SingularName, r.ShortNames
 			if gv.Version == preferred[gv.Group] {
 				ar.Versions = slices.Insert(ar.Versions, 0, gv.Version)
 			} else {

@@ -3,41 +3,36 @@ package restore
 import (
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
+	"github.com/cairn-backup/cairn/k8s/kube"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
-// restoreFilter selects what a restore takes from a backup. It overlaps
-// with the backup's filter (filter.go); it is kept apart so that restore
-// semantics (source namespaces, dependency rules) can differ.
+// restoreFilter selects what a restore takes from a backup. Resource names
+// are matched by kube.ResourceFilter, as in a backup; the namespace globs
+// apply to the source namespaces (before mapping).
 type restoreFilter struct {
-	includeNS, excludeNS   []string // globs
-	includeRes, excludeRes []string // lower-case resource, resource.group or kind
-	selectors              []labels.Selector
-	statusRes              []string // resources whose status is restored
-}
-
-func lowerNames(in []string) []string {
-	var out []string
-	for _, s := range in {
-		if s = strings.ToLower(strings.TrimSpace(s)); s != "" {
-			out = append(out, s)
-		}
-	}
-	return out
+	includeNS, excludeNS []string // globs
+	resources            kube.ResourceFilter
+	status               []string // names of the resources whose status is restored
+	selectors            []labels.Selector
 }
 
 func newRestoreFilter(o RestoreOptions) (*restoreFilter, error) {
-	f := &restoreFilter{includeNS: o.IncludeNamespaces, excludeNS: o.ExcludeNamespaces}
+	f := &restoreFilter{
+		includeNS: o.IncludeNamespaces, excludeNS: o.ExcludeNamespaces,
+		resources: kube.ResourceFilter{Include: trimNames(o.IncludeResources), Exclude: trimNames(o.ExcludeResources)},
+		status:    trimNames(o.RestoreStatus),
+	}
 	for _, p := range append(append([]string{}, o.IncludeNamespaces...), o.ExcludeNamespaces...) {
 		if _, err := path.Match(p, ""); err != nil {
 			return nil, fmt.Errorf("namespace pattern %q: %w", p, err)
 		}
 	}
-	f.includeRes, f.excludeRes = lowerNames(o.IncludeResources), lowerNames(o.ExcludeResources)
-	f.statusRes = lowerNames(o.RestoreStatus)
 	for _, s := range append([]string{o.Selector}, o.OrSelectors...) {
 		if strings.TrimSpace(s) == "" {
 			continue
@@ -49,6 +44,17 @@ func newRestoreFilter(o RestoreOptions) (*restoreFilter, error) {
 		f.selectors = append(f.selectors, sel)
 	}
 	return f, nil
+}
+
+// trimNames drops blank names ("--include-resources svc,").
+func trimNames(in []string) []string {
+	var out []string
+	for _, s := range in {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 // fullNamespaces reports whether no namespace filter narrows the restore.
@@ -78,27 +84,21 @@ func (f *restoreFilter) namespace(ns string) bool {
 	return !matchAnyGlob(f.excludeNS, ns)
 }
 
-// resourceMatches reports whether one of names ("*", resource,
-// resource.group or kind, lower case) names gr or kind.
-func resourceMatches(names []string, gr schema.GroupResource, kind string) bool {
-	for _, n := range names {
-		if n == "*" || n == gr.Resource || n == strings.ToLower(grString(gr)) ||
-			(kind != "" && n == strings.ToLower(kind)) {
-			return true
-		}
-	}
-	return false
+// resourceSelected applies --include-resources and --exclude-resources.
+func (f *restoreFilter) resourceSelected(r kube.Resource) bool {
+	return f.resources.Included(r) && !f.resources.Excluded(r)
 }
 
-// resourceIncluded applies --include-resources (kind "" = not known yet:
-// then only resource names can match).
-func (f *restoreFilter) resourceIncluded(gr schema.GroupResource, kind string) bool {
-	return len(f.includeRes) == 0 || resourceMatches(f.includeRes, gr, kind)
+// keepStatus reports whether --restore-status names r.
+func (f *restoreFilter) keepStatus(r kube.Resource) bool {
+	return slices.ContainsFunc(f.status, func(n string) bool { return kube.MatchesResource(n, r) })
 }
 
-// resourceExcluded applies --exclude-resources.
-func (f *restoreFilter) resourceExcluded(gr schema.GroupResource, kind string) bool {
-	return resourceMatches(f.excludeRes, gr, kind)
+// warnings are the warnings for the resource names (of all three lists)
+// that match none of known: one per name, in the words a backup uses.
+func (f *restoreFilter) warnings(known []kube.Resource) []string {
+	all := kube.ResourceFilter{Include: append(slices.Clone(f.resources.Include), f.status...), Exclude: f.resources.Exclude}
+	return all.Warnings(known)
 }
 
 // labelsMatch reports whether an object with these labels passes: with
@@ -114,4 +114,78 @@ func (f *restoreFilter) labelsMatch(l map[string]string) bool {
 		}
 	}
 	return false
+}
+
+// resourceNames are the names filters match a resource by: for each
+// resource the target serves, what its discovery says; for each one the
+// backup holds that the target does not serve (yet: custom resources
+// whose CRD this restore creates), what the backup tells of it.
+type resourceNames map[schema.GroupResource]kube.Resource
+
+// of returns the names of gr: at least its plural and group.
+func (n resourceNames) of(gr schema.GroupResource) kube.Resource {
+	if r, ok := n[gr]; ok {
+		return r
+	}
+	return kube.Resource{Group: gr.Group, Resource: gr.Resource}
+}
+
+// list returns them all, for the warnings.
+func (n resourceNames) list() []kube.Resource {
+	out := make([]kube.Resource, 0, len(n))
+	for _, r := range n {
+		out = append(out, r)
+	}
+	return out
+}
+
+// newResourceNames gathers the names: api (the target's discovery), the
+// resources of the backup's manifests, the kinds of the decoded objects
+// (decoded: nil src for those that are not) and the names the decoded
+// CRDs give their resources.
+func newResourceNames(api *apiResources, manifests []Manifest, decoded []*restoreItem) resourceNames {
+	n := resourceNames{}
+	for _, m := range manifests {
+		gr := m.GroupResource()
+		if _, ok := n[gr]; !ok {
+			n[gr] = kube.Resource{Group: gr.Group, Resource: gr.Resource}
+		}
+	}
+	for _, it := range decoded {
+		if it.src == nil {
+			continue
+		}
+		if r := n.of(it.gr); r.Kind == "" {
+			r.Kind = it.src.GetKind()
+			n[it.gr] = r
+		}
+		if it.gr == grCRD {
+			if r, ok := crdNames(it.src.Object); ok {
+				n[schema.GroupResource{Group: r.Group, Resource: r.Resource}] = r
+			}
+		}
+	}
+	if api != nil {
+		for gr, ar := range api.byGR {
+			n[gr] = kube.Resource{Group: gr.Group, Resource: gr.Resource, Kind: ar.Kind,
+				Singular: ar.Singular, ShortNames: ar.ShortNames, Namespaced: ar.Namespaced}
+		}
+	}
+	return n
+}
+
+// crdNames reads the names a CRD gives its resource.
+func crdNames(crd map[string]any) (kube.Resource, bool) {
+	str := func(fields ...string) string {
+		s, _, _ := unstructured.NestedString(crd, fields...)
+		return s
+	}
+	r := kube.Resource{
+		Group: str("spec", "group"), Resource: str("spec", "names", "plural"),
+		Singular: str("spec", "names", "singular"), Kind: str("spec", "names", "kind"),
+		Namespaced: str("spec", "scope") == "Namespaced",
+	}
+	short, _, _ := unstructured.NestedStringSlice(crd, "spec", "names", "shortNames")
+	r.ShortNames = short
+	return r, r.Resource != "" && r.Group != ""
 }

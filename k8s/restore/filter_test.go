@@ -1,7 +1,12 @@
 package restore
 
 import (
+	"slices"
+	"strings"
 	"testing"
+
+	"github.com/cairn-backup/cairn/k8s/kube"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/cairn-backup/cairn/k8s/layout"
 )
@@ -9,9 +14,7 @@ import (
 func TestRestoreFilter(t *testing.T) {
 	f, err := newRestoreFilter(RestoreOptions{
 		IncludeNamespaces: []string{"app-*", "db"}, ExcludeNamespaces: []string{"app-old"},
-		IncludeResources: []string{"ConfigMaps", "deployments.apps", "Secret", "Widget"},
-		ExcludeResources: []string{"secrets"},
-		Selector:         "tier=web", OrSelectors: []string{"keep in (yes)"},
+		Selector: "tier=web", OrSelectors: []string{"keep in (yes)"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -23,26 +26,6 @@ func TestRestoreFilter(t *testing.T) {
 	}
 	if f.fullNamespaces() {
 		t.Error("filtered restore reported as full")
-	}
-	for _, tc := range []struct {
-		gr, kind string
-		inc, exc bool
-	}{
-		{"configmaps", "ConfigMap", true, false},
-		{"deployments.apps", "Deployment", true, false},
-		{"deployments.extensions", "Deployment", false, false}, // resource.group must match; kind not listed
-		{"secrets", "Secret", true, true},
-		{"widgets.example.com", "Widget", true, false}, // by kind
-		{"widgets.example.com", "", false, false},      // kind unknown
-		{"pods", "Pod", false, false},
-	} {
-		gr := splitGR(tc.gr)
-		if got := f.resourceIncluded(gr, tc.kind); got != tc.inc {
-			t.Errorf("%s included = %v, want %v", tc.gr, got, tc.inc)
-		}
-		if got := f.resourceExcluded(gr, tc.kind); got != tc.exc {
-			t.Errorf("%s excluded = %v, want %v", tc.gr, got, tc.exc)
-		}
 	}
 	for _, tc := range []struct {
 		labels map[string]string
@@ -62,7 +45,7 @@ func TestRestoreFilter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !all.fullNamespaces() || !all.labelsMatch(nil) || !all.resourceIncluded(splitGR("pods"), "Pod") || all.resourceExcluded(splitGR("pods"), "Pod") {
+	if !all.fullNamespaces() || !all.labelsMatch(nil) || !all.resourceSelected(kube.Resource{Resource: "pods", Kind: "Pod"}) {
 		t.Error("an unfiltered restore filters")
 	}
 	if _, err := newRestoreFilter(RestoreOptions{Selector: "a in (b"}); err == nil {
@@ -70,6 +53,73 @@ func TestRestoreFilter(t *testing.T) {
 	}
 	if _, err := newRestoreFilter(RestoreOptions{IncludeNamespaces: []string{"[x"}}); err == nil {
 		t.Error("bad namespace glob accepted")
+	}
+}
+
+// TestRestoreResourceNames: restore filters take the names backup
+// filters take, resolved against the target's discovery and what the
+// backup holds of resources the target does not serve.
+func TestRestoreResourceNames(t *testing.T) {
+	api := &apiResources{byGR: map[schema.GroupResource]*apiResource{
+		{Resource: "services"}:                         {Kind: "Service", Singular: "service", ShortNames: []string{"svc"}, Namespaced: true},
+		{Group: "apps", Resource: "deployments"}:       {Kind: "Deployment", Singular: "deployment", ShortNames: []string{"deploy"}, Namespaced: true},
+		{Resource: "configmaps"}:                       {Kind: "ConfigMap", Singular: "configmap", ShortNames: []string{"cm"}, Namespaced: true},
+		{Resource: "secrets"}:                          {Kind: "Secret", Singular: "secret", Namespaced: true},
+		{Group: "extensions", Resource: "deployments"}: {Kind: "Deployment", Namespaced: true},
+	}}
+	crd := obj(t, `{apiVersion: apiextensions.k8s.io/v1, kind: CustomResourceDefinition, metadata: {name: widgets.example.com},
+		spec: {group: example.com, scope: Namespaced, names: {plural: widgets, singular: widget, kind: Widget, shortNames: [wdg]}}}`)
+	gadget := obj(t, `{apiVersion: other.io/v1, kind: Gadget, metadata: {name: g, namespace: x}}`)
+	manifests := []Manifest{
+		{Resource: "widgets", Group: "example.com", Namespace: "x", Name: "w"},
+		{Resource: "gadgets", Group: "other.io", Namespace: "x", Name: "g"},
+		{Resource: "gizmos", Group: "other.io", Namespace: "x", Name: "z"}, // not decoded: its kind is unknown
+		{Resource: "customresourcedefinitions", Group: "apiextensions.k8s.io", Name: "widgets.example.com"},
+	}
+	decoded := []*restoreItem{
+		{gr: grCRD, src: crd},
+		{gr: schema.GroupResource{Group: "other.io", Resource: "gadgets"}, src: gadget},
+		{gr: schema.GroupResource{Group: "other.io", Resource: "gizmos"}}, // unreadable
+	}
+	names := newResourceNames(api, manifests, decoded)
+
+	f, err := newRestoreFilter(RestoreOptions{
+		IncludeResources: []string{"svc", "deploy.apps", "WIDGET", "wdg", "gadget", "gizmos.other.io", "cm", "nosuch", " "},
+		ExcludeResources: []string{"Service", "cm", "gizmo"},
+		RestoreStatus:    []string{"wdg", "Deployments", "nosuch", "nostatus"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		gr             string
+		selected, keep bool
+	}{
+		{"services", false, false},              // included by short name, excluded by kind
+		{"deployments.apps", true, true},        // short name with group; status by plural
+		{"deployments.extensions", false, true}, // "deploy.apps" names another group; status names no group
+		{"widgets.example.com", true, true},     // kind and short name from the backed-up CRD
+		{"gadgets.other.io", true, false},       // kind from the backed-up object
+		{"gizmos.other.io", true, false},        // resource.group from the manifest; "gizmo" needs a kind or singular
+		{"configmaps", false, false},            // included and excluded by short name
+		{"secrets", false, false},               // not included
+		{"customresourcedefinitions.apiextensions.k8s.io", false, false},
+	} {
+		r := names.of(splitGR(tc.gr))
+		if got := f.resourceSelected(r); got != tc.selected {
+			t.Errorf("%s selected = %v, want %v", tc.gr, got, tc.selected)
+		}
+		if got := f.keepStatus(r); got != tc.keep {
+			t.Errorf("%s status kept = %v, want %v", tc.gr, got, tc.keep)
+		}
+	}
+	unmatched := f.warnings(names.list())
+	want := []string{kube.UnmatchedResourceWarning("nosuch"), kube.UnmatchedResourceWarning("nostatus"), kube.UnmatchedResourceWarning("gizmo")}
+	if !slices.Equal(unmatched, want) {
+		t.Errorf("warnings:\n%s\nwant\n%s", strings.Join(unmatched, "\n"), strings.Join(want, "\n"))
+	}
+	if all, _ := newRestoreFilter(RestoreOptions{IncludeResources: []string{"*"}}); len(all.warnings(names.list())) != 0 {
+		t.Error(`"*" warned`)
 	}
 }
 

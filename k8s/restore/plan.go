@@ -25,16 +25,6 @@ type restoreItem struct {
 	uid     string
 }
 
-func (it *restoreItem) kind(api *apiResources) string {
-	if it.src != nil {
-		return it.src.GetKind()
-	}
-	if ar := api.lookup(it.gr); ar != nil {
-		return ar.Kind
-	}
-	return ""
-}
-
 // plan reads the backup's manifests, applies the filters and the
 // dependency rules and transforms what is to be restored. Everything left
 // out is recorded as skipped.
@@ -62,21 +52,27 @@ func (rs *restorer) plan(ctx context.Context) ([]*restoreItem, error) {
 	}
 	rs.chooseVersions(ctx, cands)
 
-	// The objects the filters select.
+	rs.names = newResourceNames(rs.api, rs.src.Manifests, cands)
+	for _, w := range f.warnings(rs.names.list()) {
+		rs.warn("%s", w)
+	}
+
+	// The objects the filters select, less those the skip rules leave out
+	// (before anything is added for them: dependencies, namespaces).
 	clusterAll := (incCluster != nil && *incCluster) || (incCluster == nil && f.fullNamespaces())
 	selected := map[*restoreItem]bool{}
 	for _, it := range cands {
 		if it.m.Namespace == "" && it.gr != grNamespace && !clusterAll {
 			continue // only as a dependency, below
 		}
-		kind := it.kind(rs.api)
-		if f.resourceIncluded(it.gr, kind) && !f.resourceExcluded(it.gr, kind) &&
-			(it.src == nil || f.labelsMatch(it.src.GetLabels())) {
+		if f.resourceSelected(rs.names.of(it.gr)) && (it.src == nil || f.labelsMatch(it.src.GetLabels())) {
 			selected[it] = true
 		}
 	}
+	rs.dropSkipped(selected)
 	if incCluster == nil || *incCluster {
 		rs.addDependencies(cands, selected)
+		rs.dropSkipped(selected)
 	}
 	items := rs.addNamespaces(cands, selected)
 	leftOut := rs.pvsLeftOut(cands, selected)
@@ -96,6 +92,9 @@ func (rs *restorer) plan(ctx context.Context) ([]*restoreItem, error) {
 	}
 	var out []*restoreItem
 	for _, it := range items {
+		if it.result.Action == ActionSkipped {
+			continue // recorded by dropSkipped
+		}
 		if !selected[it] || madeByRestoredOwner(it, owners) {
 			rs.skip(it)
 			continue
@@ -112,28 +111,15 @@ func (rs *restorer) plan(ctx context.Context) ([]*restoreItem, error) {
 			rs.record(it.result, true)
 			continue
 		}
-		if why := skipRuleReason(it.gr, it.src, skipRules{
-			IncludeFinished: rs.opts.IncludeFinished, IncludeBootstrapTokens: rs.opts.IncludeBootstrapTokens,
-		}); why != "" {
-			r := ItemResult{Resource: grString(it.gr), Namespace: mapName(rs.opts.NamespaceMappings, it.m.Namespace), Name: it.m.Name, Action: ActionSkipped, Reason: why}
-			if r.Namespace != it.m.Namespace {
-				r.SourceNamespace = it.m.Namespace
-			}
-			rs.record(r, true)
-			continue
-		}
 		vol, _, _ := unstructured.NestedString(it.src.Object, "spec", "volumeName")
-		it.keep = resourceMatches(rs.filter.statusRes, it.gr, it.src.GetKind())
+		it.keep = f.keepStatus(rs.names.of(it.gr))
 		it.obj = it.src.DeepCopy()
-		if why := transformForRestore(it.obj, it.gr, transformConfig{
+		transformForRestore(it.obj, it.gr, transformConfig{
 			BackupName: rs.res.Backup, RestoreName: rs.res.Name,
 			Namespaces: rs.opts.NamespaceMappings, StorageClasses: rs.opts.StorageClassMappings,
 			Images: rs.opts.ImageMappings, PreserveNodePorts: rs.opts.PreserveNodePorts,
 			KeepStatus: it.keep, KeepVolumeName: vol != "" && pvs[vol],
-		}); why != "" {
-			rs.skip(it)
-			continue
-		}
+		})
 		if it.gr == grPod && rs.opts.VolumeData != nil {
 			if it.volumes = rs.dataVolumesOf(it.src); len(it.volumes) > 0 {
 				addRestoreWait(it.obj, it.volumes, rs.opts.VolumeData.HelperImage, rs.res.Name)
@@ -183,6 +169,27 @@ func madeByRestoredOwner(it *restoreItem, owners map[ownerKey]bool) bool {
 	return err == nil && gv.Group == owner.gr.Group && owners[ownerKey{owner.gr, it.m.Namespace, c.Name}]
 }
 
+// dropSkipped takes the selected objects that skipRuleReason leaves out
+// out of the selection and records them, listed with the reason.
+func (rs *restorer) dropSkipped(selected map[*restoreItem]bool) {
+	rules := skipRules{IncludeFinished: rs.opts.IncludeFinished, IncludeBootstrapTokens: rs.opts.IncludeBootstrapTokens}
+	for it := range selected {
+		if it.src == nil {
+			continue
+		}
+		why := skipRuleReason(it.gr, it.src, rules)
+		if why == "" {
+			continue
+		}
+		delete(selected, it)
+		it.result = ItemResult{Resource: grString(it.gr), Namespace: mapName(rs.opts.NamespaceMappings, it.m.Namespace), Name: it.m.Name, Action: ActionSkipped, Reason: why}
+		if it.result.Namespace != it.m.Namespace {
+			it.result.SourceNamespace = it.m.Namespace
+		}
+		rs.record(it.result, true)
+	}
+}
+
 // skip records an item as skipped (not listed).
 func (rs *restorer) skip(it *restoreItem) {
 	rs.record(ItemResult{Resource: grString(it.gr), Namespace: it.m.Namespace, Name: it.m.Name, Action: ActionSkipped}, false)
@@ -205,84 +212,6 @@ func (rs *restorer) decodeAll(ctx context.Context, items []*restoreItem) error {
 	}
 	_ = g.Wait() // never fails: errors are in the items
 	return ctx.Err()
-}
-
-// addDependencies selects the cluster-scoped objects that selected objects
-// need: the PVs of claims, the storage classes of both (after mapping) and
-// the CRDs of custom resources. Only --exclude-resources keeps them out.
-func (rs *restorer) addDependencies(cands []*restoreItem, selected map[*restoreItem]bool) {
-	byName := map[schema.GroupResource]map[string]*restoreItem{}
-	for _, it := range cands {
-		if it.m.Namespace == "" && !selected[it] {
-			if byName[it.gr] == nil {
-				byName[it.gr] = map[string]*restoreItem{}
-			}
-			byName[it.gr][it.m.Name] = it
-		}
-	}
-	add := func(gr schema.GroupResource, name string) {
-		it := byName[gr][name]
-		if it == nil || selected[it] || rs.filter.resourceExcluded(gr, it.kind(rs.api)) {
-			return
-		}
-		selected[it] = true
-		delete(byName[gr], name)
-	}
-	// Claims name their volume; a volume names its claim.
-	claims := map[[2]string]bool{}
-	for it := range selected {
-		if it.gr == grPVC && it.src != nil {
-			claims[[2]string{it.m.Namespace, it.m.Name}] = true
-			if vol, _, _ := unstructured.NestedString(it.src.Object, "spec", "volumeName"); vol != "" {
-				add(grPV, vol)
-			}
-		}
-	}
-	for _, it := range byName[grPV] {
-		if it.src == nil {
-			continue
-		}
-		ns, _, _ := unstructured.NestedString(it.src.Object, "spec", "claimRef", "namespace")
-		name, _, _ := unstructured.NestedString(it.src.Object, "spec", "claimRef", "name")
-		if claims[[2]string{ns, name}] {
-			add(grPV, it.m.Name)
-		}
-	}
-	for it := range selected {
-		if it.src == nil {
-			continue
-		}
-		for _, sc := range storageClassesOf(it.src, it.gr) {
-			add(grStorageClass, mapName(rs.opts.StorageClassMappings, sc))
-		}
-		if it.gr.Group != "" {
-			add(grCRD, it.gr.Resource+"."+it.gr.Group) // a CRD is named <plural>.<group>
-		}
-	}
-}
-
-// storageClassesOf lists the storage classes an object refers to.
-func storageClassesOf(obj *unstructured.Unstructured, gr schema.GroupResource) []string {
-	var out []string
-	one := func(o map[string]any) {
-		if sc, _, _ := unstructured.NestedString(o, "spec", "storageClassName"); sc != "" {
-			out = append(out, sc)
-		} else if sc, _, _ := unstructured.NestedString(o, "metadata", "annotations", "volume.beta.kubernetes.io/storage-class"); sc != "" {
-			out = append(out, sc)
-		}
-	}
-	switch gr {
-	case grPV, grPVC:
-		one(obj.Object)
-	case schema.GroupResource{Group: "apps", Resource: "statefulsets"}:
-		tmpls, _, _ := unstructured.NestedSlice(obj.Object, "spec", "volumeClaimTemplates")
-		for _, t := range tmpls {
-			if tm, ok := t.(map[string]any); ok {
-				one(tm)
-			}
-		}
-	}
-	return out
 }
 
 // addNamespaces selects the Namespace of every selected namespaced object,

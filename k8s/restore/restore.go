@@ -47,9 +47,13 @@ type RestoreOptions struct {
 	Name string
 
 	// Filters over what the backup holds. Namespaces are matched before
-	// mapping, as globs; resources as resource, resource.group or kind,
-	// case-insensitive ("*" = all). An object passes the selectors when it
-	// matches Selector or any of OrSelectors (none given = all pass).
+	// mapping, as globs; resources by the names a backup takes
+	// (kube.ResourceFilter: plural, singular, kind or short name, optionally
+	// .group, case-insensitive, "*" = all), known from the target's
+	// discovery and, for resources it does not serve yet, from the backup;
+	// a name matching nothing gets a warning. An object passes the
+	// selectors when it matches Selector or any of OrSelectors (none given
+	// = all pass).
 	IncludeNamespaces, ExcludeNamespaces []string
 	IncludeResources, ExcludeResources   []string
 	Selector                             string
@@ -57,8 +61,13 @@ type RestoreOptions struct {
 	// IncludeClusterResources: true restores the backup's cluster-scoped
 	// objects, false none; nil (auto) restores them all when no namespace
 	// filter is given, else only those the restored objects need: PVs of
-	// restored claims, their storage classes and the CRDs of restored
-	// custom resources.
+	// restored claims, their storage classes, the CRDs of restored custom
+	// resources, the PriorityClasses and RuntimeClasses of restored pods
+	// and pod templates, the IngressClasses of Ingresses, the
+	// ClusterRoleBindings of restored ServiceAccounts and the
+	// ClusterRoles of those and of restored RoleBindings (see deps.go; a
+	// binding whose accounts NamespaceMappings moves is restored as a copy
+	// named <name>-<new namespace>, see rbac.go).
 	IncludeClusterResources *bool
 
 	NamespaceMappings    map[string]string // old -> new
@@ -233,9 +242,10 @@ type restorer struct {
 	opts   RestoreOptions
 	filter *restoreFilter
 
-	api *apiResources     // the target cluster's resources
-	vd  *volumeData       // the pod volume data restored
-	dyn dynamic.Interface // cl.Dynamic, reporting server warnings to the result
+	api   *apiResources     // the target cluster's resources
+	names resourceNames     // what filters match resources by (plan)
+	vd    *volumeData       // the pod volume data restored
+	dyn   dynamic.Interface // cl.Dynamic, reporting server warnings to the result
 
 	seenWarnings map[string]bool
 

@@ -309,7 +309,7 @@ func TestRestoreApp(t *testing.T) {
 				continue // not restored, or rewritten by a controller
 			}
 			backed := backedUp(gr, m.Namespace, m.Name)
-			if skipObjectReason(backed, gr) != "" {
+			if skipRuleReason(gr, backed, skipRules{}) != "" {
 				if live := rtGet(t, cl, gr.WithVersion("v1"), m.Namespace, m.Name); live != nil {
 					t.Errorf("%s was restored", m.Path)
 				}

@@ -1,6 +1,9 @@
 package restore
 
 import (
+	"strings"
+
+	"github.com/cairn-backup/cairn/k8s/kube"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
@@ -14,7 +17,10 @@ type skipRules struct {
 }
 
 // skipRuleReason says why a backed-up object is not restored, judged by
-// its content, or "" when it is restored.
+// its content, or "" when it is restored. It is the one place for such
+// rules (neverRestoreReason judges whole resources by name); the restore
+// applies it before it adds namespaces and dependencies, so that nothing
+// is created only for an object that is skipped.
 func skipRuleReason(gr schema.GroupResource, obj *unstructured.Unstructured, rules skipRules) string {
 	switch gr {
 	case grPod:
@@ -41,6 +47,17 @@ func skipRuleReason(gr schema.GroupResource, obj *unstructured.Unstructured, rul
 	case grSecret:
 		if t, _, _ := unstructured.NestedString(obj.Object, "type"); t == "bootstrap.kubernetes.io/token" && !rules.IncludeBootstrapTokens {
 			return "bootstrap token: it would let nodes join the target cluster (--include-bootstrap-tokens restores it)"
+		}
+	case grEndpointSlice:
+		// Older backups hold them; the target's controllers make their own.
+		return kube.ClusterEndpointSlice(obj.GetNamespace(), obj.GetLabels())
+	case grClusterTrustBundle:
+		// The bundles of the built-in signers (kube-apiserver-serving, …)
+		// are published by the cluster and hold its own CA certificates;
+		// their names hash the content, so another cluster's would be
+		// added beside its own, not found existing.
+		if s, _, _ := unstructured.NestedString(obj.Object, "spec", "signerName"); strings.HasPrefix(s, "kubernetes.io/") {
+			return "trust bundles of the kubernetes.io signers hold the old cluster's certificate authorities"
 		}
 	}
 	return ""

@@ -62,8 +62,9 @@ stringData: {token-id: abcdef, token-secret: 0123456789abcdef, usage-bootstrap-a
 
 // TestRestoreSkipsFinishedAndClusterMade: a completed Job, a finished pod
 // and a bootstrap token are skipped with their reasons and nothing runs;
-// the automanaged APIService is never restored; the flags bring the
-// others back, and the restored Job runs.
+// the automanaged APIService is never restored; the namespace that held
+// only skipped objects is not made; the flags bring the others back, and
+// the restored Job runs.
 func TestRestoreSkipsFinishedAndClusterMade(t *testing.T) {
 	cl := rtConnect(t)
 	ctx := context.Background()
@@ -90,6 +91,10 @@ func TestRestoreSkipsFinishedAndClusterMade(t *testing.T) {
 	if rtGet(t, cl, gvrJob, "rt-fin-a", "migrate-db") != nil || rtGet(t, cl, gvrSecret, "rt-fin-a", "bootstrap-token-abcdef") != nil {
 		t.Error("a skipped object was restored")
 	}
+	// Nothing in rt-fin is restored: its namespace is not made either.
+	if it, ok := items["namespaces rt-fin-a"]; ok || rtGet(t, cl, gvrNamespace, "", "rt-fin-a") != nil {
+		t.Errorf("namespace rt-fin-a made for skipped objects only (%+v)", it)
+	}
 	time.Sleep(3 * time.Second) // time for a Job controller to start a pod
 	if pods, err := cl.Dynamic.Resource(gvrPod).Namespace("rt-fin-a").List(ctx, metav1.ListOptions{}); err != nil || len(pods.Items) != 0 {
 		t.Fatalf("pods after the default restore: %v (err %v)", len(pods.Items), err)
@@ -100,7 +105,7 @@ func TestRestoreSkipsFinishedAndClusterMade(t *testing.T) {
 		IncludeFinished: true, IncludeBootstrapTokens: true,
 	})
 	items = rtItems(res)
-	for _, key := range []string{"jobs.batch rt-fin-b/migrate-db", "pods rt-fin-b/done", "secrets rt-fin-b/bootstrap-token-abcdef"} {
+	for _, key := range []string{"namespaces rt-fin-b", "jobs.batch rt-fin-b/migrate-db", "pods rt-fin-b/done", "secrets rt-fin-b/bootstrap-token-abcdef"} {
 		rtWantAction(t, items, key, ActionCreated)
 	}
 	if it := items["apiservices.apiregistration.k8s.io v1.apps"]; it.Action != ActionSkipped {

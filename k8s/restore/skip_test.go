@@ -32,6 +32,13 @@ func TestSkipRuleReason(t *testing.T) {
 		{"bootstrap token", grSecret, `{apiVersion: v1, kind: Secret, metadata: {name: bootstrap-token-abcdef}, type: bootstrap.kubernetes.io/token}`, skipRules{}, "bootstrap token"},
 		{"bootstrap token, included", grSecret, `{apiVersion: v1, kind: Secret, metadata: {name: bootstrap-token-abcdef}, type: bootstrap.kubernetes.io/token}`, skipRules{IncludeBootstrapTokens: true}, ""},
 		{"opaque secret", grSecret, `{apiVersion: v1, kind: Secret, metadata: {name: s}, type: Opaque}`, skipRules{}, ""},
+		{"service account token secret", grSecret, `{apiVersion: v1, kind: Secret, metadata: {name: t}, type: kubernetes.io/service-account-token}`, skipRules{}, ""},
+		{"kube-apiserver trust bundle", grClusterTrustBundle, `{apiVersion: certificates.k8s.io/v1beta1, kind: ClusterTrustBundle, metadata: {name: b}, spec: {signerName: kubernetes.io/kube-apiserver-serving}}`, skipRules{}, "old cluster's certificate authorities"},
+		{"own trust bundle", grClusterTrustBundle, `{apiVersion: certificates.k8s.io/v1beta1, kind: ClusterTrustBundle, metadata: {name: b}, spec: {signerName: example.com/internal-ca}}`, skipRules{}, ""},
+		{"trust bundle without signer", grClusterTrustBundle, `{apiVersion: certificates.k8s.io/v1beta1, kind: ClusterTrustBundle, metadata: {name: b}, spec: {trustBundle: x}}`, skipRules{}, ""},
+		{"controller's endpoint slice", grEndpointSlice, `{apiVersion: discovery.k8s.io/v1, kind: EndpointSlice, metadata: {name: e, namespace: x, labels: {endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io}}}`, skipRules{}, "made by the cluster"},
+		{"kubernetes service's slice", grEndpointSlice, `{apiVersion: discovery.k8s.io/v1, kind: EndpointSlice, metadata: {name: kubernetes, namespace: default, labels: {kubernetes.io/service-name: kubernetes}}}`, skipRules{}, "API servers"},
+		{"user's endpoint slice", grEndpointSlice, `{apiVersion: discovery.k8s.io/v1, kind: EndpointSlice, metadata: {name: e, namespace: x, labels: {kubernetes.io/service-name: payments}}}`, skipRules{}, ""},
 		{"configmap with phase", schema.GroupResource{Resource: "configmaps"}, `{apiVersion: v1, kind: ConfigMap, metadata: {name: c}, status: {phase: Failed}}`, skipRules{}, ""},
 	}
 	for _, c := range cases {

@@ -5,7 +5,6 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/cairn-backup/cairn/k8s/kube"
 	"github.com/cairn-backup/cairn/k8s/layout"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -25,12 +24,9 @@ type transformConfig struct {
 	KeepVolumeName bool
 }
 
-// transformForRestore turns a backed-up object into the object to create.
-// It returns a reason when the object must not be restored at all.
-func transformForRestore(obj *unstructured.Unstructured, gr schema.GroupResource, c transformConfig) (skip string) {
-	if why := skipObjectReason(obj, gr); why != "" {
-		return why
-	}
+// transformForRestore turns a backed-up object into the object to create
+// (whether it is restored at all is skipRuleReason's to say).
+func transformForRestore(obj *unstructured.Unstructured, gr schema.GroupResource, c transformConfig) {
 	stripMetadata(obj)
 	if !c.KeepStatus {
 		unstructured.RemoveNestedField(obj.Object, "status")
@@ -61,25 +57,6 @@ func transformForRestore(obj *unstructured.Unstructured, gr schema.GroupResource
 	mapImages(obj, gr, c.Images)
 	mapNamespace(obj, gr, c.Namespaces)
 	addRestoreLabels(obj, c.BackupName, c.RestoreName)
-	return ""
-}
-
-// skipObjectReason says why one object (as opposed to a whole resource)
-// is never restored, or "".
-func skipObjectReason(obj *unstructured.Unstructured, gr schema.GroupResource) string {
-	switch gr {
-	case grEndpointSlice:
-		return kube.ClusterEndpointSlice(obj.GetNamespace(), obj.GetLabels())
-	case grClusterTrustBundle:
-		// The bundles of the built-in signers (kube-apiserver-serving, …)
-		// are published by the cluster and hold its own CA certificates;
-		// their names hash the content, so another cluster's would be
-		// added beside its own, not found existing.
-		if s, _, _ := unstructured.NestedString(obj.Object, "spec", "signerName"); strings.HasPrefix(s, "kubernetes.io/") {
-			return "trust bundles of the kubernetes.io signers hold the old cluster's certificate authorities"
-		}
-	}
-	return ""
 }
 
 // autoCreated reports objects that the cluster makes in every namespace;
@@ -246,19 +223,8 @@ func mapNamespace(obj *unstructured.Unstructured, gr schema.GroupResource, m map
 	switch gr {
 	case grNamespace:
 		obj.SetName(mapName(m, obj.GetName()))
-	case schema.GroupResource{Group: "rbac.authorization.k8s.io", Resource: "rolebindings"},
-		schema.GroupResource{Group: "rbac.authorization.k8s.io", Resource: "clusterrolebindings"}:
-		subjects, _, _ := unstructured.NestedFieldNoCopy(obj.Object, "subjects")
-		list, _ := subjects.([]any)
-		for _, s := range list {
-			sm, ok := s.(map[string]any)
-			if !ok || sm["kind"] != "ServiceAccount" {
-				continue
-			}
-			if ns, _ := sm["namespace"].(string); ns != "" {
-				sm["namespace"] = mapName(m, ns)
-			}
-		}
+	case grRoleBinding, grCRB:
+		mapSubjects(obj, gr, m) // rbac.go
 	}
 }
 

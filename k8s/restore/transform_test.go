@@ -36,10 +36,7 @@ func sameObj(t *testing.T, what string, got, want *unstructured.Unstructured) {
 	}
 }
 
-var (
-	grStatefulSet = schema.GroupResource{Group: "apps", Resource: "statefulsets"}
-	grRoleBinding = schema.GroupResource{Group: "rbac.authorization.k8s.io", Resource: "rolebindings"}
-)
+var grStatefulSet = schema.GroupResource{Group: "apps", Resource: "statefulsets"}
 
 func TestStripMetadata(t *testing.T) {
 	in := obj(t, `
@@ -119,7 +116,6 @@ func TestTransformForRestore(t *testing.T) {
 		gr       schema.GroupResource
 		cfg      func(c *transformConfig)
 		in, want string
-		skip     bool
 	}{
 		{name: "status stripped", gr: grConfigMap,
 			in:   `{apiVersion: v1, kind: ConfigMap, metadata: {name: a, namespace: prod, uid: x}, data: {k: v}, status: {x: 1}}`,
@@ -193,13 +189,8 @@ func TestTransformForRestore(t *testing.T) {
 				tc.cfg(&c)
 			}
 			in := obj(t, tc.in)
-			skip := transformForRestore(in, tc.gr, c)
-			if (skip != "") != tc.skip {
-				t.Fatalf("skip reason %q, want skip=%v", skip, tc.skip)
-			}
-			if !tc.skip {
-				sameObj(t, tc.name, in, obj(t, tc.want))
-			}
+			transformForRestore(in, tc.gr, c)
+			sameObj(t, tc.name, in, obj(t, tc.want))
 		})
 	}
 }
@@ -328,28 +319,10 @@ func TestMergeForUpdate(t *testing.T) {
 	}
 }
 
-func TestAutoCreatedAndSkipped(t *testing.T) {
+func TestAutoCreated(t *testing.T) {
 	if !autoCreated(grConfigMap, "kube-root-ca.crt") || !autoCreated(grServiceAcct, "default") ||
 		autoCreated(grConfigMap, "default") || autoCreated(grSecret, "kube-root-ca.crt") {
 		t.Error("autoCreated")
-	}
-	for _, c := range []struct {
-		gr   schema.GroupResource
-		yaml string
-		skip bool
-	}{
-		{grSecret, "type: kubernetes.io/service-account-token", false}, // emptied, see TestTransformForRestore
-		{grSecret, "type: kubernetes.io/tls", false},
-		{grClusterTrustBundle, "spec: {signerName: kubernetes.io/kube-apiserver-serving}", true},
-		{grClusterTrustBundle, "spec: {signerName: example.com/internal-ca}", false},
-		{grClusterTrustBundle, "spec: {trustBundle: x}", false},
-		{grEndpointSlice, "metadata: {labels: {endpointslice.kubernetes.io/managed-by: endpointslice-controller.k8s.io}}", true},
-		{grEndpointSlice, "metadata: {namespace: default, labels: {kubernetes.io/service-name: kubernetes}}", true},
-		{grEndpointSlice, "metadata: {labels: {kubernetes.io/service-name: payments}}", false},
-	} {
-		if got := skipObjectReason(obj(t, c.yaml), c.gr) != ""; got != c.skip {
-			t.Errorf("%s %s: skipped %v, want %v", c.gr, c.yaml, got, c.skip)
-		}
 	}
 }
 
