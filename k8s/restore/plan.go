@@ -133,6 +133,9 @@ func (rs *restorer) plan(ctx context.Context) ([]*restoreItem, error) {
 			rs.skip(it)
 			continue
 		}
+		if !rs.modify(it) {
+			continue
+		}
 		if it.gr == grPod && rs.opts.VolumeData != nil {
 			if it.volumes = rs.dataVolumesOf(it.src); len(it.volumes) > 0 {
 				addRestoreWait(it.obj, it.volumes, rs.opts.VolumeData.HelperImage, rs.res.Name)
@@ -145,6 +148,7 @@ func (rs *restorer) plan(ctx context.Context) ([]*restoreItem, error) {
 		out = append(out, it)
 	}
 	rs.warnPodsLeftOut(out)
+	rs.warnUnusedModifiers()
 	return out, nil
 }
 
