@@ -110,15 +110,15 @@ type patchDataJSON struct {
 func Load(path string) (*Rules, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("resource modifiers: %w", err)
+		return nil, err // names the file
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("resource modifiers: read %s: %w", path, err)
+		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
 	if len(data) > maxFileSize {
-		return nil, fmt.Errorf("resource modifiers %s: %w: larger than %d bytes", path, ErrInvalid, maxFileSize)
+		return nil, fmt.Errorf("%s: %w: larger than %d bytes", path, ErrInvalid, maxFileSize)
 	}
 	r, err := Parse(data)
 	if err != nil {
