@@ -35,14 +35,20 @@ func (r *Rules) Apply(obj *unstructured.Unstructured, gr schema.GroupResource) (
 	if r == nil || len(r.rules) == 0 {
 		return out, nil
 	}
-	orig, err := obj.MarshalJSON()
-	if err != nil {
-		return out, fmt.Errorf("resource modifiers: encode %s %s: %w", gr, obj.GetName(), err)
-	}
-	gvk := obj.GroupVersionKind()
-	doc, grs := orig, gr.String()
+	var orig, doc []byte // the object's JSON, made for the first rule that needs it
+	gvk, grs := obj.GroupVersionKind(), gr.String()
 	for i, ru := range r.rules {
-		if !ru.match(obj, orig, grs) {
+		if !ru.selects(obj, grs) {
+			continue
+		}
+		if orig == nil {
+			var err error
+			if orig, err = obj.MarshalJSON(); err != nil {
+				return out, fmt.Errorf("resource modifiers: encode %s %s: %w", grs, obj.GetName(), err)
+			}
+			doc = orig
+		}
+		if !ru.matchesDoc(orig) {
 			continue
 		}
 		out.Matched = append(out.Matched, i)
@@ -76,10 +82,10 @@ func gvkString(gvk schema.GroupVersionKind) string {
 	return gvk.Group + "/" + gvk.Version + " " + gvk.Kind
 }
 
-// match reports whether obj (orig is its JSON) meets the rule's
-// conditions. Namespaces apply to namespaced objects only: a rule with
+// selects reports whether obj meets the rule's conditions other than
+// matches. Namespaces apply to namespaced objects only: a rule with
 // namespaces still matches cluster-scoped objects of its groupResource.
-func (ru *rule) match(obj *unstructured.Unstructured, orig []byte, gr string) bool {
+func (ru *rule) selects(obj *unstructured.Unstructured, gr string) bool {
 	if !ru.gr.MatchString(gr) {
 		return false
 	}
@@ -95,16 +101,17 @@ func (ru *rule) match(obj *unstructured.Unstructured, orig []byte, gr string) bo
 	if ru.name != nil && !ru.name.MatchString(obj.GetName()) {
 		return false
 	}
-	if ru.selector != nil && !ru.selector.Matches(labels.Set(obj.GetLabels())) {
-		return false
+	return ru.selector == nil || ru.selector.Matches(labels.Set(obj.GetLabels()))
+}
+
+// matchesDoc reports whether the object's JSON passes the rule's matches:
+// a path that is missing or holds another value does not.
+func (ru *rule) matchesDoc(orig []byte) bool {
+	if len(ru.matches) == 0 {
+		return true
 	}
-	if len(ru.matches) > 0 {
-		// A path that is missing or holds another value: no match.
-		if _, err := ru.matches.Apply(orig); err != nil {
-			return false
-		}
-	}
-	return true
+	_, err := ru.matches.Apply(orig)
+	return err == nil
 }
 
 // patch applies the rule's patches to doc. applied is false when a test
@@ -139,7 +146,7 @@ func (ru *rule) patch(doc []byte, gvk schema.GroupVersionKind) (out []byte, appl
 	case strategicPatches:
 		typed, err := scheme.Scheme.New(gvk)
 		if err != nil {
-			return nil, false, fmt.Errorf("strategicPatches need a built-in kind and %s is not one: use mergePatches for it", gvkString(gvk))
+			return nil, false, fmt.Errorf("strategicPatches need a built-in kind and %s is not one cairn knows: use mergePatches for it", gvkString(gvk))
 		}
 		for j, p := range ru.docs {
 			if doc, err = strategicpatch.StrategicMergePatch(doc, p, typed); err != nil {

@@ -220,7 +220,7 @@ func TestApplyErrors(t *testing.T) {
 		want            string
 	}{
 		{"strategic on a custom resource", "strategicPatches: [{patchData: 'spec: {size: 2}'}]", widget, grWidget,
-			"strategicPatches need a built-in kind and example.com/v1 Widget is not one: use mergePatches"},
+			"strategicPatches need a built-in kind and example.com/v1 Widget is not one cairn knows: use mergePatches"},
 		{"missing path", "patches: [{operation: replace, path: /spec/nothing, value: x}]", widget, grWidget,
 			"patches[0] (replace /spec/nothing)"},
 		{"kind changed", "patches: [{operation: replace, path: /kind, value: Gadget}]", widget, grWidget,
@@ -258,4 +258,39 @@ resourceModifierRules:
 	}
 	runCases(t, r, []applyCase{{"merge on a custom resource", grWidget, widget,
 		strings.Replace(strings.Replace(widget, "[a, b]", "[c]", 1), "/v1", "/v2", 1), []int{0}}})
+}
+
+func TestMissingPathsDoNotMatch(t *testing.T) {
+	// A test operation or a matches entry on a path the object lacks
+	// skips the rule; it is not an error.
+	r, err := Parse([]byte(`version: v1
+resourceModifierRules:
+- conditions: {groupResource: pods}
+  patches:
+  - {operation: test, path: /spec/nodeSelector/zone, value: a}
+  - {operation: add, path: /metadata/labels/one, value: "1st"}
+- conditions:
+    groupResource: pods
+    matches: [{path: /spec/containers/3/image, value: x}]
+  patches: [{operation: add, path: /metadata/labels/two, value: "2nd"}]
+- conditions:
+    groupResource: pods
+    matches: [{path: /spec/containers/0/image, value: i}, {path: /metadata/name, value: p}]
+  patches: [{operation: add, path: /metadata/labels/three, value: "3rd"}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: n, labels: {a: b}}\nspec:\n  containers: [{name: c, image: i}]\n"
+	u := obj(t, p)
+	out, err := r.Apply(u, grPod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(out.Matched, []int{0, 2}) || !reflect.DeepEqual(out.Applied, []int{2}) {
+		t.Errorf("outcome %+v, want matched [0 2], applied [2]", out)
+	}
+	if l := u.GetLabels(); !reflect.DeepEqual(l, map[string]string{"a": "b", "three": "3rd"}) {
+		t.Errorf("labels %v", l)
+	}
 }
