@@ -11,6 +11,7 @@ import (
 
 	"github.com/cairn-backup/cairn/k8s/catalog"
 	"github.com/cairn-backup/cairn/k8s/layout"
+	"github.com/cairn-backup/cairn/k8s/modifiers"
 	"github.com/cairn-backup/cairn/k8s/restore"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/spf13/cobra"
@@ -37,6 +38,7 @@ type clusterRestoreFlags struct {
 	restoreVolumes         bool
 	helperImage            string
 	agentNamespace         string
+	resourceModifiers      string
 }
 
 // defaultHelperImage is the image of the init container restored pods
@@ -91,6 +93,13 @@ never bound to a restored claim. Data goes back only into pods this restore
 creates; pods made by a restored ReplicaSet, StatefulSet or Job later start
 on the restored claims, without waiting.
 
+--resource-modifiers takes a file of Velero's resource-modifier rules
+(version v1, resourceModifierRules; or the ConfigMap Velero reads them
+from) and patches the objects they select with JSON patches, merge patches
+or strategic merge patches, after the mappings above. As in Velero, the
+rules' namespaces are those of the backup, not the mapped ones. A patch
+that fails fails its object; the result counts what each rule changed.
+
 Every restored object is labelled cairn.io/backup-name and
 cairn.io/restore-name. Requests are rate-limited by --kube-qps (default 200
 per second) and --kube-burst (default 400); raise them for large restores. The exit code is 0 when every object was restored
@@ -116,6 +125,7 @@ per second) and --kube-burst (default 400); raise them for large restores. The e
 	fs.StringArrayVar(&f.nsMaps, "namespace-mappings", nil, "restore namespaces under new names (`old:new`,...)")
 	fs.StringArrayVar(&f.scMaps, "storage-class-mappings", nil, "replace storage classes of volumes and claims (`old:new`,...)")
 	fs.StringArrayVar(&f.imgMap, "image-repository-mappings", nil, "replace image registry/repository `prefixes` (old/prefix:new/prefix,...)")
+	fs.StringVar(&f.resourceModifiers, "resource-modifiers", "", "patch restored objects by the Velero resource-modifier rules in this `file` (YAML or JSON, or the ConfigMap holding them)")
 	fs.StringVar(&f.existing, "existing-resource-policy", restore.ExistingNone, "`policy` for objects that exist: none (leave and report them) or update")
 	fs.BoolVar(&f.preserveNodePorts, "preserve-nodeports", false, "keep the node ports of services (default: the cluster allocates new ones)")
 	fs.BoolVar(&f.includeFinished, "include-finished", false, "restore completed or failed Jobs and finished pods too (default: skipped, as they would run again)")
@@ -149,6 +159,11 @@ func (f *clusterRestoreFlags) restoreOptions(inc *bool) (restore.RestoreOptions,
 	}
 	if o.ImageMappings, err = restore.ParseImageMappings(f.imgMap); err != nil {
 		return o, err
+	}
+	if f.resourceModifiers != "" {
+		if o.Modifiers, err = modifiers.Load(f.resourceModifiers); err != nil {
+			return o, fmt.Errorf("--resource-modifiers: %w", err)
+		}
 	}
 	if f.existing != restore.ExistingNone && f.existing != restore.ExistingUpdate {
 		return o, fmt.Errorf("--existing-resource-policy %q: use %s or %s", f.existing, restore.ExistingNone, restore.ExistingUpdate)
@@ -324,6 +339,9 @@ func printRestoreSummary(g *globalOptions, res *restore.RestoreResult) {
 			}
 		}
 	}
+	if line := modifierSummary(res.Modifiers); line != "" {
+		g.printf("%s\n", line)
+	}
 	for _, w := range res.Warnings {
 		g.warnf("warning: %s\n", w)
 	}
@@ -335,4 +353,18 @@ func printRestoreSummary(g *globalOptions, res *restore.RestoreResult) {
 		g.printf("dry run: nothing was changed; the counts say what would have been done\n")
 	}
 	g.printf("restore %s: %s\n", res.Name, res.Phase)
+}
+
+// modifierSummary says how many objects each resource-modifier rule
+// changed, or "" without rules.
+func modifierSummary(uses []restore.ModifierUse) string {
+	if len(uses) == 0 {
+		return ""
+	}
+	total, parts := 0, make([]string, 0, len(uses))
+	for _, u := range uses {
+		total += u.Applied
+		parts = append(parts, fmt.Sprintf("%s: %d", u.Rule, u.Applied))
+	}
+	return fmt.Sprintf("resource modifiers changed %s (%s)", plural(total, "object"), strings.Join(parts, ", "))
 }

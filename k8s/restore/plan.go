@@ -120,6 +120,9 @@ func (rs *restorer) plan(ctx context.Context) ([]*restoreItem, error) {
 			Images: rs.opts.ImageMappings, PreserveNodePorts: rs.opts.PreserveNodePorts,
 			KeepStatus: it.keep, KeepVolumeName: vol != "" && pvs[vol],
 		})
+		if !rs.modify(it) {
+			continue
+		}
 		if it.gr == grPod && rs.opts.VolumeData != nil {
 			if it.volumes = rs.dataVolumesOf(it.src); len(it.volumes) > 0 {
 				addRestoreWait(it.obj, it.volumes, rs.opts.VolumeData.HelperImage, rs.res.Name)
@@ -132,6 +135,7 @@ func (rs *restorer) plan(ctx context.Context) ([]*restoreItem, error) {
 		out = append(out, it)
 	}
 	rs.warnPodsLeftOut(out)
+	rs.warnUnusedModifiers()
 	return out, nil
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/cairn-backup/cairn/k8s/catalog"
 	"github.com/cairn-backup/cairn/k8s/kube"
 	"github.com/cairn-backup/cairn/k8s/layout"
+	"github.com/cairn-backup/cairn/k8s/modifiers"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -73,6 +74,9 @@ type RestoreOptions struct {
 	NamespaceMappings    map[string]string // old -> new
 	StorageClassMappings map[string]string // old -> new
 	ImageMappings        []ImageMapping
+	// Modifiers, if set, patch the objects (Velero's resource-modifier
+	// rules, see modifiers.go) after the mappings above.
+	Modifiers *modifiers.Rules
 
 	// VolumeData, if set, restores the pod volume data the backup holds
 	// (see volumes.go); nil restores manifests only, and the PVs of
@@ -137,6 +141,9 @@ type RestoreResult struct {
 	Items    []ItemResult `json:"items"`
 	Warnings []string     `json:"warnings,omitempty"`
 	Errors   []string     `json:"errors,omitempty"`
+
+	// Modifiers say what each resource-modifier rule did.
+	Modifiers []ModifierUse `json:"modifiers,omitempty"`
 }
 
 // Total counts the listed items with the action.
