@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairn-backup/cairn/k8s/kube"
 	"github.com/cairn-backup/cairn/k8s/layout"
@@ -199,5 +200,68 @@ func TestClusterRestoresRecorded(t *testing.T) {
 	}
 	if d := e.ok("cluster", "describe-restore", "r1"); !strings.Contains(d.stdout, "Backup:       rec-app") {
 		t.Errorf("describe-restore after its backup was deleted:\n%s", d.stdout)
+	}
+}
+
+// Records are read from the repository: what they say reaches a terminal
+// with control characters quoted; piped output and --json stay exact.
+func TestRestoresEscapeOnTerminal(t *testing.T) {
+	e := newInitEnv(t)
+	ctx := context.Background()
+	r := e.openRepo()
+	if err := r.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evil := "evil\x1b[2J\x1b]0;owned\x07"
+	res := &restore.RestoreResult{Name: "r-" + evil, Backup: "b-" + evil, Cluster: "c-" + evil, Start: time.Now(), End: time.Now(), Phase: evil,
+		Counts:   map[string]map[string]int{"configmaps" + evil: {restore.ActionFailed: 1}},
+		Items:    []restore.ItemResult{{Resource: "configmaps" + evil, Namespace: "ns", Name: "n" + evil, Action: restore.ActionFailed, Reason: evil}},
+		Warnings: []string{"w" + evil}, Errors: []string{"e" + evil}}
+	sn, err := restorelog.Save(ctx, r, &restorelog.Record{RestoreResult: res, Spec: restorelog.Spec{IncludeNamespaces: []string{evil}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"cluster", "restores"}, {"cluster", "describe-restore", sn.ID.Str(), "--details"},
+		{"cluster", "describe-restore", sn.ID.Str()}, {"cluster", "describe-restore", sn.ID.Str(), "--log"}} {
+		code, out := e.runOnTerminal(t, args...)
+		if code != 0 || strings.ContainsAny(out, "\x1b\x07") || !strings.Contains(out, `\x1b[2J`) {
+			t.Errorf("%v on a terminal: exit %d, %q", args, code, out)
+		}
+	}
+	if out := e.ok("cluster", "describe-restore", sn.ID.Str(), "--log").stdout; !strings.Contains(out, "warning: w"+evil+"\n") {
+		t.Errorf("piped log changed: %q", out)
+	}
+	if rows := restoresJSON(t, e); len(rows) != 1 || rows[0].Name != "r-"+evil {
+		t.Errorf("--json: %+v", rows)
+	}
+}
+
+// A default name an earlier restore of the same backup took in the same
+// second is made again later; a name the user gave is refused.
+func TestRestoresDefaultNameTaken(t *testing.T) {
+	e := newInitEnv(t)
+	ctx := context.Background()
+	r := e.openRepo()
+	if err := r.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	taken := map[string]bool{}
+	for i := range 2 {
+		name := restore.DefaultRestoreName("b", now.Add(time.Duration(i)*time.Second))
+		taken[name] = true
+		res := &restore.RestoreResult{Name: name, Backup: "b", Cluster: "c", Start: now, End: now, Phase: layout.PhaseCompleted}
+		if _, err := restorelog.Save(ctx, r, &restorelog.Record{RestoreResult: res}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rr := &restoreRecorder{g: &globalOptions{}, on: true}
+	opts := restore.RestoreOptions{Name: restore.DefaultRestoreName("b", now)}
+	if err := rr.checkName(ctx, r, &opts, "b", true); err != nil || taken[opts.Name] || !strings.HasPrefix(opts.Name, "b-") {
+		t.Errorf("default name: %q, %v", opts.Name, err)
+	}
+	opts.Name = restore.DefaultRestoreName("b", now)
+	if err := rr.checkName(ctx, r, &opts, "b", false); err == nil || !strings.Contains(err.Error(), "give another --restore-name") {
+		t.Errorf("a taken name the user gave: %v", err)
 	}
 }

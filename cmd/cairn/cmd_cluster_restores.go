@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cairn-backup/cairn/k8s/restore"
@@ -196,7 +199,7 @@ func printRestoreList(g *globalOptions, rows []restoreListJSON) {
 			dur = formatDuration(time.Duration(r.Duration * float64(time.Second)))
 		}
 		c := r.Counts
-		cells = append(cells, []string{esc(r.Name), esc(r.Backup), esc(r.Cluster), r.Start.Local().Format("2006-01-02 15:04:05"), dur, r.Phase,
+		cells = append(cells, []string{esc(r.Name), esc(r.Backup), esc(r.Cluster), r.Start.Local().Format("2006-01-02 15:04:05"), dur, esc(r.Phase),
 			strconv.Itoa(c.Created), strconv.Itoa(c.Updated), strconv.Itoa(c.Existed), strconv.Itoa(c.Skipped), strconv.Itoa(c.Failed), r.ShortID})
 	}
 	printTable(g, header, cells)
@@ -248,9 +251,7 @@ ID; ` + "`cairn cluster restores`" + ` lists them.`,
 				return err
 			}
 			if log {
-				g.outMu.Lock()
-				defer g.outMu.Unlock()
-				return restorelog.WriteLog(ctx, r, e.Snapshot, g.env.stdout)
+				return writeRestoreLog(ctx, g, r, e.Snapshot)
 			}
 			rec, err := restorelog.ReadRecord(ctx, r, e.Snapshot)
 			if err != nil {
@@ -340,4 +341,24 @@ func printRestoreDescription(g *globalOptions, rec *restorelog.Record, sn *snaps
 		}
 		g.outf("  %-14s %s %s%s%s\n", esc(it.Action), esc(it.Resource), esc(itemPath(it)), from, esc(reasonSuffix(it.Reason)))
 	}
+}
+
+// writeRestoreLog prints a record's log: exact when piped, each line
+// with control characters quoted on a terminal (the log is read from the
+// repository, and names in it may be anyone's).
+func writeRestoreLog(ctx context.Context, g *globalOptions, r *repo.Repository, sn *snapshot.Snapshot) error {
+	g.outMu.Lock()
+	defer g.outMu.Unlock()
+	if !isTerminal(g.env.stdout) {
+		return restorelog.WriteLog(ctx, r, sn, g.env.stdout)
+	}
+	var buf bytes.Buffer
+	if err := restorelog.WriteLog(ctx, r, sn, &buf); err != nil {
+		return err
+	}
+	w := bufio.NewWriter(g.env.stdout)
+	for line := range strings.Lines(buf.String()) {
+		fmt.Fprintln(w, escapeName(strings.TrimSuffix(line, "\n")))
+	}
+	return w.Flush()
 }
