@@ -112,7 +112,7 @@ type restoreListJSON struct {
 	End           time.Time         `json:"end"`
 	Duration      float64           `json:"duration"` // seconds
 	Phase         string            `json:"phase"`
-	Counts        restorelog.Counts `json:"counts"`
+	Counts        restorelog.Counts `json:"totals"` // as in describe-restore; "counts" there is per resource
 	Warnings      int               `json:"warnings"`
 	Errors        int               `json:"errors"`
 	SnapshotID    string            `json:"snapshot_id"` // the record's
