@@ -19,7 +19,7 @@ import (
 	"github.com/cairn-backup/cairn/tests/testutil"
 )
 
-func testRepo(t *testing.T) (*repo.Repository, string) {
+func testRepo(t testing.TB) (*repo.Repository, string) {
 	t.Helper()
 	dir := t.TempDir()
 	be, err := repo.CreateLocal(dir)
