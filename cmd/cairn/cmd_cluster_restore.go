@@ -188,6 +188,10 @@ func runClusterRestore(ctx context.Context, g *globalOptions, co *clusterOptions
 	if err != nil {
 		return err
 	}
+	rec, err := newRestoreRecorder(g, opts.DryRun)
+	if err != nil {
+		return err
+	}
 	r, release, err := g.openLocked(ctx, false)
 	if err != nil {
 		return err
@@ -215,6 +219,9 @@ func runClusterRestore(ctx context.Context, g *globalOptions, co *clusterOptions
 	if opts.Name == "" {
 		opts.Name = restore.DefaultRestoreName(backup, time.Now())
 	}
+	if err := rec.checkName(ctx, r, &opts, backup, f.name == ""); err != nil {
+		return err
+	}
 	from := sn.Hostname
 	if src.Info != nil && src.Info.Cluster != "" {
 		from = src.Info.Cluster
@@ -235,6 +242,7 @@ func runClusterRestore(ctx context.Context, g *globalOptions, co *clusterOptions
 		}
 		g.verbosef(1, "%-14s %s %s%s\n", it.Action, it.Resource, itemPath(it), reasonSuffix(it.Reason))
 	}
+	rec.track(&opts)
 	stop := g.startProgress(progress, "objects")
 	res, err := restore.RestoreFrom(ctx, src, cl, opts)
 	stop()
@@ -248,6 +256,7 @@ func runClusterRestore(ctx context.Context, g *globalOptions, co *clusterOptions
 	} else {
 		printRestoreSummary(g, res)
 	}
+	rec.save(ctx, r, &opts, res, err, from)
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", res.Name, err)
 	}

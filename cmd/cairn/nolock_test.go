@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/k8s/catalog/catalogtest"
+	"github.com/cairn-backup/cairn/k8s/restore"
+	"github.com/cairn-backup/cairn/k8s/restorelog"
 	"github.com/spf13/cobra"
 )
 
@@ -35,6 +37,8 @@ func TestNoLockNeverWritesUnlocked(t *testing.T) {
 	// A cluster backup with a volume, older than the file backup ("latest").
 	catalogtest.WriteBackup(t, e.openRepo(), "b1", time.Now().Add(-time.Hour),
 		[]catalogtest.Volume{{Namespace: "ns", Pod: "p", Volume: "v", PVC: "c", Dir: data}})
+	// A restore record of b1, older than the file backup too.
+	nlSaveRecord(t, e, "r1", "b1", time.Now().Add(-30*time.Minute))
 	e.ok("key", "add", "--new-password-file", e.writeFile("pw2", "second"))
 	keys := e.repoFiles("keys")
 	target := filepath.Join(e.dir, "target")
@@ -66,7 +70,11 @@ func TestNoLockNeverWritesUnlocked(t *testing.T) {
 		{"cluster describe", nil, "read"},
 		{"cluster logs", nil, "read"},
 		{"cluster download", nil, "read"},
-		{"cluster restore", nil, "read"},      // writes to the cluster, reads the repository
+		{"cluster restore", nil, "read"}, // writes to the cluster; its record needs a lock, and is left out with --no-lock
+		{"cluster restores", []string{}, "read"},
+		{"cluster restores", []string{"--backup", "b1", "--json"}, "read"},
+		{"cluster describe-restore", []string{"r1", "--details"}, "read"},
+		{"cluster describe-restore", []string{"r1", "--log"}, "read"},
 		{"cluster agent", nil, "lock"},        // needs a cluster; declares appendLock, locks each volume's backup
 		{"cluster install-crds", nil, "read"}, // never opens the repository
 		{"cluster export-volume", []string{"b1", "--pvc", "ns/c", "--target", filepath.Join(e.dir, "exported")}, "read"},
@@ -135,6 +143,22 @@ func TestNoLockNeverWritesUnlocked(t *testing.T) {
 		if after := repoTree(t, e.repo); !slices.Equal(before, after) {
 			t.Fatalf("cairn %s changed the repository without a lock:\nbefore %v\nafter  %v", strings.Join(args, " "), before, after)
 		}
+	}
+}
+
+// nlSaveRecord saves a restore record as `cluster restore` does.
+func nlSaveRecord(t *testing.T, e *testEnv, name, backup string, when time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	r := e.openRepo()
+	if err := r.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	res := &restore.RestoreResult{Name: name, Backup: backup, Cluster: "test-cluster", Start: when, End: when, Phase: "Completed",
+		Counts: map[string]map[string]int{"configmaps": {restore.ActionCreated: 1}},
+		Items:  []restore.ItemResult{{Resource: "configmaps", Namespace: "ns", Name: "c", Action: restore.ActionCreated}}}
+	if _, err := restorelog.Save(ctx, r, &restorelog.Record{RestoreResult: res}, nil); err != nil {
+		t.Fatal(err)
 	}
 }
 
