@@ -100,10 +100,20 @@ or strategic merge patches, after the mappings above. As in Velero, the
 rules' namespaces are those of the backup, not the mapped ones. A patch
 that fails fails its object; the result counts what each rule changed.
 
+Objects are written at the API version the target prefers when the backup
+holds them at it (backups keep objects of multi-version groups at each
+served version), else at the version the backup read them at, else at any
+version both have; with none in common the object fails, naming both sides'
+versions.
+
 Every restored object is labelled cairn.io/backup-name and
-cairn.io/restore-name. Requests are rate-limited by --kube-qps (default 200
-per second) and --kube-burst (default 400); raise them for large restores. The exit code is 0 when every object was restored
-(or existed), 3 when some failed, 1 when all failed.`,
+cairn.io/restore-name. Each restore (not a dry run) is recorded in the
+repository with its options, results and log: ` + "`cairn cluster restores`" + ` lists
+them, ` + "`cairn cluster describe-restore NAME`" + ` shows one; a --restore-name that
+is taken is refused. Requests are rate-limited by --kube-qps (default 200
+per second) and --kube-burst (default 400); raise them for large restores.
+The exit code is 0 when every object was restored (or existed), 3 when some
+failed, 1 when all failed.`,
 		Args: exactArgs(1, "one backup: its name or a snapshot ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var inc *bool

@@ -35,8 +35,13 @@ type Rules struct {
 	rules []*rule
 }
 
-// Len is the number of rules.
-func (r *Rules) Len() int { return len(r.rules) }
+// Len is the number of rules; 0 for nil Rules.
+func (r *Rules) Len() int {
+	if r == nil {
+		return 0
+	}
+	return len(r.rules)
+}
 
 // Describe names rule i for messages: its index and groupResource.
 func (r *Rules) Describe(i int) string {

@@ -53,6 +53,8 @@ type Spec struct {
 	IncludeBootstrapTokens  bool                   `json:"include_bootstrap_tokens,omitempty"`
 	RestoreStatus           []string               `json:"restore_status,omitempty"`
 	RestoreVolumes          bool                   `json:"restore_volumes"`
+	// ResourceModifiers names the resource-modifier rules given, one each.
+	ResourceModifiers []string `json:"resource_modifiers,omitempty"`
 }
 
 // SpecOf records the options of a restore.
@@ -61,7 +63,12 @@ func SpecOf(o restore.RestoreOptions) Spec {
 	if policy == "" {
 		policy = restore.ExistingNone
 	}
+	var rules []string
+	for i := range o.Modifiers.Len() {
+		rules = append(rules, o.Modifiers.Describe(i))
+	}
 	return Spec{
+		ResourceModifiers: rules,
 		IncludeNamespaces: o.IncludeNamespaces, ExcludeNamespaces: o.ExcludeNamespaces,
 		IncludeResources: o.IncludeResources, ExcludeResources: o.ExcludeResources,
 		Selector: o.Selector, OrSelectors: o.OrSelectors, IncludeClusterResources: o.IncludeClusterResources,
@@ -119,6 +126,7 @@ func (s *Spec) Lines() []string {
 		"Image mappings: " + or(images, "<none>"),
 		"Existing resource policy: " + s.ExistingResourcePolicy,
 		"Status restored for: " + or(s.RestoreStatus, "<none>"),
+		"Resource modifiers: " + or(s.ResourceModifiers, "<none>"),
 		"Other options: " + or(flags, "<none>"),
 	}
 }

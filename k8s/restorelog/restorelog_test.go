@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/cairn-backup/cairn/k8s/catalog"
 	"github.com/cairn-backup/cairn/k8s/catalog/catalogtest"
 	"github.com/cairn-backup/cairn/k8s/layout"
+	"github.com/cairn-backup/cairn/k8s/modifiers"
 	"github.com/cairn-backup/cairn/k8s/restore"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/retention"
@@ -48,8 +50,12 @@ func testRecord(name, backup string, start time.Time) *Record {
 		},
 		Warnings: []string{"a warning"}, Errors: []string{"configmaps copy/b: forbidden"},
 	}
+	rules, err := modifiers.Parse([]byte(`{"version": "v1", "resourceModifierRules": [{"conditions": {"groupResource": "deployments.apps"}, "mergePatches": [{"patchData": "{\"metadata\": {\"labels\": {\"a\": \"b\"}}}"}]}]}`))
+	if err != nil {
+		panic(err)
+	}
 	return &Record{RestoreResult: res, CairnVersion: "test", SourceCluster: "source",
-		Spec: SpecOf(restore.RestoreOptions{NamespaceMappings: map[string]string{"app": "copy"}, IncludeNamespaces: []string{"app"}})}
+		Spec: SpecOf(restore.RestoreOptions{NamespaceMappings: map[string]string{"app": "copy"}, IncludeNamespaces: []string{"app"}, Modifiers: rules})}
 }
 
 // Records are saved as snapshots that no backup listing picks up, and are
@@ -106,6 +112,9 @@ func TestSaveListFind(t *testing.T) {
 	got := all[0].Record
 	if c := CountsOf(got.RestoreResult); c != (Counts{Created: 1, Existed: 1, Failed: 1, Skipped: 4}) {
 		t.Errorf("counts %+v", c)
+	}
+	if !slices.Equal(got.Spec.ResourceModifiers, []string{"rule 0 (deployments.apps)"}) {
+		t.Errorf("resource modifiers recorded as %q", got.Spec.ResourceModifiers)
 	}
 	if got.Spec.NamespaceMappings["app"] != "copy" || got.SourceCluster != "source" || len(got.Items) != 3 || got.Items[1].SourceNamespace != "app" {
 		t.Errorf("record read back: %+v", got)
