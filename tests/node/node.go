@@ -209,6 +209,15 @@ func (n *Node) startHolder(opts Options) error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// containerd pins each pod's network namespace with a file in
+	// /run/netns; in the node's own directory, none outlives the node.
+	netns := filepath.Join(n.Dir, "netns")
+	if err := os.MkdirAll(netns, 0o755); err != nil {
+		return err
+	}
+	if err := run("nsenter", "--mount=/proc/"+strconv.Itoa(n.holder)+"/ns/mnt", "--", "mount", "--bind", netns, "/run/netns"); err != nil {
+		return err
+	}
 	shadow := filepath.Join(n.Dir, "sysctl")
 	for _, s := range []string{"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops",
 		"kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes"} {

@@ -103,6 +103,9 @@ func TestNodeRunsPods(t *testing.T) {
 	if _, err := os.Stat("/run/netns/" + NetNS); err == nil {
 		t.Error("network namespace left behind")
 	}
+	if ents, _ := filepath.Glob("/run/netns/cni-*"); len(ents) > 0 {
+		t.Errorf("pod network namespaces left behind: %v", ents)
+	}
 	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/pids", cgroupRoot)); err == nil {
 		t.Error("cgroups left behind")
 	}
