@@ -13,13 +13,15 @@ if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
 #   make    runs the test command
 #   restic  the real restic program, for interoperability tests (testutil.ResticBin)
 #   fuse3   fusermount3, for the FUSE mount tests
+#   containerd runc containernetworking-plugins iptables busybox-static
+#           the test node's runtime, network and shell image (tests/node)
 pkg_installed() {
 	local status
 	status=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) || return 1
 	[ "$status" = "install ok installed" ]
 }
 missing=()
-for pkg in make restic fuse3; do
+for pkg in make restic fuse3 containerd runc containernetworking-plugins iptables busybox-static; do
 	pkg_installed "$pkg" || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

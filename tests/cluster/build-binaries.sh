@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the real Kubernetes control plane (kube-apiserver,
-# kube-controller-manager, kubectl) and etcd from the Go module proxy into a
-# cache outside the repository, keyed by version. ~12 min and ~3 GB RAM cold;
-# a no-op when the binaries are there. Prints the bin directory.
+# kube-controller-manager, kube-scheduler, kubectl), the kubelet (for the
+# test node, tests/node) and etcd from the Go module proxy into a cache
+# outside the repository, keyed by version. ~15 min and ~3 GB RAM cold; a
+# no-op when the binaries are there. Prints the bin directory.
 set -euo pipefail
 
 K8S_VERSION=${K8S_VERSION:-v1.37.2}
@@ -11,13 +12,17 @@ cache=${XDG_CACHE_HOME:-$HOME/.cache}/cairn/k8s-$K8S_VERSION
 bin=$cache/bin
 mkdir -p "$bin"
 
-if [ -x "$bin/kube-apiserver" ] && [ -x "$bin/kube-controller-manager" ] && [ -x "$bin/kubectl" ] && [ -x "$bin/etcd" ]; then
+k8s_cmds="kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet"
+have_all() {
+	for b in $k8s_cmds; do [ -x "$bin/$b" ] || return 1; done
+}
+if have_all && [ -x "$bin/etcd" ]; then
 	echo "$bin"
 	exit 0
 fi
 export GOFLAGS=-mod=mod
 
-if [ ! -x "$bin/kube-apiserver" ] || [ ! -x "$bin/kube-controller-manager" ] || [ ! -x "$bin/kubectl" ]; then
+if ! have_all; then
 	src=$cache/k8s-tools
 	rm -rf "$src" && mkdir -p "$src" && cd "$src"
 	modfile=$(go mod download -json "k8s.io/kubernetes@$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
@@ -28,10 +33,14 @@ if [ ! -x "$bin/kube-apiserver" ] || [ ! -x "$bin/kube-controller-manager" ] || 
 	staging_version="v0.${K8S_VERSION#v1.}"
 	sed -n '/^replace (/,/^)/p' "$modfile" | awk '/=> .\/staging/ {print $1}' | grep -v '^k8s.io/sample-' |
 		while read -r m; do go mod edit -replace "$m=$m@$staging_version"; done
-	go get -tool k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl >&2
+	pkgs=""
+	for b in $k8s_cmds; do pkgs="$pkgs k8s.io/kubernetes/cmd/$b"; done
+	# shellcheck disable=SC2086 # one package each
+	go get -tool $pkgs >&2
 	minor=${K8S_VERSION#v1.}; minor=${minor%%.*}
 	ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
-	go build -ldflags "$ldflags" -o "$bin/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl >&2
+	# shellcheck disable=SC2086
+	go build -ldflags "$ldflags" -o "$bin/" $pkgs >&2
 fi
 
 if [ ! -x "$bin/etcd" ]; then

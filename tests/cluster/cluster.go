@@ -23,6 +23,7 @@ type Cluster struct {
 	Dir        string // certificates, data, logs and kubeconfigs
 	Kubeconfig string // admin (system:masters) kubeconfig
 	Server     string // https://127.0.0.1:PORT
+	ca         *keyPair
 	procs      []*exec.Cmd
 	client     *http.Client
 }
@@ -34,6 +35,12 @@ type Options struct {
 	// Detach starts the processes in their own session so they outlive the
 	// caller (make cluster-up); their PIDs go to Dir/pids.
 	Detach bool
+	// ExtraSANs are more names and addresses of the API server's serving
+	// certificate: the test node reaches it at its veth address.
+	ExtraSANs []string
+	// Scheduler also runs kube-scheduler (in BinDir), for clusters with
+	// a kubelet.
+	Scheduler bool
 }
 
 // FindBinaries returns the directory with the control-plane binaries:
@@ -82,6 +89,11 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		return nil, err
 	}
 	c = &Cluster{Dir: dir}
+	if opts.Scheduler {
+		if _, err := os.Stat(filepath.Join(opts.BinDir, "kube-scheduler")); err != nil {
+			return nil, fmt.Errorf("kube-scheduler not found in %s: run tests/cluster/build-binaries.sh", opts.BinDir)
+		}
+	}
 	started := c // the error returns below set c to nil
 	defer func() {
 		if err != nil {
@@ -101,6 +113,7 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
+	c.ca = ca
 	if err := os.WriteFile(filepath.Join(pki, "ca.crt"), ca.certPEM(), 0o644); err != nil {
 		return nil, err
 	}
@@ -111,9 +124,11 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		orgs     []string
 		hosts    []string
 	}{
-		{"apiserver", "kube-apiserver", nil, []string{"127.0.0.1", "localhost", "10.0.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}},
+		{"apiserver", "kube-apiserver", nil, append([]string{"127.0.0.1", "localhost", "10.0.0.1", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}, opts.ExtraSANs...)},
 		{"admin", "cairn-admin", []string{"system:masters"}, nil},
 		{"controller-manager", "system:kube-controller-manager", nil, nil},
+		{"scheduler", "system:kube-scheduler", nil, nil},
+		{"kubelet-client", "kube-apiserver-kubelet-client", []string{"kubeadm:cluster-admins"}, nil},
 	}
 	for _, l := range leaves {
 		kp, err := ca.issue(l.cn, l.orgs, l.hosts)
@@ -149,11 +164,15 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		"--etcd-servers="+etcdURL, "--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(apiPort),
 		"--advertise-address=127.0.0.1", "--endpoint-reconciler-type=none",
 		"--tls-cert-file="+p("apiserver.crt"), "--tls-private-key-file="+p("apiserver.key"),
-		"--client-ca-file="+p("ca.crt"), "--authorization-mode=RBAC",
+		"--client-ca-file="+p("ca.crt"), "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
 		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
 		"--service-account-key-file="+p("sa.pub"), "--service-account-signing-key-file="+p("sa.key"),
 		"--service-cluster-ip-range=10.0.0.0/24", "--service-node-port-range=30000-32767",
 		"--allow-privileged=true", "--enable-priority-and-fairness=false",
+		// exec, logs and port-forward go through the kubelet: the API
+		// server authenticates with a client certificate of this CA.
+		"--kubelet-client-certificate="+p("kubelet-client.crt"), "--kubelet-client-key="+p("kubelet-client.key"),
+		"--kubelet-preferred-address-types=InternalIP",
 		"--profiling=false", "--v=0"); err != nil {
 		return nil, err
 	}
@@ -168,6 +187,21 @@ func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
 		"--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(ports[3]),
 		"--profiling=false"); err != nil {
 		return nil, err
+	}
+	if opts.Scheduler {
+		schedKubeconfig := filepath.Join(dir, "scheduler.kubeconfig")
+		if err := kubeconfig(schedKubeconfig, c.Server, p("ca.crt"), p("scheduler.crt"), p("scheduler.key"), "system:kube-scheduler"); err != nil {
+			return nil, err
+		}
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		if err := c.spawn(opts, "kube-scheduler", "--kubeconfig="+schedKubeconfig,
+			"--authentication-kubeconfig="+schedKubeconfig, "--authorization-kubeconfig="+schedKubeconfig,
+			"--leader-elect=false", "--bind-address=127.0.0.1", "--secure-port="+strconv.Itoa(port)); err != nil {
+			return nil, err
+		}
 	}
 	// The default ServiceAccount is made by the controller-manager, last.
 	if err := c.waitFor(ctx, 90*time.Second, "/api/v1/namespaces/default/serviceaccounts/default"); err != nil {

@@ -144,3 +144,31 @@ current-context: cairn-test
 `, server, caFile, user, certFile, keyFile, user)
 	return os.WriteFile(path, []byte(s), 0o600)
 }
+
+// IssueClient signs a client certificate for user cn in groups orgs with
+// the cluster's CA and writes DIR/pki/<name>.crt and .key; hosts, if
+// given, make it a serving certificate too. Only for clusters this
+// process started.
+func (c *Cluster) IssueClient(name, cn string, orgs, hosts []string) (certFile, keyFile string, err error) {
+	if c.ca == nil {
+		return "", "", fmt.Errorf("cluster in %s was not started by this process: its CA key is not loaded", c.Dir)
+	}
+	kp, err := c.ca.issue(cn, orgs, hosts)
+	if err != nil {
+		return "", "", err
+	}
+	pki := filepath.Join(c.Dir, "pki")
+	if err := kp.write(pki, name); err != nil {
+		return "", "", err
+	}
+	return filepath.Join(pki, name+".crt"), filepath.Join(pki, name+".key"), nil
+}
+
+// CAFile is the cluster CA's certificate.
+func (c *Cluster) CAFile() string { return filepath.Join(c.Dir, "pki", "ca.crt") }
+
+// WriteKubeconfig writes a kubeconfig for a client certificate that
+// reaches the API server at server.
+func WriteKubeconfig(path, server, caFile, certFile, keyFile, user string) error {
+	return kubeconfig(path, server, caFile, certFile, keyFile, user)
+}
