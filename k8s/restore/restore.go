@@ -19,6 +19,7 @@ import (
 	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/dynamic"
@@ -96,6 +97,10 @@ type RestoreOptions struct {
 	// OnItem, if set, is told about every listed item when it is done; it
 	// is never called concurrently.
 	OnItem func(ItemResult)
+
+	// beforeStatus, in tests, is called before each status write with the
+	// object about to get it.
+	beforeStatus func(*unstructured.Unstructured)
 }
 
 // ItemResult is what happened to one object.
@@ -247,6 +252,8 @@ type restorer struct {
 	// objects in them cannot be validated by the server.
 	dryNamespaces map[string]bool
 	dryGroups     map[schema.GroupResource]bool
+	// defaultSC keeps the target at one default StorageClass.
+	defaultSC defaultClasses
 }
 
 func (rs *restorer) run(ctx context.Context) error {
