@@ -79,7 +79,9 @@ type RestoreOptions struct {
 	// IncludeBootstrapTokens restores Secrets of type
 	// bootstrap.kubernetes.io/token, skipped by default.
 	IncludeBootstrapTokens bool
-	PreserveNodePorts      bool
+	// PreserveNodePorts keeps every node port of Services; by default only
+	// those set by hand are kept (see explicitNodePorts).
+	PreserveNodePorts bool
 	// RestoreStatus names resources (as for IncludeResources) whose status
 	// is restored (through the status subresource, after create); other
 	// objects get their status from the cluster.
