@@ -49,6 +49,13 @@ func TestRestoreNodePorts(t *testing.T) {
 		metav1.CreateOptions{FieldManager: "kubectl-create"}); err != nil {
 		t.Fatal(err)
 	}
+	// A later write of the whole object (kubectl edit, a controller) does
+	// not make the allocated port b anyone's: only changed fields are.
+	edited := rtGet(t, cl, gvrService, "rt-np", "explicit")
+	edited.SetLabels(map[string]string{"edited": "yes"})
+	if _, err := svcs.Update(ctx, edited, metav1.UpdateOptions{FieldManager: "kubectl-edit"}); err != nil {
+		t.Fatal(err)
+	}
 	ssa := `{"apiVersion":"v1","kind":"Service","metadata":{"name":"ssa","namespace":"rt-np"},
 	  "spec":{"type":"NodePort","ports":[{"name":"a","port":80,"nodePort":30402}]}}`
 	if _, err := svcs.Patch(ctx, "ssa", types.ApplyPatchType, []byte(ssa), metav1.PatchOptions{FieldManager: "argocd"}); err != nil {
