@@ -79,6 +79,17 @@ again; --include-finished restores them), bootstrap-token Secrets
 pods or the APIServices the API server manages itself
 (kube-aggregator.kubernetes.io/automanaged).
 
+Services get new cluster IPs. Node ports set by hand (in kubectl's
+last-applied configuration, or owned by a field manager) are kept, those
+the cluster allocated are not; when another Service holds a kept port, the
+cluster allocates another, with a warning (--preserve-nodeports keeps every
+node port, and fails instead). Objects keep their field managers
+(metadata.managedFields), so that server-side apply tools such as Argo CD
+and Flux still own their fields. A default StorageClass stays default only
+when the cluster has no other (else it is restored as not default, with a
+warning). --restore-status writes are retried when a controller wrote the
+object first.
+
 Pod volume data in the backup is restored (--restore-volumes, the
 default): the PersistentVolumes of claims with data are not restored, the
 claims lose their volumeName and binding annotations and get new volumes
@@ -137,7 +148,7 @@ failed, 1 when all failed.`,
 	fs.StringArrayVar(&f.imgMap, "image-repository-mappings", nil, "replace image registry/repository `prefixes` (old/prefix:new/prefix,...)")
 	fs.StringVar(&f.resourceModifiers, "resource-modifiers", "", "patch restored objects by the Velero resource-modifier rules in this `file` (YAML or JSON, or the ConfigMap holding them)")
 	fs.StringVar(&f.existing, "existing-resource-policy", restore.ExistingNone, "`policy` for objects that exist: none (leave and report them) or update")
-	fs.BoolVar(&f.preserveNodePorts, "preserve-nodeports", false, "keep the node ports of services (default: the cluster allocates new ones)")
+	fs.BoolVar(&f.preserveNodePorts, "preserve-nodeports", false, "keep every node port of services, also those the cluster allocated (default: only those set by hand)")
 	fs.BoolVar(&f.includeFinished, "include-finished", false, "restore completed or failed Jobs and finished pods too (default: skipped, as they would run again)")
 	fs.BoolVar(&f.includeBootstrapTokens, "include-bootstrap-tokens", false, "restore bootstrap-token Secrets too (default: skipped)")
 	fs.StringSliceVar(&f.restoreStatus, "restore-status", nil, "restore the status of these `resources` too")

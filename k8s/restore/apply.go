@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/util/retry"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -86,7 +87,14 @@ func (rs *restorer) restoreOne(ctx context.Context, it *restoreItem) {
 	if ns != "" {
 		ri = rs.dyn.Resource(gvr).Namespace(ns)
 	}
+	var classNote string
+	if it.gr == grStorageClass {
+		classNote = rs.keepOneDefaultClass(ctx, it.obj)
+	}
 	body := it.obj.DeepCopy()
+	// Sent on create, managedFields are replaced by the creator's; they
+	// are patched in afterwards (restoreManagedFields).
+	unstructured.RemoveNestedField(body.Object, "metadata", "managedFields")
 	var status any
 	if it.keep && ar.HasStatus {
 		status = body.Object["status"]
@@ -117,6 +125,9 @@ func (rs *restorer) restoreOne(ctx context.Context, it *restoreItem) {
 			err = apierrors.NewAlreadyExists(schema.GroupResource{Resource: "namespaces"}, it.obj.GetName())
 		}
 	}
+	if it.gr == grService && err != nil && !apierrors.IsAlreadyExists(err) {
+		created, err = rs.createService(ctx, ri, it, body, err)
+	}
 	switch {
 	case err == nil:
 		res.Action = ActionCreated
@@ -131,6 +142,7 @@ func (rs *restorer) restoreOne(ctx context.Context, it *restoreItem) {
 		if len(ephemeral) > 0 && !rs.opts.DryRun {
 			rs.addEphemeral(ctx, ri, it, created, ephemeral)
 		}
+		rs.restoreManagedFields(ctx, ri, it)
 	case apierrors.IsAlreadyExists(err):
 		switch {
 		case it.gr == grServiceAcct && autoCreated(it.gr, it.obj.GetName()) && rs.createdNamespace(ns):
@@ -150,6 +162,10 @@ func (rs *restorer) restoreOne(ctx context.Context, it *restoreItem) {
 		}
 	default:
 		fail("%s", apiErrorText(err))
+	}
+	if classNote != "" && (res.Action == ActionCreated || res.Action == ActionUpdated) {
+		res.Reason = classNote
+		rs.warn("%s %s: %s", res.Resource, itemName(*res), classNote)
 	}
 }
 
@@ -240,6 +256,7 @@ func (rs *restorer) update(ctx context.Context, ri dynamic.ResourceInterface, it
 			break
 		}
 		desired := mergeForUpdate(it.obj.DeepCopy(), live, it.gr)
+		unstructured.RemoveNestedField(desired.Object, "metadata", "managedFields")
 		updated, err = ri.Update(ctx, desired, metav1.UpdateOptions{DryRun: rs.dryRun(), FieldManager: restoreFieldManager})
 		if apierrors.IsConflict(err) {
 			continue
@@ -251,17 +268,36 @@ func (rs *restorer) update(ctx context.Context, ri dynamic.ResourceInterface, it
 		if status != nil {
 			rs.writeStatus(ctx, ri, it, updated, status)
 		}
+		rs.restoreManagedFields(ctx, ri, it)
 		return
 	}
 	res.Action, res.Reason = ActionFailed, "exists; update failed: "+apiErrorText(err)
 }
 
 // writeStatus writes the backed-up status through the status subresource.
-// A failure leaves the object restored, with a note and a warning.
+// A controller may write the object between its create and this write:
+// on a conflict the object is read again and the status written anew, a
+// few times. A failure leaves the object restored, with a note and a
+// warning.
 func (rs *restorer) writeStatus(ctx context.Context, ri dynamic.ResourceInterface, it *restoreItem, obj *unstructured.Unstructured, status any) {
-	obj = obj.DeepCopy()
-	obj.Object["status"] = status
-	if _, err := ri.UpdateStatus(ctx, obj, metav1.UpdateOptions{DryRun: rs.dryRun(), FieldManager: restoreFieldManager}); err != nil {
+	cur := obj
+	err := retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+		if cur == nil {
+			var err error
+			if cur, err = ri.Get(ctx, obj.GetName(), metav1.GetOptions{}); err != nil {
+				return err
+			}
+		}
+		if rs.opts.beforeStatus != nil {
+			rs.opts.beforeStatus(cur)
+		}
+		o := cur.DeepCopy()
+		cur = nil
+		o.Object["status"] = status
+		_, err := ri.UpdateStatus(ctx, o, metav1.UpdateOptions{DryRun: rs.dryRun(), FieldManager: restoreFieldManager})
+		return err
+	})
+	if err != nil {
 		it.result.Reason = "status not restored: " + apiErrorText(err)
 		rs.warn("%s %s: status not restored: %s", it.result.Resource, itemName(it.result), apiErrorText(err))
 	}

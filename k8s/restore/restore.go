@@ -20,6 +20,7 @@ import (
 	"github.com/cairn-backup/cairn/k8s/modifiers"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/dynamic"
@@ -91,7 +92,9 @@ type RestoreOptions struct {
 	// IncludeBootstrapTokens restores Secrets of type
 	// bootstrap.kubernetes.io/token, skipped by default.
 	IncludeBootstrapTokens bool
-	PreserveNodePorts      bool
+	// PreserveNodePorts keeps every node port of Services; by default only
+	// those set by hand are kept (see explicitNodePorts).
+	PreserveNodePorts bool
 	// RestoreStatus names resources (as for IncludeResources) whose status
 	// is restored (through the status subresource, after create); other
 	// objects get their status from the cluster.
@@ -109,6 +112,10 @@ type RestoreOptions struct {
 	// OnItem, if set, is told about every listed item when it is done; it
 	// is never called concurrently.
 	OnItem func(ItemResult)
+
+	// beforeStatus, in tests, is called before each status write with the
+	// object about to get it.
+	beforeStatus func(*unstructured.Unstructured)
 }
 
 // ItemResult is what happened to one object.
@@ -264,6 +271,8 @@ type restorer struct {
 	// objects in them cannot be validated by the server.
 	dryNamespaces map[string]bool
 	dryGroups     map[schema.GroupResource]bool
+	// defaultSC keeps the target at one default StorageClass.
+	defaultSC defaultClasses
 }
 
 func (rs *restorer) run(ctx context.Context) error {

@@ -316,6 +316,9 @@ func rtNormalize(o *unstructured.Unstructured, gr schema.GroupResource) map[stri
 	case grSecret:
 		cleanTokenSecret(o) // the cluster issues a new token
 	}
+	// Compared on their own (TestRestoreManagedFields): controllers add
+	// entries as they write.
+	unstructured.RemoveNestedField(o.Object, "metadata", "managedFields")
 	if ann := o.GetAnnotations(); ann != nil {
 		for _, a := range pvcBindingAnnotations {
 			delete(ann, a)

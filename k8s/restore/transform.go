@@ -69,17 +69,21 @@ func autoCreated(gr schema.GroupResource, name string) bool {
 // stripMetadata removes what the API server assigns and what points at
 // objects of the old cluster. Owner references name old UIDs: kept, they
 // would make the garbage collector delete the restored object at once;
-// controllers adopt orphans that match their selectors.
+// controllers adopt orphans that match their selectors. managedFields stay:
+// the apply sets them after the create (see restoreManagedFields), and the
+// Service transform reads them.
 func stripMetadata(obj *unstructured.Unstructured) {
-	for _, f := range []string{"uid", "resourceVersion", "creationTimestamp", "managedFields", "generation",
+	for _, f := range []string{"uid", "resourceVersion", "creationTimestamp", "generation",
 		"selfLink", "deletionTimestamp", "deletionGracePeriodSeconds", "ownerReferences"} {
 		unstructured.RemoveNestedField(obj.Object, "metadata", f)
 	}
 }
 
 // resetServiceAllocations clears the cluster IPs (headless "None" stays)
-// and, unless preserved, the node ports, so the target cluster allocates
-// new ones instead of failing on addresses it may not have.
+// and the node ports the cluster allocated, so the target cluster
+// allocates new ones instead of failing on addresses it may not have.
+// Node ports a user set (see explicitNodePorts) are kept: external load
+// balancers point at them. preserveNodePorts keeps them all.
 func resetServiceAllocations(obj *unstructured.Unstructured, preserveNodePorts bool) {
 	if ip, _, _ := unstructured.NestedString(obj.Object, "spec", "clusterIP"); ip != "None" {
 		unstructured.RemoveNestedField(obj.Object, "spec", "clusterIP")
@@ -88,11 +92,14 @@ func resetServiceAllocations(obj *unstructured.Unstructured, preserveNodePorts b
 	if preserveNodePorts {
 		return
 	}
-	unstructured.RemoveNestedField(obj.Object, "spec", "healthCheckNodePort")
+	given := explicitNodePorts(obj)
+	if !given.healthCheck {
+		unstructured.RemoveNestedField(obj.Object, "spec", "healthCheckNodePort")
+	}
 	ports, _, _ := unstructured.NestedFieldNoCopy(obj.Object, "spec", "ports")
 	list, _ := ports.([]any)
 	for _, p := range list {
-		if m, ok := p.(map[string]any); ok {
+		if m, ok := p.(map[string]any); ok && !given.has(m) {
 			delete(m, "nodePort")
 		}
 	}

@@ -66,6 +66,7 @@ kind: ConfigMap
 metadata:
   name: a
   namespace: ns
+  managedFields: [{manager: kubectl}]
   labels: {app: a}
   annotations: {note: kept}
   finalizers: [example.com/keep]
@@ -91,6 +92,27 @@ func TestResetServiceAllocations(t *testing.T) {
 		{"node ports preserved", true,
 			`{spec: {type: NodePort, clusterIP: 10.0.0.7, healthCheckNodePort: 31000, ports: [{port: 80, nodePort: 30080}]}}`,
 			`{spec: {type: NodePort, healthCheckNodePort: 31000, ports: [{port: 80, nodePort: 30080}]}}`},
+		{"node ports set by a field manager kept", false,
+			`{metadata: {managedFields: [
+			    {manager: kubectl-create, operation: Update, fieldsType: FieldsV1, fieldsV1: {"f:spec": {"f:ports": {
+			      'k:{"port":80,"protocol":"TCP"}': {"f:nodePort": {}, "f:port": {}},
+			      'k:{"port":81,"protocol":"TCP"}': {"f:port": {}}}}}},
+			    {manager: argocd, operation: Apply, fieldsType: FieldsV1, fieldsV1: {"f:spec": {"f:healthCheckNodePort": {}}}}]},
+			  spec: {type: LoadBalancer, healthCheckNodePort: 31000, ports: [{port: 80, nodePort: 30080}, {port: 81, nodePort: 30081}, {port: 80, protocol: UDP, nodePort: 30082}]}}`,
+			`{metadata: {managedFields: [
+			    {manager: kubectl-create, operation: Update, fieldsType: FieldsV1, fieldsV1: {"f:spec": {"f:ports": {
+			      'k:{"port":80,"protocol":"TCP"}': {"f:nodePort": {}, "f:port": {}},
+			      'k:{"port":81,"protocol":"TCP"}': {"f:port": {}}}}}},
+			    {manager: argocd, operation: Apply, fieldsType: FieldsV1, fieldsV1: {"f:spec": {"f:healthCheckNodePort": {}}}}]},
+			  spec: {type: LoadBalancer, healthCheckNodePort: 31000, ports: [{port: 80, nodePort: 30080}, {port: 81}, {port: 80, protocol: UDP}]}}`},
+		{"node ports in last-applied kept, by name or port", false,
+			`{metadata: {annotations: {kubectl.kubernetes.io/last-applied-configuration: '{"spec":{"type":"NodePort","ports":[{"name":"web","port":8080,"nodePort":30080},{"port":53,"protocol":"UDP","nodePort":"30053"},{"name":"auto","port":9000}]}}'}},
+			  spec: {type: NodePort, healthCheckNodePort: 31000, ports: [{name: web, port: 80, nodePort: 30080}, {name: dns, port: 53, protocol: UDP, nodePort: 30053}, {name: auto, port: 9000, nodePort: 30900}]}}`,
+			`{metadata: {annotations: {kubectl.kubernetes.io/last-applied-configuration: '{"spec":{"type":"NodePort","ports":[{"name":"web","port":8080,"nodePort":30080},{"port":53,"protocol":"UDP","nodePort":"30053"},{"name":"auto","port":9000}]}}'}},
+			  spec: {type: NodePort, ports: [{name: web, port: 80, nodePort: 30080}, {name: dns, port: 53, protocol: UDP, nodePort: 30053}, {name: auto, port: 9000}]}}`},
+		{"broken last-applied ignored", false,
+			`{metadata: {annotations: {kubectl.kubernetes.io/last-applied-configuration: '{"spec":'}}, spec: {type: NodePort, ports: [{port: 80, nodePort: 30080}]}}`,
+			`{metadata: {annotations: {kubectl.kubernetes.io/last-applied-configuration: '{"spec":'}}, spec: {type: NodePort, ports: [{port: 80}]}}`},
 		{"external name untouched", false,
 			`{spec: {type: ExternalName, externalName: example.com}}`,
 			`{spec: {type: ExternalName, externalName: example.com}}`},
