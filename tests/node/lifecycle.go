@@ -77,6 +77,33 @@ func (n *Node) Stop() {
 	}
 	n.procs = nil
 	removeHostState()
+	if n.lock != nil {
+		n.lock.Close() // releases the flock
+		n.lock = nil
+	}
+}
+
+// lockMachine waits for the machine-wide node lock (up to 15 min).
+func lockMachine(ctx context.Context, log func(string, ...any)) (*os.File, error) {
+	f, err := os.OpenFile("/run/lock/cairn-node.lock", os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("node lock: %w", err)
+	}
+	deadline := time.Now().Add(15 * time.Minute)
+	for said := false; ; {
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err == nil {
+			return f, nil
+		}
+		if !said {
+			log("node: waiting for another test's node to stop")
+			said = true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			f.Close()
+			return nil, errors.New("another node has run on this machine for 15 min (make node-down stops one started by hand)")
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 // stopProc sends SIGTERM and, after 10 s, SIGKILL; it returns when the
@@ -168,6 +195,7 @@ func (n *Node) writePids() {
 	}
 	os.WriteFile(filepath.Join(n.Dir, "pids"), []byte(strings.Join(pids, "\n")+"\n"), 0o644)
 	os.WriteFile(filepath.Join(n.Dir, "socket"), []byte(n.Socket), 0o644)
+	os.WriteFile(detachedMarker, []byte(n.Dir), 0o644)
 	n.procs = nil
 }
 
@@ -194,21 +222,32 @@ func StopDetached(dir string) error {
 		}
 	}
 	removeHostState()
+	os.Remove(detachedMarker)
 	return os.Remove(filepath.Join(dir, "pids"))
 }
 
 // StopLeftovers cleans up after a node whose test was killed: its
 // processes died with it (Pdeathsig), but shims, containers, cgroups and
 // the network namespace may remain.
-func StopLeftovers() {
+// A node started by hand (make node-up) is not a leftover: it says so in
+// detachedMarker, and StopLeftovers refuses to touch it.
+func StopLeftovers() error {
+	if dir, err := os.ReadFile(detachedMarker); err == nil {
+		if _, err := os.Stat(filepath.Join(string(dir), "pids")); err == nil {
+			return fmt.Errorf("a node started by make node-up runs (in %s): make node-down first", dir)
+		}
+	}
 	if _, err := os.Stat("/run/netns/" + NetNS); err != nil {
 		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/pids", cgroupRoot)); err != nil {
-			return
+			return nil
 		}
 	}
 	killContainers("")
 	removeHostState()
+	return nil
 }
+
+const detachedMarker = "/run/lock/cairn-node.detached"
 
 // logErrors returns the last error lines of a process's log (klog's "E"
 // lines, or the last lines when there are none).

@@ -64,6 +64,7 @@ type Node struct {
 	holder  int    // pid of the process that holds the mount namespace
 	procs   []*exec.Cmd
 	relay   net.Listener
+	lock    *os.File
 	log     func(string, ...any)
 }
 
@@ -88,6 +89,15 @@ func Start(ctx context.Context, opts Options) (n *Node, err error) {
 		Socket: filepath.Join(dir, "containerd", "containerd.sock"), log: opts.Log}
 	if n.log == nil {
 		n.log = func(string, ...any) {}
+	}
+	// One node per machine: test packages that run in parallel take
+	// turns. A node of a killed process left no lock, only leftovers.
+	if n.lock, err = lockMachine(ctx, n.log); err != nil {
+		return nil, err
+	}
+	if err := StopLeftovers(); err != nil {
+		n.lock.Close()
+		return nil, err
 	}
 	started := n
 	defer func() {

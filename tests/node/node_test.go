@@ -23,7 +23,6 @@ func TestNodeRunsPods(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("the node needs root (network and mount namespaces, cgroups)")
 	}
-	StopLeftovers()
 	ctx := context.Background()
 	bin, err := cluster.FindBinaries()
 	if err != nil {
