@@ -120,17 +120,26 @@ var ErrBackupNotFound = errors.New("backup not found")
 // repository's index must be loaded. An entry that cannot be read keeps its
 // error in InfoErr and the others go on.
 func LoadBackupInfos(ctx context.Context, r *repo.Repository, entries []*BackupEntry) {
+	ReadEach(r, len(entries), func(i int, loader *snapshot.TreeLoader, cache *browse.BlobCache) {
+		e := entries[i]
+		e.Info, e.InfoErr = readBackupInfo(ctx, loader, cache, e.Snapshot)
+	})
+}
+
+// ReadEach calls read for 0..n-1, 8 at a time, with one tree loader and
+// blob cache for all: listings read a small file of many snapshots.
+func ReadEach(r *repo.Repository, n int, read func(i int, loader *snapshot.TreeLoader, cache *browse.BlobCache)) {
 	loader := snapshot.NewTreeLoader(r, 64)
 	cache := browse.NewBlobCache(r, 16<<20)
 	var g errgroup.Group
 	g.SetLimit(8)
-	for _, e := range entries {
+	for i := range n {
 		g.Go(func() error {
-			e.Info, e.InfoErr = readBackupInfo(ctx, loader, cache, e.Snapshot)
+			read(i, loader, cache)
 			return nil
 		})
 	}
-	_ = g.Wait() // never fails: errors are in the entries
+	_ = g.Wait() // never fails: read keeps its errors
 }
 
 // ReadBackupInfo reads /backup.json of a backup snapshot. The

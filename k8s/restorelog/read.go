@@ -9,11 +9,11 @@ import (
 	"io"
 	"strings"
 
+	"github.com/cairn-backup/cairn/k8s/catalog"
 	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/snapshot/browse"
-	"golang.org/x/sync/errgroup"
 )
 
 // ErrNotFound is returned by Find for a name no record has.
@@ -132,17 +132,10 @@ func Taken(ctx context.Context, r *repo.Repository, name string) (bool, error) {
 // index must be loaded. An entry that cannot be read keeps its error in
 // Err and the others go on.
 func Load(ctx context.Context, r *repo.Repository, entries []*Entry) {
-	loader := snapshot.NewTreeLoader(r, 64)
-	cache := browse.NewBlobCache(r, 16<<20)
-	var g errgroup.Group
-	g.SetLimit(8)
-	for _, e := range entries {
-		g.Go(func() error {
-			e.Record, e.Err = readRecord(ctx, loader, cache, e.Snapshot)
-			return nil
-		})
-	}
-	_ = g.Wait() // never fails: errors are in the entries
+	catalog.ReadEach(r, len(entries), func(i int, loader *snapshot.TreeLoader, cache *browse.BlobCache) {
+		e := entries[i]
+		e.Record, e.Err = readRecord(ctx, loader, cache, e.Snapshot)
+	})
 }
 
 // ReadRecord reads /restore.json of a restore record. The repository's
