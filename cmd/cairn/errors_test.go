@@ -138,6 +138,17 @@ func TestFlagValidation(t *testing.T) {
 	res := e.run("bogus")
 	e.fails(exitFailure, res, "unknown command", "cairn --help")
 	oneErrorLine(t, res)
+	// Every command group, not only the root: a mistyped scheduled
+	// command must fail, not print help and succeed.
+	res = e.run("cluster", "bakup")
+	e.fails(exitFailure, res, `"bakup" is not a command of "cairn cluster"`, "did you mean backup", "cairn cluster --help")
+	oneErrorLine(t, res)
+	e.fails(exitFailure, e.run("key", "lst"), `"lst" is not a command of "cairn key"`, "did you mean list")
+	for _, group := range []string{"cluster", "key"} {
+		if res := e.run(group); res.code != exitOK || !strings.Contains(res.stdout, "Available Commands") {
+			t.Errorf("cairn %s: exit %d, want its help and 0: %s", group, res.code, res.stdout)
+		}
+	}
 	e.fails(exitFailure, e.run("list"), "expects one type")
 	e.fails(exitFailure, e.run("cat", "config", "extra"), "takes no ID")
 	if _, err := os.Stat(e.repo); err == nil {

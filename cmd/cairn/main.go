@@ -213,7 +213,38 @@ The repository is given with -r/--repo or $CAIRN_REPOSITORY, its password with
 		newVersionCmd(g),
 		newCompletionCmd(),
 	)
+	for _, c := range root.Commands() {
+		rejectUnknownSubcommands(c)
+	}
 	return root
+}
+
+// rejectUnknownSubcommands makes every command group below the root fail
+// on an argument that names none of its subcommands, as the root does: by
+// default cobra prints the group's help and exits 0, so a mistyped command
+// in a CronJob ("cluster bakup") would succeed every night doing nothing.
+// A group given no argument prints its help.
+func rejectUnknownSubcommands(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		rejectUnknownSubcommands(sub)
+	}
+	if !c.HasSubCommands() {
+		return
+	}
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return nil
+		}
+		msg := fmt.Sprintf("%q is not a command of %q", args[0], cmd.CommandPath())
+		cmd.SuggestionsMinimumDistance = 2 // cobra's default, which it sets only for the root
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+		}
+		return &usageError{cmd: cmd.CommandPath(), err: errors.New(msg)}
+	}
+	if c.RunE == nil && c.Run == nil {
+		c.RunE = func(cmd *cobra.Command, _ []string) error { return cmd.Help() }
+	}
 }
 
 // exactArgs and friends replace cobra's validators with messages that say
