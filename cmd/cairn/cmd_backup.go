@@ -29,19 +29,27 @@ type backupFlags struct {
 	parent        string
 	force         bool
 	ttl           string
+	stream        stdinFlags
 }
 
 func newBackupCmd(g *globalOptions) *cobra.Command {
 	var f backupFlags
 	cmd := &cobra.Command{
-		Use:   "backup [flags] PATH...",
+		Use:   "backup [flags] PATH... | --stdin | --stdin-from-command -- CMD ARGS...",
 		Short: "Save files and directories in a new snapshot",
 		Long: `Save files and directories in a new snapshot.
 
 Without --parent, the newest snapshot of the same host and the same paths is
 the parent: files whose metadata did not change since are not read again.
 The exit code is 3 when the snapshot was saved but some items could not be
-read; each of them is reported on stderr.`,
+read; each of them is reported on stderr.
+
+--stdin saves standard input, and --stdin-from-command the standard output
+of the command given after --, as one file named by --stdin-filename
+(default "stdin"; a slash path makes directories), in a snapshot whose path
+is that file, as restic does: e.g. a database dump with
+  cairn backup --stdin-from-command --stdin-filename db.sql -- pg_dump app
+If the command exits non-zero, no snapshot is saved.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runBackup(cmd.Context(), g, &f, args)
 		},
@@ -57,6 +65,9 @@ read; each of them is reported on stderr.`,
 	fs.StringArrayVar(&f.filesFrom, "files-from", nil, "read paths to back up from `file`, one per line (can be repeated)")
 	fs.StringVar(&f.parent, "parent", "", "use snapshot `ID` as the parent instead of the newest matching one")
 	fs.BoolVarP(&f.force, "force", "f", false, "use no parent: read every file again")
+	fs.BoolVar(&f.stream.stdin, "stdin", false, "save standard input as one file (see --stdin-filename)")
+	fs.BoolVar(&f.stream.fromCommand, "stdin-from-command", false, "save the standard output of the command given as the arguments (after --) as one file; a failing command saves nothing")
+	fs.StringVar(&f.stream.filename, "stdin-filename", "stdin", "`name` of the file --stdin or --stdin-from-command saves (a slash path makes directories)")
 	fs.StringVar(&f.ttl, "ttl", "", "let the snapshot expire after `duration` (\"720h\", \"30d\", \"1d12h\"; 0 = never): `forget --expired` removes it then")
 	return cmd
 }
@@ -68,8 +79,13 @@ func runBackup(ctx context.Context, g *globalOptions, f *backupFlags, args []str
 	if f.force && f.parent != "" {
 		return errors.New("--force and --parent contradict each other: give one of them")
 	}
-	paths, err := backupPaths(args, f.filesFrom)
-	if err != nil {
+	var paths []string
+	var err error
+	if f.stream.used() {
+		if err := f.stream.check(args, f.filesFrom, g); err != nil {
+			return err
+		}
+	} else if paths, err = backupPaths(args, f.filesFrom); err != nil {
 		return err
 	}
 	excl, iexcl := slices.Clone(f.excludes), slices.Clone(f.iexcludes)
@@ -117,6 +133,11 @@ func runBackup(ctx context.Context, g *globalOptions, f *backupFlags, args []str
 		}
 	}
 
+	if f.stream.used() {
+		return backupStream(ctx, g, &f.stream, args, archiver.ArchiveOptions{
+			Tags: tags, Hostname: host, Time: when, ProgramVersion: "cairn " + version, Progress: &snapshot.Progress{},
+		})
+	}
 	r, release, err := g.openWithIndex(ctx)
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"github.com/cairn-backup/cairn/repo"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -55,6 +56,8 @@ type testEnv struct {
 	env  map[string]string
 	// passwords, when set, are what a fake terminal types at prompts.
 	passwords []string
+	// stdin, when set, is the commands' standard input (else empty).
+	stdin io.Reader
 }
 
 const testPassword = "geheim"
@@ -82,8 +85,12 @@ func newInitEnv(t *testing.T) *testEnv {
 }
 
 func (e *testEnv) cliEnv(stdout, stderr *syncBuffer, extra map[string]string) *cliEnv {
+	var stdin io.Reader = strings.NewReader("")
+	if e.stdin != nil {
+		stdin = e.stdin
+	}
 	env := &cliEnv{
-		stdin:  strings.NewReader(""),
+		stdin:  stdin,
 		stdout: stdout,
 		stderr: stderr,
 		getenv: func(k string) string {
