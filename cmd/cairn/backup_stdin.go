@@ -40,44 +40,68 @@ func (f *stdinFlags) check(args, filesFrom []string, g *globalOptions) error {
 	return nil
 }
 
-// backupStream saves standard input, or a command's output, as the file
-// f.filename in a new snapshot. A command that fails leaves no snapshot
-// (its data is in the repository until prune, like a killed backup's).
-func backupStream(ctx context.Context, g *globalOptions, f *stdinFlags, args []string, opts archiver.ArchiveOptions) error {
+// streamSource is where a stream backup reads from.
+type streamSource struct {
+	open func(ctx context.Context) (io.Reader, error)
+	// done is told how reading the stream ended (nil: at EOF); an error
+	// it returns means the stream is not whole and no snapshot is saved.
+	done func(readErr error) error
+}
+
+// source is standard input, or the output of the command in args.
+func (f *stdinFlags) source(g *globalOptions, args []string) streamSource {
+	if !f.fromCommand {
+		return streamSource{
+			open: func(context.Context) (io.Reader, error) { return g.env.stdin, nil },
+			done: func(err error) error { return err },
+		}
+	}
+	var cmd *exec.Cmd
+	return streamSource{
+		open: func(ctx context.Context) (io.Reader, error) {
+			cmd = exec.CommandContext(ctx, args[0], args[1:]...)
+			cmd.Stderr = g.env.stderr
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				return nil, err
+			}
+			if err := cmd.Start(); err != nil {
+				return nil, fmt.Errorf("--stdin-from-command: start %s: %w", args[0], err)
+			}
+			return out, nil
+		},
+		done: func(readErr error) error {
+			if readErr != nil {
+				_ = cmd.Process.Kill()
+			}
+			if werr := cmd.Wait(); werr != nil && readErr == nil {
+				return fmt.Errorf("--stdin-from-command: %s failed (%v); no snapshot was saved: fix the command and run the backup again", args[0], werr)
+			}
+			return readErr
+		},
+	}
+}
+
+// backupStream saves a stream as the file name in a new snapshot. A
+// stream that ends badly (a failing command, a broken etcd stream) leaves
+// no snapshot; its data stays in the repository until prune, like a
+// killed backup's.
+func backupStream(ctx context.Context, g *globalOptions, name string, src streamSource, opts archiver.ArchiveOptions) error {
 	r, release, err := g.openWithIndex(ctx)
 	if err != nil {
 		return err
 	}
 	defer release()
-
-	var in io.Reader = g.env.stdin
-	var cmd *exec.Cmd
-	if f.fromCommand {
-		cmd = exec.CommandContext(ctx, args[0], args[1:]...)
-		cmd.Stderr = g.env.stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			return err
-		}
-		if err := cmd.Start(); err != nil {
-			return fmt.Errorf("--stdin-from-command: start %s: %w", args[0], err)
-		}
-		in = out
+	in, err := src.open(ctx)
+	if err != nil {
+		return err
 	}
 	start := time.Now()
 	stop := g.startProgress(opts.Progress, "files")
 	a := archiver.NewArchiver(r, opts)
-	tree, paths, err := a.SaveStream(ctx, f.filename, in)
+	tree, paths, err := a.SaveStream(ctx, name, in)
 	stop()
-	if cmd != nil {
-		if err != nil {
-			_ = cmd.Process.Kill()
-		}
-		if werr := cmd.Wait(); werr != nil && err == nil {
-			return fmt.Errorf("--stdin-from-command: %s failed (%v); no snapshot was saved: fix the command and run the backup again", args[0], werr)
-		}
-	}
-	if err != nil {
+	if err := src.done(err); err != nil {
 		return err
 	}
 	sn, err := a.Finish(ctx, tree, paths)

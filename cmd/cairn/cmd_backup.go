@@ -107,34 +107,12 @@ func runBackup(ctx context.Context, g *globalOptions, f *backupFlags, args []str
 	if err != nil {
 		return err
 	}
-	when := time.Now()
-	if f.timeStr != "" {
-		if when, err = time.ParseInLocation("2006-01-02 15:04:05", f.timeStr, time.Local); err != nil {
-			return fmt.Errorf("--time %q: use the form \"2006-01-02 15:04:05\"", f.timeStr)
-		}
+	when, tags, host, err := f.meta(g)
+	if err != nil {
+		return err
 	}
-	tags := splitTags(f.tags)
-	if f.ttl != "" {
-		ttl, err := retention.ParseTTL(f.ttl)
-		if err != nil {
-			return fmt.Errorf("--ttl: %w", err)
-		}
-		if ttl > 0 { // "0": never expires
-			tags = append(tags, retention.ExpiryTag(when.Add(ttl)))
-		}
-	}
-	host := f.host
-	if host == "" {
-		host = g.env.getenv("CAIRN_HOST")
-	}
-	if host == "" {
-		if host, err = os.Hostname(); err != nil {
-			return fmt.Errorf("cannot determine the host name (%v): give --host", err)
-		}
-	}
-
 	if f.stream.used() {
-		return backupStream(ctx, g, &f.stream, args, archiver.ArchiveOptions{
+		return backupStream(ctx, g, f.stream.filename, f.stream.source(g, args), archiver.ArchiveOptions{
 			Tags: tags, Hostname: host, Time: when, ProgramVersion: "cairn " + version, Progress: &snapshot.Progress{},
 		})
 	}
@@ -180,6 +158,37 @@ func runBackup(ctx context.Context, g *globalOptions, f *backupFlags, args []str
 	}
 	printBackupSummary(g, sn, time.Since(start))
 	return partialBackupError(sn, a.ErrorCount(), a.ChangedCount())
+}
+
+// meta says the time, tags and host of the snapshot to make.
+func (f *backupFlags) meta(g *globalOptions) (when time.Time, tags []string, host string, err error) {
+	when = time.Now()
+	if f.timeStr != "" {
+		if when, err = time.ParseInLocation("2006-01-02 15:04:05", f.timeStr, time.Local); err != nil {
+			return when, nil, "", fmt.Errorf("--time %q: use the form \"2006-01-02 15:04:05\"", f.timeStr)
+		}
+	}
+	tags = splitTags(f.tags)
+	if f.ttl != "" {
+		ttl, err := retention.ParseTTL(f.ttl)
+		if err != nil {
+			return when, nil, "", fmt.Errorf("--ttl: %w", err)
+		}
+		if ttl > 0 { // "0": never expires
+			tags = append(tags, retention.ExpiryTag(when.Add(ttl)))
+		}
+	}
+	host = f.host
+	if host == "" {
+		host = g.env.getenv("CAIRN_HOST")
+	}
+	if host == "" {
+		if host, err = os.Hostname(); err != nil {
+			return when, nil, "", fmt.Errorf("cannot determine the host name (%v): give --host", err)
+		}
+	}
+
+	return when, tags, host, nil
 }
 
 // partialBackupError is exit code 3 when items could not be read or files

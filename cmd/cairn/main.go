@@ -210,6 +210,7 @@ The repository is given with -r/--repo or $CAIRN_REPOSITORY, its password with
 		newForgetCmd(g),
 		newPruneCmd(g),
 		newClusterCmd(g),
+		newEtcdCmd(g),
 		newVersionCmd(g),
 		newCompletionCmd(),
 	)

@@ -53,6 +53,8 @@ func TestNoLockNeverWritesUnlocked(t *testing.T) {
 	cases := []noLockCase{
 		{"backup", []string{data}, "lock"},
 		{"backup", []string{data, data, "--force"}, "lock"},
+		{"backup", []string{"--stdin-from-command", "--", "echo", "x"}, "lock"},
+		{"etcd snapshot", nil, "lock"}, // needs an etcd; declares appendLock
 		{"key add", []string{"--new-password-file", e.writeFile("pw3", "third")}, "lock"},
 		{"key passwd", []string{"--new-password-file", e.writeFile("pw4", "fourth")}, "refuse"},
 		{"key remove", []string{keys[0][:8]}, "refuse"},

@@ -16,7 +16,7 @@ k8s_cmds="kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet"
 have_all() {
 	for b in $k8s_cmds; do [ -x "$bin/$b" ] || return 1; done
 }
-if have_all && [ -x "$bin/etcd" ]; then
+if have_all && [ -x "$bin/etcd" ] && [ -x "$bin/etcdutl" ]; then
 	echo "$bin"
 	exit 0
 fi
@@ -43,11 +43,13 @@ if ! have_all; then
 	go build -ldflags "$ldflags" -o "$bin/" $pkgs >&2
 fi
 
-if [ ! -x "$bin/etcd" ]; then
+if [ ! -x "$bin/etcd" ] || [ ! -x "$bin/etcdutl" ]; then
 	src=$cache/etcd-tools
 	rm -rf "$src" && mkdir -p "$src" && cd "$src"
 	printf 'module cairn-etcd-tools\n\ngo 1.26.0\n' >go.mod
-	go get -tool "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2
+	go get -tool "go.etcd.io/etcd/server/v3@$ETCD_VERSION" "go.etcd.io/etcd/etcdutl/v3@$ETCD_VERSION" >&2
 	go build -ldflags "-s -w" -o "$bin/etcd" go.etcd.io/etcd/server/v3 >&2
+	# etcdutl checks and restores etcd snapshots (cairn etcd snapshot's tests)
+	go build -ldflags "-s -w" -o "$bin/etcdutl" go.etcd.io/etcd/etcdutl/v3 >&2
 fi
 echo "$bin"
