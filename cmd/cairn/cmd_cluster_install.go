@@ -46,6 +46,9 @@ location, password and object-store credentials, and the node agent
 (cairn cluster agent) as a DaemonSet on every node, with the kubelet's
 <kubelet-root>/pods mounted at the same path (HostToContainer propagation).
 
+The namespace is labelled for Pod Security's privileged level (the agents
+mount host paths), also when it existed before.
+
 The repository is -r/--repo (or $CAIRN_REPOSITORY): an s3: URL, or an
 absolute directory that every node has (it is mounted from the host). The
 password comes as for every command (--password-file, $CAIRN_PASSWORD_FILE,

@@ -65,9 +65,8 @@ func Apply(ctx context.Context, dyn dynamic.Interface, o Options, dryRun bool, a
 	crdsDone := false
 	for _, u := range objs {
 		if u.GetKind() != "CustomResourceDefinition" && !crdsDone && !dryRun && slices.ContainsFunc(objs, isCRD) {
-			// The CRDs precede everything but the namespace; nothing of
-			// the install uses them, but an agent started before they are
-			// served would only log errors.
+			// The CRDs go first, established before the agents start
+			// (which would only log errors until they are served).
 			if err := volapi.Install(ctx, dyn, nil); err != nil {
 				return err
 			}

@@ -135,7 +135,12 @@ func Objects(o Options) ([]*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := []*unstructured.Unstructured{obj("v1", "Namespace", "", o.Namespace, nil)}
+	ns := obj("v1", "Namespace", "", o.Namespace, nil)
+	// The agents mount host paths, which Pod Security's baseline level
+	// refuses; a cluster whose default is baseline or restricted would
+	// otherwise keep them from starting.
+	ns.SetLabels(map[string]string{labelPartOf: "cairn", "pod-security.kubernetes.io/enforce": "privileged"})
+	out := []*unstructured.Unstructured{ns}
 	for _, c := range crds {
 		out = append(out, c.Obj.DeepCopy())
 	}

@@ -54,6 +54,9 @@ func TestObjectsDefaults(t *testing.T) {
 	if kinds[0] != "Namespace" || kinds[1] != "CustomResourceDefinition" || kinds[2] != "CustomResourceDefinition" || kinds[len(kinds)-1] != "DaemonSet" {
 		t.Errorf("order %v", kinds)
 	}
+	if l := objs[0].GetLabels()["pod-security.kubernetes.io/enforce"]; l != "privileged" {
+		t.Errorf("namespace's pod security level %q: the agents mount host paths", l)
+	}
 	sec := find(t, objs, "Secret", SecretName)
 	data, _, _ := unstructured.NestedStringMap(sec.Object, "data")
 	want := map[string]string{EnvRepository: "czM6aHR0cHM6Ly9zMy5leGFtcGxlLmNvbS9i", EnvPassword: "cHc=", "AWS_ACCESS_KEY_ID": "aWQ=", "AWS_SECRET_ACCESS_KEY": "c2VjcmV0"}
