@@ -229,6 +229,14 @@ func TestClusterInstallUninstall(t *testing.T) {
 	if m := get("-n", "cairn-system", "get", "daemonset/cairn-agent", "-o", "jsonpath={.metadata.managedFields[*].manager}"); m != "cairn" && !strings.HasPrefix(m, "cairn ") {
 		t.Errorf("field managers %q", m)
 	}
+	// What --dry-run -o yaml prints, kubectl takes as it is (the namespace
+	// exists now: a server-side dry run does not create it for the rest).
+	printed := e.ok(append(args, "--dry-run", "-o", "yaml")...).stdout
+	kc := exec.Command(kubectl, "--kubeconfig", c.Kubeconfig, "apply", "--server-side", "--force-conflicts", "--dry-run=server", "-f", "-")
+	kc.Stdin = strings.NewReader(printed)
+	if out, err := kc.CombinedOutput(); err != nil || strings.Count(string(out), "serverside-applied (server dry run)") != 17 {
+		t.Errorf("kubectl apply --dry-run=server: %v\n%s", err, out)
+	}
 	// A changed flag updates the DaemonSet.
 	e.ok(append(args[:len(args)-2], "--image-pull-policy", "IfNotPresent")...)
 	if p := get("-n", "cairn-system", "get", "daemonset/cairn-agent", "-o", "jsonpath={.spec.template.spec.containers[0].imagePullPolicy}"); p != "IfNotPresent" {
