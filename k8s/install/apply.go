@@ -79,6 +79,26 @@ func Apply(ctx context.Context, dyn dynamic.Interface, o Options, dryRun bool, a
 			applied(u)
 		}
 	}
+	if o.Repository == nil && o.ExistingSecret != SecretName && !dryRun {
+		// An earlier install made the Secret this one replaces with the
+		// user's: the password must not stay behind.
+		return dropSecret(ctx, dyn, o.Namespace)
+	}
+	return nil
+}
+
+func dropSecret(ctx context.Context, dyn dynamic.Interface, ns string) error {
+	ri := dyn.Resource(resources["Secret"]).Namespace(ns)
+	live, err := ri.Get(ctx, SecretName, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	if err == nil && madeByCairn(live) {
+		err = ri.Delete(ctx, SecretName, metav1.DeleteOptions{})
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("remove the Secret %s/%s of an earlier install: %w", ns, SecretName, err)
+	}
 	return nil
 }
 

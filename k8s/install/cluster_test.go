@@ -115,6 +115,19 @@ func TestInstallUpdateUninstall(t *testing.T) {
 		t.Errorf("after update: image %v, security context %v", c["image"], sc)
 	}
 
+	// Switching to a Secret of the user's drops the one install made.
+	o2 := o
+	o2.Repository, o2.ExistingSecret = nil, "users-secret"
+	if err := Apply(ctx, cl.Dynamic, o2, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Dynamic.Resource(resources["Secret"]).Namespace(o.Namespace).Get(ctx, SecretName, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("old Secret left: %v", err)
+	}
+	if err := Apply(ctx, cl.Dynamic, o, false, nil); err != nil {
+		t.Fatal(err)
+	}
+
 	var deleted []string
 	if err := Uninstall(ctx, cl.Dynamic, UninstallOptions{Namespace: o.Namespace}, func(u *unstructured.Unstructured) { deleted = append(deleted, Describe(u)) }); err != nil {
 		t.Fatal(err)
