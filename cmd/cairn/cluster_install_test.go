@@ -244,6 +244,8 @@ func TestClusterInstallUninstall(t *testing.T) {
 		t.Errorf("pull policy %q after update", p)
 	}
 
+	installedRBACRunsBackupAndRestore(t, c, kubectl)
+
 	res := e.ok("cluster", "--kubeconfig", c.Kubeconfig, "uninstall", "--wait", "--timeout", "2m")
 	if !strings.Contains(res.stdout, "deleted daemonset.apps/cairn-agent\n") || !strings.HasSuffix(res.stdout, "deleted namespace/cairn-system\n") || strings.Contains(res.stdout, "customresourcedefinition") {
 		t.Errorf("uninstall said %q", res.stdout)
@@ -257,5 +259,73 @@ func TestClusterInstallUninstall(t *testing.T) {
 	}
 	if res := e.ok("cluster", "--kubeconfig", c.Kubeconfig, "uninstall"); res.stdout != "nothing of cairn's found in namespace cairn-system\n" {
 		t.Errorf("uninstall of nothing said %q", res.stdout)
+	}
+}
+
+// installedRBACRunsBackupAndRestore runs a backup and a restore (into a
+// mapped namespace, RBAC objects included) as the installed ServiceAccount
+// cairn, with a token of its own: the rights install grants are enough.
+func installedRBACRunsBackupAndRestore(t *testing.T, c *cluster.Cluster, kubectl string) {
+	t.Helper()
+	kubectlApply(t, kubectl, c.Kubeconfig, `
+apiVersion: v1
+kind: Namespace
+metadata: {name: rbac-app}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: cfg, namespace: rbac-app}
+data: {a: b}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: pw, namespace: rbac-app}
+stringData: {p: q}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: rbac-app}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: example/web:1}]}
+---
+# Grants what cairn itself may not do (delete): restoring it needs escalate.
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: cleaner, namespace: rbac-app}
+rules: [{apiGroups: [""], resources: [pods], verbs: [delete]}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: cleaner, namespace: rbac-app}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: cleaner}
+subjects: [{kind: ServiceAccount, name: default, namespace: rbac-app}]
+`)
+	token, err := exec.Command(kubectl, "--kubeconfig", c.Kubeconfig, "-n", "cairn-system", "create", "token", "cairn").Output()
+	if err != nil {
+		t.Fatalf("kubectl create token: %v", err)
+	}
+	kc := filepath.Join(t.TempDir(), "sa.kubeconfig")
+	cfg := "apiVersion: v1\nkind: Config\nclusters: [{name: c, cluster: {server: " + c.Server + ", certificate-authority: " + c.CAFile() + "}}]\n" +
+		"users: [{name: sa, user: {token: " + strings.TrimSpace(string(token)) + "}}]\n" +
+		"contexts: [{name: sa, context: {cluster: c, user: sa}}]\ncurrent-context: sa\n"
+	if err := os.WriteFile(kc, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := newInitEnv(t)
+	res := e.ok("cluster", "--kubeconfig", kc, "backup", "as-sa", "--include-namespaces", "rbac-app", "--backup-volumes=false")
+	if !strings.Contains(res.stdout, "Completed") {
+		t.Errorf("backup as the ServiceAccount:\n%s%s", res.stdout, res.stderr)
+	}
+	e.ok("cluster", "--kubeconfig", kc, "restore", "as-sa", "--namespace-mappings", "rbac-app:rbac-copy")
+	out, err := exec.Command(kubectl, "--kubeconfig", c.Kubeconfig, "-n", "rbac-copy", "get", "configmap/cfg", "secret/pw", "deployment/web", "role/cleaner", "rolebinding/cleaner", "-o", "name").CombinedOutput()
+	if err != nil || strings.Count(string(out), "\n") != 5 {
+		t.Errorf("restored as the ServiceAccount: %v\n%s", err, out)
+	}
+	// And it may not delete what it restored.
+	if out, err := exec.Command(kubectl, "--kubeconfig", kc, "-n", "rbac-copy", "delete", "configmap", "cfg").CombinedOutput(); err == nil || !strings.Contains(string(out), "forbidden") {
+		t.Errorf("the ServiceAccount may delete: %v %s", err, out)
 	}
 }
