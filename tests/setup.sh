@@ -41,9 +41,9 @@ if [ ! -x "$cache_bin/minio" ] && ! command -v minio >/dev/null; then
 fi
 
 # --- Helm (the chart test renders deploy/chart) -------------------------------
-# Built once from the Go module proxy (~22 min cold on a busy 2-core machine;
-# pinned like minio, version in
-# tests/testutil/helm.go) into the same cache; tests find it there.
+# Built once from the Go module proxy (~22 min cold on a busy 2-core
+# machine; pinned like minio, the version also in tests/testutil/helm.go)
+# into the same cache, where the chart test finds it.
 if [ ! -x "$cache_bin/helm" ] && ! command -v helm >/dev/null; then
 	echo "setup: building helm into $cache_bin"
 	mkdir -p "$cache_bin"
