@@ -45,7 +45,7 @@ func agentArgs(t *testing.T, objs []*unstructured.Unstructured) []string {
 func TestClusterInstallDryRun(t *testing.T) {
 	e := newTestEnv(t)
 	creds := e.writeFile("creds", "[default]\naws_access_key_id = AKID\naws_secret_access_key = SECRET\n")
-	res := e.ok("cluster", "--kubeconfig", "/nonexistent", "install", "--dry-run", "-o", "yaml", "-r", installS3, "--s3-credentials-file", creds, "-o", "s3.bucket-lookup=path")
+	res := e.ok("cluster", "--kubeconfig", "/nonexistent", "install", "--dry-run", "-o", "yaml", "-r", installS3, "--s3-credentials-file", creds, "-o", "s3.bucket-lookup=path", "-o", "read-only=true")
 	objs := cluster.Objects(t, res.stdout)
 	m := byName(objs)
 	if len(objs) != 17 || m["Namespace /cairn-system"] == nil || m["CustomResourceDefinition /volumebackups.cairn.io"] == nil {

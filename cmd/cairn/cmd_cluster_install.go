@@ -54,7 +54,7 @@ absolute directory that every node has (it is mounted from the host). The
 password comes as for every command (--password-file, $CAIRN_PASSWORD_FILE,
 $CAIRN_PASSWORD, a prompt). S3 credentials come from --s3-credentials-file
 (an AWS credentials file, or AWS_ACCESS_KEY_ID=… lines), else from
-$AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY. -o key=value options
+$AWS_ACCESS_KEY_ID and $AWS_SECRET_ACCESS_KEY. -o s3.* options
 (s3.region, …) and --insecure-tls are passed on to the agents. With
 --existing-secret the agents read a Secret you manage instead (same keys:
 CAIRN_REPOSITORY, CAIRN_PASSWORD, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
@@ -104,9 +104,10 @@ func installOptions(ctx context.Context, cmd *cobra.Command, g *globalOptions, f
 		Namespace: f.namespace, Image: f.image, ImagePullPolicy: f.pullPolicy, KubeletRoot: f.kubeletRoot,
 		Privileged: f.privileged, ExistingSecret: f.existingSecret,
 	}
-	// The agents open the repository as the CLI would with these options.
+	// The agents open the repository as the CLI would with the backend's
+	// options (not read-only: they write).
 	for _, kv := range g.options {
-		if strings.Contains(kv, "=") {
+		if strings.HasPrefix(strings.TrimSpace(kv), "s3.") && strings.Contains(kv, "=") {
 			o.AgentArgs = append(o.AgentArgs, "--option="+kv)
 		}
 	}
@@ -151,6 +152,9 @@ func installOptions(ctx context.Context, cmd *cobra.Command, g *globalOptions, f
 		if r.Env["AWS_ACCESS_KEY_ID"] == "" || r.Env["AWS_SECRET_ACCESS_KEY"] == "" {
 			return o, usage("no S3 credentials for the agents: give --s3-credentials-file, or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
 		}
+	}
+	if !s3.IsLocation(g.repo) && !f.dryRun {
+		g.warnf("note: the agents mount the repository directory %s from each node's host: it must exist there (a shared mount)\n", g.repo)
 	}
 	if r.Env["AWS_REGION"] == "" {
 		if v := g.env.getenv("AWS_DEFAULT_REGION"); v != "" && s3.IsLocation(g.repo) {
