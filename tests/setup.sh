@@ -40,6 +40,16 @@ if [ ! -x "$cache_bin/minio" ] && ! command -v minio >/dev/null; then
 	(cd /tmp && GOFLAGS= GOBIN="$cache_bin" go install github.com/minio/minio@v0.0.0-20260212201848-7aac2a2c5b7c)
 fi
 
+# --- Helm (the chart test renders deploy/chart) -------------------------------
+# Built once from the Go module proxy (~22 min cold on a busy 2-core
+# machine; pinned like minio, the version also in tests/testutil/helm.go)
+# into the same cache, where the chart test finds it.
+if [ ! -x "$cache_bin/helm" ] && ! command -v helm >/dev/null; then
+	echo "setup: building helm into $cache_bin"
+	mkdir -p "$cache_bin"
+	(cd /tmp && GOFLAGS= GOBIN="$cache_bin" go install helm.sh/helm/v4/cmd/helm@v4.3.2)
+fi
+
 # --- restic 0.19.1 beside Debian's 0.14 ----------------------------------------
 # Interop and forget tests compare with every restic they find: the old one
 # from apt and a current one built from the Go module proxy (~80 s once).
@@ -55,5 +65,6 @@ echo "setup: $(go version)"
 echo "setup: $(restic version)"
 echo "setup: $(fusermount3 -V 2>&1 || true)"
 echo "setup: minio $("$cache_bin/minio" --version 2>/dev/null | head -1 || minio --version | head -1)"
+echo "setup: helm $("$cache_bin/helm" version --short 2>/dev/null || helm version --short)"
 echo "setup: $(nproc) cores, $(awk '/^MemTotal:/ {printf "%.1f", $2/1048576}' /proc/meminfo) GiB RAM, uid $(id -u)"
 

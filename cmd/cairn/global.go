@@ -50,6 +50,11 @@ type globalOptions struct {
 	// repository, so --no-lock does not apply to it.
 	writer bool
 
+	// outputFormat is a -o value without "=" ("yaml", "json") on a command
+	// annotated with outputOptionAnnotation: kubectl's -o there, while
+	// every other command keeps -o for restic's --option key=value.
+	outputFormat string
+
 	// extended holds the -o key=value options after validation; backends
 	// read their keys from here.
 	extended map[string]string
@@ -103,6 +108,11 @@ func (g *globalOptions) addFlags(root *cobra.Command) {
 	f.IntVar(&g.limitDown, "limit-download", 0, "limit downloads to `KiB/s` (0: unlimited)")
 }
 
+// outputOptionAnnotation marks a command on which "-o yaml" and "-o json"
+// choose the output format: a command-local -o would clash with the
+// persistent --option in cobra, so the value tells them apart.
+const outputOptionAnnotation = "cairn.io/output-option"
+
 func knownExtKeys() string {
 	keys := make([]string, len(extOptions))
 	for i, o := range extOptions {
@@ -147,6 +157,13 @@ func (g *globalOptions) resolve(cmd *cobra.Command) error {
 	for _, kv := range g.options {
 		key, value, ok := strings.Cut(kv, "=")
 		key = strings.TrimSpace(key)
+		if !ok && cmd.Annotations[outputOptionAnnotation] != "" {
+			if kv != "yaml" && kv != "json" {
+				return fmt.Errorf("-o %q: want yaml or json (the output format), or key=value", kv)
+			}
+			g.outputFormat = kv
+			continue
+		}
 		if !ok || key == "" {
 			return fmt.Errorf("-o %q: want key=value", kv)
 		}

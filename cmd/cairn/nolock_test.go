@@ -79,6 +79,9 @@ func TestNoLockNeverWritesUnlocked(t *testing.T) {
 		{"cluster describe-restore", []string{"r1", "--log"}, "read"},
 		{"cluster agent", nil, "lock"},        // needs a cluster; declares appendLock, locks each volume's backup
 		{"cluster install-crds", nil, "read"}, // never opens the repository
+		// Reads the password for the agents' Secret; never opens the repository.
+		{"cluster install", []string{"--dry-run", "-o", "yaml", "--existing-secret", "s"}, "read"},
+		{"cluster uninstall", nil, "read"}, // needs a cluster; never opens the repository
 		{"cluster export-volume", []string{"b1", "--pvc", "ns/c", "--target", filepath.Join(e.dir, "exported")}, "read"},
 		{"cluster export-volume", []string{"b1", "ns/p/v", "--archive", "tar"}, "read"},
 		// Never opens the repository: waits for marker files only.
