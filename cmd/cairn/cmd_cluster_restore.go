@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-backup/cairn/deploy"
 	"github.com/cairn-backup/cairn/k8s/catalog"
 	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/k8s/modifiers"
@@ -43,7 +44,7 @@ type clusterRestoreFlags struct {
 
 // defaultHelperImage is the image of the init container restored pods
 // wait in: this cairn's release.
-func defaultHelperImage() string { return "ghcr.io/cairn-backup/cairn:" + version }
+func defaultHelperImage() string { return deploy.ImageRepository + ":" + version }
 
 func newClusterRestoreCmd(g *globalOptions, co *clusterOptions) *cobra.Command {
 	var f clusterRestoreFlags

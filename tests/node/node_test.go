@@ -75,37 +75,11 @@ func runWithNode(m *testing.M) int {
 	testCluster, testNode, testClient = c, n, kubernetes.NewForConfigOrDie(cfg)
 	code := m.Run()
 	n.Stop()
-	if left := leftovers(n); len(left) > 0 {
+	if left := Leftovers(n.Dir); len(left) > 0 {
 		fmt.Fprintln(os.Stderr, "node tests: Stop left behind:", strings.Join(left, "; "))
 		code = 1
 	}
 	return code
-}
-
-// leftovers lists what a stopped node left on the host.
-func leftovers(n *Node) []string {
-	var left []string
-	if _, err := os.Stat("/run/netns/" + NetNS); err == nil {
-		left = append(left, "network namespace "+NetNS)
-	}
-	if ents, _ := filepath.Glob("/run/netns/cni-*"); len(ents) > 0 {
-		left = append(left, fmt.Sprintf("pod network namespaces %v", ents))
-	}
-	for _, ctl := range cgroupControllers() {
-		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", ctl, cgroupRoot)); err == nil {
-			left = append(left, "cgroup "+ctl+"/"+cgroupRoot)
-		}
-	}
-	if out, _ := exec.Command("pgrep", "-f", n.Socket).Output(); len(out) > 0 {
-		left = append(left, "processes "+strings.Join(strings.Fields(string(out)), ","))
-	}
-	if err := exec.Command("ip", "link", "show", hostVeth).Run(); err == nil {
-		left = append(left, "link "+hostVeth)
-	}
-	if mounts, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mounts), n.Dir) {
-		left = append(left, "mounts under "+n.Dir)
-	}
-	return left
 }
 
 // needNode returns the shared node, or skips.
