@@ -238,7 +238,13 @@ func StopLeftovers() error {
 		}
 	}
 	if _, err := os.Stat("/run/netns/" + NetNS); err != nil {
-		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/pids", cgroupRoot)); err != nil {
+		cgroups := false
+		for _, ctl := range cgroupControllers() {
+			if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", ctl, cgroupRoot)); err == nil {
+				cgroups = true
+			}
+		}
+		if !cgroups {
 			return nil
 		}
 	}

@@ -282,13 +282,14 @@ func (n *Node) writeConfigs(c *cluster.Cluster) error {
 	return cluster.WriteKubeconfig(filepath.Join(n.Dir, "kubelet.kubeconfig"), server, c.CAFile(), cert, key, "system:node:"+n.Name)
 }
 
-// cgroupControllers lists the cgroup v1 hierarchies mounted under
-// /sys/fs/cgroup.
+// cgroupControllers lists the cgroup hierarchies mounted under
+// /sys/fs/cgroup: the v1 controllers and, on a hybrid host, "unified",
+// where runc makes the pods' cgroups too.
 func cgroupControllers() []string {
 	ents, _ := os.ReadDir("/sys/fs/cgroup")
 	var out []string
 	for _, e := range ents {
-		if e.IsDir() && e.Name() != "unified" {
+		if e.IsDir() {
 			out = append(out, e.Name())
 		}
 	}
