@@ -55,6 +55,9 @@ func up(dir string) (err error) {
 	if _, err := os.Stat(filepath.Join(dir, "cluster", "pids")); err == nil {
 		return fmt.Errorf("a cluster already runs in %s: make node-down first", dir)
 	}
+	if err := removeState(dir); err != nil { // of an up that failed
+		return err
+	}
 	self, err := os.Executable()
 	if err != nil {
 		return err
@@ -137,8 +140,26 @@ func down(dir string) error {
 	if left := node.Leftovers(filepath.Join(dir, "node")); len(left) > 0 {
 		return fmt.Errorf("stopped, but left behind: %s", strings.Join(left, "; "))
 	}
+	if err := removeState(dir); err != nil {
+		return err
+	}
 	fmt.Println("node and control plane stopped")
 	return errors.Join(errs...)
+}
+
+// removeState removes what up wrote into dir (only its own two
+// directories), unless something is still mounted there.
+func removeState(dir string) error {
+	if mounts, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mounts), dir+"/") {
+		return fmt.Errorf("something is mounted under %s: unmount it first", dir)
+	}
+	for _, sub := range []string{"node", "cluster"} {
+		if err := os.RemoveAll(filepath.Join(dir, sub)); err != nil {
+			return fmt.Errorf("remove the old state: %w", err)
+		}
+	}
+	os.Remove(dir) // if empty
+	return nil
 }
 
 func relay(listen, target string) error {

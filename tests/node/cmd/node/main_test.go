@@ -101,6 +101,9 @@ func TestUpDown(t *testing.T) {
 	if b, _ := exec.Command("pgrep", "-f", state).Output(); len(b) > 0 {
 		t.Errorf("processes left: %s", b)
 	}
+	if _, err := os.Stat(filepath.Join(state, "node")); err == nil {
+		t.Error("down left the node's state directory")
+	}
 	if _, err := os.Stat("/run/lock/cairn-node.detached"); err == nil {
 		t.Error("the node-up marker is left")
 	}
