@@ -6,12 +6,21 @@ BIN       ?= bin
 TESTFLAGS ?=
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: all build setup test bench lint fuzz demo clean cluster-binaries cluster-up cluster-down
+.PHONY: all build image setup test bench lint fuzz demo clean cluster-binaries cluster-up cluster-down node-up node-down
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/cairn ./cmd/cairn
+
+# cairn's container image without a container engine: a static build and
+# deploy/image's tarball of the same files as the Dockerfile's image,
+# tagged ghcr.io/cairn-backup/cairn:<version>. Load it with `docker load -i`
+# or `ctr images import`.
+IMAGE_TAR ?= $(BIN)/cairn-image.tar
+image:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w" -o $(BIN)/image/cairn ./cmd/cairn
+	$(GO) run ./deploy/image/cmd/mkimage -binary $(BIN)/image/cairn -o $(IMAGE_TAR)
 
 # Installs restic, fuse3, MinIO and the Kubernetes control plane when missing.
 setup:
@@ -68,6 +77,19 @@ cluster-up: cluster-binaries
 
 cluster-down:
 	$(GO) run ./tests/cluster/cmd/cluster down $(CLUSTER_DIR)
+
+# The control plane plus a real node (kubelet, containerd, runc) in the
+# network namespace cairn-node, with the busybox, file-server and cairn
+# images imported and local PVs made; see README.md, "Trying cairn on a
+# one-node cluster". node-down leaves no processes, mounts or namespaces.
+NODE_DIR ?= .node
+node-up: cluster-binaries
+	$(GO) build -o $(BIN)/cairn-node ./tests/node/cmd/node
+	$(BIN)/cairn-node up $(NODE_DIR)
+
+node-down:
+	$(GO) build -o $(BIN)/cairn-node ./tests/node/cmd/node
+	$(BIN)/cairn-node down $(NODE_DIR)
 
 clean:
 	rm -rf $(BIN) coverage.out coverage.html *.coverprofile

@@ -10,3 +10,7 @@ import "embed"
 //
 //go:embed crds/*.yaml
 var CRDs embed.FS
+
+// ImageRepository is where cairn's container image is published; its tag
+// is the binary's version (`make image` builds it, the Dockerfile too).
+const ImageRepository = "ghcr.io/cairn-backup/cairn"

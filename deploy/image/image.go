@@ -28,7 +28,7 @@ type File struct {
 	Path    string // absolute path in the image
 	Source  string // a file on disk to copy; "" = Data
 	Data    []byte
-	Mode    int64  // permission bits; 0 = 0755 for Source, 0644 for Data
+	Mode    int64  // permission bits (and 01000, sticky); 0 = 0755 for Source and Dir, 0644 for Data
 	Symlink string // if set, Path is a symlink to it
 	Dir     bool   // Path is a directory
 }
@@ -129,7 +129,18 @@ func layerBytes(files []File) ([]byte, error) {
 		rel := strings.TrimPrefix(p, "/")
 		switch {
 		case f.Dir:
-			if err := mkdirs(p); err != nil {
+			if err := mkdirs(path.Dir(p)); err != nil {
+				return nil, err
+			}
+			if dirs[p] {
+				continue // already made as a parent, with the default mode
+			}
+			dirs[p] = true
+			mode := f.Mode
+			if mode == 0 {
+				mode = 0o755
+			}
+			if err := tw.WriteHeader(&tar.Header{Typeflag: tar.TypeDir, Name: rel + "/", Mode: mode, ModTime: epoch}); err != nil {
 				return nil, err
 			}
 		case f.Symlink != "":

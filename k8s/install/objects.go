@@ -12,15 +12,17 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/cairn-backup/cairn/deploy"
 	"github.com/cairn-backup/cairn/k8s/volapi"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
-// ImageRepository is where cairn's release images are published; the
-// agent and the restore helper default to the image of the running
-// version, so CLI and cluster speak the same API.
-const ImageRepository = "ghcr.io/cairn-backup/cairn"
+// ImageRepository is where cairn's release images are published (one
+// constant, deploy.ImageRepository, which make image tags too); the agent
+// and the restore helper default to the image of the running version, so
+// CLI and cluster speak the same API.
+const ImageRepository = deploy.ImageRepository
 
 // DefaultImage is the image of cairn at version.
 func DefaultImage(version string) string { return ImageRepository + ":" + version }

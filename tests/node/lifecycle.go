@@ -238,7 +238,13 @@ func StopLeftovers() error {
 		}
 	}
 	if _, err := os.Stat("/run/netns/" + NetNS); err != nil {
-		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/pids", cgroupRoot)); err != nil {
+		cgroups := false
+		for _, ctl := range cgroupControllers() {
+			if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", ctl, cgroupRoot)); err == nil {
+				cgroups = true
+			}
+		}
+		if !cgroups {
 			return nil
 		}
 	}
@@ -264,4 +270,32 @@ func (n *Node) logErrors(name string) string {
 		errs = lines
 	}
 	return strings.Join(errs[max(0, len(errs)-12):], "\n")
+}
+
+// Leftovers lists what a node that ran in dir left on the host after it
+// stopped: processes, mounts, cgroups, network namespaces, the veth.
+// Empty means clean.
+func Leftovers(dir string) []string {
+	var left []string
+	if _, err := os.Stat("/run/netns/" + NetNS); err == nil {
+		left = append(left, "network namespace "+NetNS)
+	}
+	if ents, _ := filepath.Glob("/run/netns/cni-*"); len(ents) > 0 {
+		left = append(left, fmt.Sprintf("pod network namespaces %v", ents))
+	}
+	for _, ctl := range cgroupControllers() {
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", ctl, cgroupRoot)); err == nil {
+			left = append(left, "cgroup "+ctl+"/"+cgroupRoot)
+		}
+	}
+	if out, _ := exec.Command("pgrep", "-f", dir).Output(); len(out) > 0 {
+		left = append(left, "processes "+strings.Join(strings.Fields(string(out)), ","))
+	}
+	if exec.Command("ip", "link", "show", hostVeth).Run() == nil {
+		left = append(left, "link "+hostVeth)
+	}
+	if mounts, _ := os.ReadFile("/proc/self/mountinfo"); strings.Contains(string(mounts), dir) {
+		left = append(left, "mounts under "+dir)
+	}
+	return left
 }
