@@ -8,7 +8,10 @@ import (
 
 	"github.com/cairn-backup/cairn/k8s/backup"
 	"github.com/cairn-backup/cairn/k8s/catalog"
+	"github.com/cairn-backup/cairn/k8s/hooks"
 	"github.com/cairn-backup/cairn/k8s/layout"
+	"github.com/cairn-backup/cairn/k8s/podvolumes"
+	"github.com/cairn-backup/cairn/k8s/volumes"
 	"github.com/cairn-backup/cairn/retention"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/spf13/cobra"
@@ -150,6 +153,11 @@ func runClusterBackup(cmd *cobra.Command, g *globalOptions, co *clusterOptions, 
 	}
 	if f.volumes.enabled {
 		opts.Volumes = f.volumes.hook(cl, r, name, ttl)
+		opts.CopiesVolumes = podvolumes.CopiesVolumes(volumes.Options{DefaultToFSBackup: f.volumes.defaultToFS})
+	}
+	// The pods' pre/post backup hook annotations run through pods/exec.
+	if opts.Hooks, err = hooks.NewExecutor(cl.Config); err != nil {
+		return err
 	}
 	stop := g.startProgress(progress, "objects")
 	res, err := backup.Backup(ctx, cl, r, opts)
