@@ -5,7 +5,7 @@ package layout
 type HookResult struct {
 	Namespace string   `json:"namespace"`
 	Pod       string   `json:"pod"`
-	Phase     string   `json:"phase"` // HookPre or HookPost (backup), HookPostRestore (restore)
+	Phase     string   `json:"phase"` // HookPre or HookPost (backup), HookPostRestore or HookInit (restore)
 	Container string   `json:"container"`
 	Command   []string `json:"command"`
 	OnError   string   `json:"on_error"` // Fail or Continue
@@ -24,8 +24,10 @@ const (
 	HookPre         = "pre"
 	HookPost        = "post"
 	HookPostRestore = "post-restore"
+	HookInit        = "init" // a restore's init container hook
 
 	HookSucceeded = "Succeeded"
 	HookFailed    = "Failed"
 	HookSkipped   = "Skipped"
+	HookAdded     = "Added" // an init container hook put into the pod
 )
