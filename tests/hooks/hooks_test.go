@@ -79,8 +79,12 @@ func TestBackupHooks(t *testing.T) {
 			t.Errorf("%s hook of %s: %+v", phase, pod, *h)
 		}
 	}
-	check("app", "pre", layout.HookSucceeded, func(h *layout.HookResult) bool { return h.Stdout == "pre-out\n" && h.Source == "pre.hook.backup.cairn.io" })
-	check("app", "post", layout.HookSucceeded, func(h *layout.HookResult) bool { return h.Stdout == "post-out\n" && h.Source == "post.hook.backup.velero.io" })
+	check("app", "pre", layout.HookSucceeded, func(h *layout.HookResult) bool {
+		return h.Stdout == "pre-out\n" && h.Source == "pre.hook.backup.cairn.io"
+	})
+	check("app", "post", layout.HookSucceeded, func(h *layout.HookResult) bool {
+		return h.Stdout == "post-out\n" && h.Source == "post.hook.backup.velero.io"
+	})
 	check("failing", "pre", layout.HookFailed, func(h *layout.HookResult) bool {
 		return h.ExitCode != nil && *h.ExitCode == 3 && h.Stderr == "boom\n" && h.OnError == "Fail"
 	})
@@ -137,8 +141,8 @@ func TestRestoreHooks(t *testing.T) {
 	defer e.deleteNamespace(dst)
 	e.agent()
 	e.pod(src, "web", map[string]string{"backup.cairn.io/backup-volumes": "data",
-		"post.hook.restore.velero.io/command":      `["sh", "-c", "cat /data/file; echo hook-ran"]`,
-		"post.hook.restore.velero.io/wait-timeout": "2m",
+		"post.hook.restore.velero.io/command":         `["sh", "-c", "cat /data/file; echo hook-ran"]`,
+		"post.hook.restore.velero.io/wait-timeout":    "2m",
 		"init.hook.restore.velero.io/container-image": node.BusyboxImage,
 		"init.hook.restore.velero.io/container-name":  "seed",
 		"init.hook.restore.velero.io/command":         `["sh", "-c", "echo seeded"]`})
