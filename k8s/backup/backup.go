@@ -168,7 +168,7 @@ func newBackupRun(cl *kube.Clients, r *repo.Repository, opts BackupOptions, sel 
 		dyn:   cl.Dynamic,
 	}
 	if opts.Hooks != nil {
-		b.hooks = &PodHooks{r: opts.Hooks, log: b.log, preFail: map[string]bool{}}
+		b.hooks = NewPodHooks(opts.Hooks, b.log.logf, b.log.warnf, b.log.errorf)
 	}
 	// The server's warnings (deprecated APIs) go to the backup log, once
 	// each, instead of stderr.

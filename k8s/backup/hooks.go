@@ -19,13 +19,23 @@ import (
 // volumes it does not copy (BackupOptions.CopiesVolumes) get theirs
 // around their manifest, as Velero runs them around the pod item.
 type PodHooks struct {
-	r   hooks.Runner
-	log *runLog
+	r                   hooks.Runner
+	logf, warnf, errorf func(format string, args ...any)
 
 	mu      sync.Mutex
 	results []layout.HookResult
 	preFail map[string]bool // pods whose Fail pre hook failed: no post hook
 }
+
+// NewPodHooks runs hooks with r and writes what they did with the
+// functions (the backup log's info, warning and error lines).
+func NewPodHooks(r hooks.Runner, logf, warnf, errorf func(format string, args ...any)) *PodHooks {
+	return &PodHooks{r: r, logf: logf, warnf: warnf, errorf: errorf, preFail: map[string]bool{}}
+}
+
+// Results are the hooks run so far, by namespace, pod and phase (pre
+// first).
+func (h *PodHooks) Results() []layout.HookResult { return h.sorted() }
 
 func podKey(u *unstructured.Unstructured) string { return u.GetNamespace() + "/" + u.GetName() }
 
@@ -69,7 +79,7 @@ func (h *PodHooks) Post(ctx context.Context, pod *unstructured.Unstructured) {
 	h.mu.Unlock()
 	if failed {
 		if post, _ := hooks.BackupHooks(pod.GetAnnotations(), hooks.Post); post != nil {
-			h.log.warnf("post hook of pod %s not run: its pre hook failed", podKey(pod))
+			h.warnf("post hook of pod %s not run: its pre hook failed", podKey(pod))
 		}
 		return
 	}
@@ -79,25 +89,25 @@ func (h *PodHooks) Post(ctx context.Context, pod *unstructured.Unstructured) {
 func (h *PodHooks) run(ctx context.Context, u *unstructured.Unstructured, phase string) error {
 	e, warnings := hooks.BackupHooks(u.GetAnnotations(), phase)
 	for _, w := range warnings {
-		h.log.warnf("pod %s: %s", podKey(u), w)
+		h.warnf("pod %s: %s", podKey(u), w)
 	}
 	if e == nil {
 		return nil
 	}
 	pod, err := hooks.PodFrom(u)
 	if err != nil {
-		h.log.errorf("%s hook: %v", phase, err)
+		h.errorf("%s hook: %v", phase, err)
 		return nil
 	}
 	res, err := hooks.Run(ctx, h.r, pod, e, phase)
 	line := hooks.Describe(res)
 	switch {
 	case err != nil:
-		h.log.errorf("%s", line)
+		h.errorf("%s", line)
 	case res.Result == layout.HookFailed:
-		h.log.warnf("%s", line)
+		h.warnf("%s", line)
 	default:
-		h.log.logf("%s", line)
+		h.logf("%s", line)
 	}
 	h.mu.Lock()
 	h.results = append(h.results, res)

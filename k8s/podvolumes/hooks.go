@@ -29,9 +29,9 @@ func CopiesVolumes(sel volumes.Options) func(pod *unstructured.Unstructured) boo
 	}
 }
 
-// podHooks runs each pod's pre hook before its first VolumeBackup is
-// created and its post hook once all its volumes are done, as Velero runs
-// them around a pod's file system backups.
+// podHooks runs each pod's pre hook before the first VolumeBackup that
+// copies its volumes is created and its post hook once all of them are
+// done, as Velero runs them around a pod's file system backups.
 type podHooks struct {
 	h      *backup.PodHooks
 	copies func(*unstructured.Unstructured) bool
@@ -52,10 +52,18 @@ func newPodHooks(in backup.VolumeInput, jobs []*job, o Options) *podHooks {
 		ph.pods[p.GetNamespace()+"/"+p.GetName()] = p
 	}
 	for _, j := range jobs {
-		k := j.item.Namespace + "/" + j.item.Pod
-		ph.jobsOf[k] = append(ph.jobsOf[k], j)
+		for _, k := range hookPods(j) {
+			ph.jobsOf[k] = append(ph.jobsOf[k], j)
+		}
 	}
 	return ph
+}
+
+// hookPods are the pods whose hooks bracket j's copy: its pod and, for a
+// claim several pods mount, the others too (as Velero brackets the pods
+// of one item block), so that every writer of the claim is quiesced.
+func hookPods(j *job) []string {
+	return append([]string{j.item.Namespace + "/" + j.item.Pod}, j.item.SharedWith...)
 }
 
 // runIdle runs the hooks of pods the rules pick (so no hook ran around
@@ -74,40 +82,50 @@ func (ph *podHooks) runIdle(ctx context.Context) {
 	}
 }
 
-// pre runs the pre hook of j's pod once; false means it failed with
-// on-error Fail and j must not be copied (j.err says why).
+// pre runs the pre hooks of j's pods (hookPods) once each; false means
+// one failed with on-error Fail and j must not be copied (j.err says why).
 func (ph *podHooks) pre(ctx context.Context, j *job) bool {
-	k := j.item.Namespace + "/" + j.item.Pod
-	pod := ph.pods[k]
-	if ph.h == nil || pod == nil {
+	if ph.h == nil {
 		return true
 	}
-	if !ph.preDone[k] {
-		ph.preDone[k] = true
-		if err := ph.h.Pre(ctx, pod); err != nil {
-			ph.preErr[k] = "not copied: " + err.Error()
+	for _, k := range hookPods(j) {
+		pod := ph.pods[k]
+		if pod == nil {
+			continue
 		}
-	}
-	if e := ph.preErr[k]; e != "" {
-		j.err = e
-		return false
+		if !ph.preDone[k] {
+			ph.preDone[k] = true
+			if err := ph.h.Pre(ctx, pod); err != nil {
+				ph.preErr[k] = "not copied: " + err.Error()
+			}
+		}
+		if e := ph.preErr[k]; e != "" {
+			j.err = e
+			return false
+		}
 	}
 	return true
 }
 
-// done runs the post hook of j's pod once all its volumes are finished.
+// done runs the post hook of each of j's pods once all its volumes are
+// finished.
 func (ph *podHooks) done(ctx context.Context, j *job) {
-	k := j.item.Namespace + "/" + j.item.Pod
-	if ph.h == nil || !ph.preDone[k] || ph.postDone[k] {
+	if ph.h == nil {
 		return
 	}
-	for _, o := range ph.jobsOf[k] {
-		if !o.finished() {
-			return
+next:
+	for _, k := range hookPods(j) {
+		if !ph.preDone[k] || ph.postDone[k] {
+			continue
 		}
+		for _, o := range ph.jobsOf[k] {
+			if !o.finished() {
+				continue next
+			}
+		}
+		ph.postDone[k] = true
+		ph.h.Post(ctx, ph.pods[k])
 	}
-	ph.postDone[k] = true
-	ph.h.Post(ctx, ph.pods[k])
 }
 
 // postAll runs the post hooks not run yet: the wait ended (timeout,
