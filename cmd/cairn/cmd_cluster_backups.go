@@ -205,6 +205,16 @@ func printBackupDescription(g *globalOptions, d *backupDescribeJSON, items []cat
 			describeVolume(g, v, details)
 		}
 	}
+	if len(i.Hooks) > 0 {
+		g.outf("\nHooks:        %d\n", len(i.Hooks))
+		for _, h := range i.Hooks {
+			line := fmt.Sprintf("  %s/%s %s (%s): %s", h.Namespace, h.Pod, h.Phase, h.Container, h.Result)
+			if h.Error != "" {
+				line += ": " + h.Error
+			}
+			g.outf("%s\n", line)
+		}
+	}
 	for _, l := range []struct {
 		title string
 		msgs  []string
