@@ -308,3 +308,13 @@ func hooksLine(hs []layout.HookResult) string {
 	}
 	return "hooks: " + strings.Join(parts, ", ")
 }
+
+// hookSummary is one hook's line in describe: "<ns>/<pod> <phase>
+// (<container>): <result>[: <error>]".
+func hookSummary(h layout.HookResult) string {
+	line := fmt.Sprintf("%s/%s %s (%s): %s", h.Namespace, h.Pod, h.Phase, h.Container, h.Result)
+	if h.Error != "" {
+		line += ": " + h.Error
+	}
+	return line
+}

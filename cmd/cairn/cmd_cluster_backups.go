@@ -207,12 +207,9 @@ func printBackupDescription(g *globalOptions, d *backupDescribeJSON, items []cat
 	}
 	if len(i.Hooks) > 0 {
 		g.outf("\nHooks:        %d\n", len(i.Hooks))
+		esc := termEscaper(g) // names and errors come from the cluster
 		for _, h := range i.Hooks {
-			line := fmt.Sprintf("  %s/%s %s (%s): %s", h.Namespace, h.Pod, h.Phase, h.Container, h.Result)
-			if h.Error != "" {
-				line += ": " + h.Error
-			}
-			g.outf("%s\n", line)
+			g.outf("  %s\n", esc(hookSummary(h)))
 		}
 	}
 	for _, l := range []struct {

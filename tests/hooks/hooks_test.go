@@ -114,6 +114,9 @@ func TestBackupHooks(t *testing.T) {
 	if _, err := e.exec(ns, "failing", "test", "-e", "/data/post-ran"); err == nil {
 		t.Error("failing's post hook ran")
 	}
+	if desc, _, _ := e.cairnCode("cluster", "describe", "b1"); !strings.Contains(desc, ns+"/failing pre (main): Failed: exited with code 3") {
+		t.Errorf("describe lacks failing's hook:\n%s", desc)
+	}
 	logText := e.cairn(0, "cluster", "logs", "b1")
 	for _, want := range []string{"pre hook of pod " + ns + "/app", `stdout: "pre-out"`, "exited with code 3"} {
 		if !strings.Contains(logText, want) {
@@ -171,6 +174,9 @@ func TestRestoreHooks(t *testing.T) {
 	}
 	if !slices.ContainsFunc(out.Errors, func(s string) bool { return strings.Contains(s, "broken") }) {
 		t.Errorf("errors lack broken's hook: %q", out.Errors)
+	}
+	if desc, _, _ := e.cairnCode("cluster", "describe-restore", "latest"); !strings.Contains(desc, dst+"/web post-restore (main): Succeeded") {
+		t.Errorf("describe-restore lacks web's hook:\n%s", desc)
 	}
 	p, err := e.cs.CoreV1().Pods(dst).Get(t.Context(), "web", metav1.GetOptions{})
 	if err != nil {
