@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cairn-backup/cairn/k8s/backup"
 	"github.com/cairn-backup/cairn/k8s/catalog"
+	"github.com/cairn-backup/cairn/k8s/hooks"
 	"github.com/cairn-backup/cairn/k8s/layout"
+	"github.com/cairn-backup/cairn/k8s/podvolumes"
+	"github.com/cairn-backup/cairn/k8s/volumes"
 	"github.com/cairn-backup/cairn/retention"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/spf13/cobra"
@@ -108,6 +112,8 @@ type clusterBackupJSON struct {
 	// Volumes are the pod volumes the backup was to copy, as backup.json
 	// lists them.
 	Volumes []layout.VolumeInfo `json:"volumes,omitempty"`
+	// Hooks are the pods' backup hooks that ran, as backup.json has them.
+	Hooks []layout.HookResult `json:"hooks,omitempty"`
 }
 
 func runClusterBackup(cmd *cobra.Command, g *globalOptions, co *clusterOptions, f *clusterBackupFlags, name string) error {
@@ -150,6 +156,11 @@ func runClusterBackup(cmd *cobra.Command, g *globalOptions, co *clusterOptions, 
 	}
 	if f.volumes.enabled {
 		opts.Volumes = f.volumes.hook(cl, r, name, ttl)
+		opts.CopiesVolumes = podvolumes.CopiesVolumes(volumes.Options{DefaultToFSBackup: f.volumes.defaultToFS})
+	}
+	// The pods' pre/post backup hook annotations run through pods/exec.
+	if opts.Hooks, err = hooks.NewExecutor(cl.Config); err != nil {
+		return err
 	}
 	stop := g.startProgress(progress, "objects")
 	res, err := backup.Backup(ctx, cl, r, opts)
@@ -168,7 +179,7 @@ func reportClusterBackup(g *globalOptions, res *backup.BackupResult) error {
 			Items: info.TotalItems, ItemsByResource: info.Items,
 			Warnings: nonNil(info.Warnings), Errors: nonNil(info.Errors),
 			Start: info.Start, End: info.End, Duration: info.End.Sub(info.Start).Seconds(),
-			Expires: info.Expires, Bytes: res.Bytes, Volumes: info.Volumes,
+			Expires: info.Expires, Bytes: res.Bytes, Volumes: info.Volumes, Hooks: info.Hooks,
 		}
 		if sn.Summary != nil {
 			out.DataAdded = sn.Summary.DataAdded
@@ -195,6 +206,9 @@ func reportClusterBackup(g *globalOptions, res *backup.BackupResult) error {
 			exp = "expires " + info.Expires.Local().Format("2006-01-02 15:04:05")
 		}
 		if line := volumesLine(info.Volumes); line != "" {
+			g.printf("%s\n", line)
+		}
+		if line := hooksLine(info.Hooks); line != "" {
 			g.printf("%s\n", line)
 		}
 		g.printf("snapshot %s saved; %s\n", sn.ID.Str(), exp)
@@ -271,6 +285,36 @@ func volumesLine(vols []layout.VolumeInfo) string {
 	}
 	if skipped > 0 {
 		line += fmt.Sprintf(", %d skipped", skipped)
+	}
+	return line
+}
+
+// hooksLine counts the hooks by result: "hooks: 2 Succeeded, 1 Failed".
+func hooksLine(hs []layout.HookResult) string {
+	if len(hs) == 0 {
+		return ""
+	}
+	counts := map[string]int{}
+	var order []string
+	for _, h := range hs {
+		if counts[h.Result] == 0 {
+			order = append(order, h.Result)
+		}
+		counts[h.Result]++
+	}
+	parts := make([]string, len(order))
+	for i, r := range order {
+		parts[i] = fmt.Sprintf("%d %s", counts[r], r)
+	}
+	return "hooks: " + strings.Join(parts, ", ")
+}
+
+// hookSummary is one hook's line in describe: "<ns>/<pod> <phase>
+// (<container>): <result>[: <error>]".
+func hookSummary(h layout.HookResult) string {
+	line := fmt.Sprintf("%s/%s %s (%s): %s", h.Namespace, h.Pod, h.Phase, h.Container, h.Result)
+	if h.Error != "" {
+		line += ": " + h.Error
 	}
 	return line
 }

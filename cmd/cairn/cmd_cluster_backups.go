@@ -205,6 +205,13 @@ func printBackupDescription(g *globalOptions, d *backupDescribeJSON, items []cat
 			describeVolume(g, v, details)
 		}
 	}
+	if len(i.Hooks) > 0 {
+		g.outf("\nHooks:        %d\n", len(i.Hooks))
+		esc := termEscaper(g) // names and errors come from the cluster
+		for _, h := range i.Hooks {
+			g.outf("  %s\n", esc(hookSummary(h)))
+		}
+	}
 	for _, l := range []struct {
 		title string
 		msgs  []string

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cairn-backup/cairn/k8s/catalog"
 	"github.com/cairn-backup/cairn/k8s/install"
+	"github.com/cairn-backup/cairn/k8s/hooks"
 	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/k8s/modifiers"
 	"github.com/cairn-backup/cairn/k8s/restore"
@@ -237,6 +238,10 @@ func runClusterRestore(ctx context.Context, g *globalOptions, co *clusterOptions
 	if err != nil {
 		return err
 	}
+	// The restored pods' post.hook.restore.… commands run through pods/exec.
+	if opts.Hooks, err = hooks.NewExecutor(cl.Config); err != nil {
+		return err
+	}
 	backup := catalog.BackupName(sn, src.Info)
 	if opts.Name == "" {
 		opts.Name = restore.DefaultRestoreName(backup, time.Now())
@@ -292,6 +297,9 @@ func restorePhaseError(res *restore.RestoreResult) error {
 	case layout.PhaseCompleted:
 		return nil
 	case layout.PhasePartiallyFailed:
+		if failed == 0 && len(res.Errors) > 0 {
+			return &exitError{code: exitPartial, err: fmt.Errorf("restore %s partially failed: %s", res.Name, res.Errors[0])}
+		}
 		return &exitError{code: exitPartial, err: fmt.Errorf("restore %s partially failed: %s could not be restored (see the list of failed objects)",
 			res.Name, plural(failed, "object"))}
 	default:
@@ -371,6 +379,9 @@ func printRestoreSummary(g *globalOptions, res *restore.RestoreResult) {
 		}
 	}
 	if line := modifierSummary(res.Modifiers); line != "" {
+		g.printf("%s\n", line)
+	}
+	if line := hooksLine(res.Hooks); line != "" {
 		g.printf("%s\n", line)
 	}
 	for _, w := range res.Warnings {

@@ -311,6 +311,12 @@ func printRestoreDescription(g *globalOptions, rec *restorelog.Record, sn *snaps
 		}
 		printTable(g, header, rows)
 	}
+	if len(res.Hooks) > 0 {
+		g.outf("\nHooks:        %d\n", len(res.Hooks))
+		for _, h := range res.Hooks {
+			g.outf("  %s\n", esc(hookSummary(h)))
+		}
+	}
 	for _, l := range []struct {
 		title string
 		msgs  []string

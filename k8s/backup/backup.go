@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairn-backup/cairn/k8s/hooks"
 	"github.com/cairn-backup/cairn/k8s/kube"
 	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/repo"
@@ -47,6 +48,13 @@ type BackupOptions struct {
 	Log func(line string)
 	// Volumes, if set, saves pod volume data; it runs after the resources.
 	Volumes VolumeHook
+	// Hooks, if set, runs the pods' backup hooks (pre.hook.backup.… and
+	// post.hook.backup.… annotations); nil runs none.
+	Hooks hooks.Runner
+	// CopiesVolumes says whether Volumes copies some volume of the pod:
+	// then Volumes runs its hooks (VolumeInput.Hooks) around that copy;
+	// other pods' hooks run around their manifests.
+	CopiesVolumes func(pod *unstructured.Unstructured) bool
 }
 
 // VolumeHook saves the files of pod volumes into the backup and returns
@@ -64,6 +72,9 @@ type VolumeInput struct {
 	Time time.Time                    // use as mtime of directories made up
 	// Logf writes to the backup log; Warnf records a warning.
 	Logf, Warnf func(format string, args ...any)
+	// Hooks runs the backup hooks of the pods whose volumes the hook
+	// copies (BackupOptions.CopiesVolumes); nil-safe.
+	Hooks *PodHooks
 }
 
 // BackupResult is a saved backup.
@@ -128,6 +139,7 @@ type backupRun struct {
 	store      *itemStore
 	dyn        dynamic.Interface
 	others     []kube.Resource // resources at other versions than disc's
+	hooks      *PodHooks       // nil: no hooks run
 }
 
 func newBackupRun(cl *kube.Clients, r *repo.Repository, opts BackupOptions, sel *selection) *backupRun {
@@ -154,6 +166,9 @@ func newBackupRun(cl *kube.Clients, r *repo.Repository, opts BackupOptions, sel 
 		log:   &runLog{echo: opts.Log},
 		store: newItemStore(opts.Volumes != nil),
 		dyn:   cl.Dynamic,
+	}
+	if opts.Hooks != nil {
+		b.hooks = NewPodHooks(opts.Hooks, b.log.logf, b.log.warnf, b.log.errorf)
 	}
 	// The server's warnings (deprecated APIs) go to the backup log, once
 	// each, instead of stderr.
@@ -387,7 +402,7 @@ func (b *backupRun) saveVolumes(ctx context.Context) (*repo.ID, error) {
 	}
 	start := time.Now()
 	pods, pvcs := b.store.podsAndClaims()
-	in := VolumeInput{Pods: pods, PVCs: pvcs, Time: b.when, Logf: b.log.logf, Warnf: b.log.warnf}
+	in := VolumeInput{Pods: pods, PVCs: pvcs, Time: b.when, Logf: b.log.logf, Warnf: b.log.warnf, Hooks: b.hooks}
 	tree, vols, err := b.opts.Volumes(ctx, b.a, in)
 	if ctx.Err() != nil {
 		return nil, ctx.Err()

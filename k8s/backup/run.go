@@ -268,6 +268,15 @@ func (b *backupRun) save(ctx context.Context, r kube.Resource, obj *unstructured
 	if !b.store.claim(layout.ManifestPath(ns, r.Resource, r.Group, name)) {
 		return nil
 	}
+	if r.Group == "" && r.Resource == "pods" {
+		return b.aroundManifest(ctx, obj, func() error { return b.saveManifest(ctx, r, ns, obj) })
+	}
+	return b.saveManifest(ctx, r, ns, obj)
+}
+
+// saveManifest writes one object's manifest.
+func (b *backupRun) saveManifest(ctx context.Context, r kube.Resource, ns string, obj *unstructured.Unstructured) error {
+	name := obj.GetName()
 	buf, err := yaml.Marshal(obj.Object)
 	if err != nil {
 		return fmt.Errorf("encode %s/%s: %w", r.Dir(), name, err)
@@ -288,6 +297,7 @@ func (b *backupRun) finish(ctx context.Context, volumes *repo.ID) (*BackupResult
 	info := b.info
 	info.Items, info.TotalItems = b.store.counts()
 	info.End = time.Now().UTC().Truncate(time.Millisecond)
+	info.Hooks = b.hooks.sorted()
 	info.Warnings, info.Errors = b.log.problems()
 	info.Phase = layout.PhaseCompleted
 	if len(info.Errors) > 0 {

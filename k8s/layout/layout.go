@@ -101,6 +101,8 @@ type BackupInfo struct {
 	Expires           *time.Time        `json:"expires,omitempty"`
 	PreferredVersions map[string]string `json:"preferred_versions"` // group -> version
 	Volumes           []VolumeInfo      `json:"volumes,omitempty"`
+	// Hooks are the pods' backup hooks the backup ran (k8s/hooks).
+	Hooks []HookResult `json:"hooks,omitempty"`
 	// ResourceVersions: per "<resource>.<group>", the other versions its
 	// objects are saved at (see VersionManifestPath).
 	ResourceVersions map[string][]string `json:"resource_versions,omitempty"`

@@ -95,10 +95,17 @@ func run(ctx context.Context, o Options, a *archiver.Archiver, in backup.VolumeI
 	for i, it := range plan.Items {
 		jobs[i] = &job{item: it}
 	}
-	if err := create(ctx, o, jobs, in); err != nil {
+	ph := newPodHooks(in, jobs, o)
+	// Hooks of pods the rules picked but whose volumes are not copied
+	// here (an unbound claim, a claim copied from another pod) run now.
+	ph.runIdle(ctx)
+	if err := create(ctx, o, jobs, in, ph); err != nil {
+		ph.postAll(ctx)
 		return nil, append(infos, failAll(jobs, err.Error())...), nil
 	}
-	if err := wait(ctx, o, jobs, in); err != nil {
+	err = wait(ctx, o, jobs, in, ph.done)
+	ph.postAll(ctx) // thaw what is still frozen, whatever happened
+	if err != nil {
 		return nil, nil, err
 	}
 	// The agents wrote index files this process has not read: without
@@ -123,7 +130,7 @@ func run(ctx context.Context, o Options, a *archiver.Archiver, in backup.VolumeI
 // create makes the items, replacing any left over from an earlier backup
 // of the same name (it was deleted, or this is a rerun after a failure):
 // their status belongs to that backup.
-func create(ctx context.Context, o Options, jobs []*job, in backup.VolumeInput) error {
+func create(ctx context.Context, o Options, jobs []*job, in backup.VolumeInput, ph *podHooks) error {
 	ri := o.Dyn.Resource(volapi.VolumeBackupResource).Namespace(o.Namespace)
 	sel := volapi.LabelBackup + "=" + o.Backup
 	err := ri.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{LabelSelector: sel})
@@ -134,7 +141,12 @@ func create(ctx context.Context, o Options, jobs []*job, in backup.VolumeInput) 
 		return fmt.Errorf("delete old VolumeBackups of %s: %w", o.Backup, err)
 	}
 	ref := volapi.RepositoryRef{ID: o.Repo.Config().ID, Location: o.Location}
+	n := 0
 	for _, j := range jobs {
+		if !ph.pre(ctx, j) {
+			continue // its pre hook failed: j.err says so
+		}
+		n++
 		spec := j.item.Spec(o.Backup, ref, o.Uploader)
 		spec.Tags = o.Tags
 		vb := volapi.NewVolumeBackup(o.Namespace, spec)
@@ -162,7 +174,7 @@ func create(ctx context.Context, o Options, jobs []*job, in backup.VolumeInput) 
 			return fmt.Errorf("create VolumeBackup %s/%s: %w", o.Namespace, vb.Name, err)
 		}
 	}
-	in.Logf("created %d VolumeBackups in namespace %s for the node agents", len(jobs), o.Namespace)
+	in.Logf("created %d VolumeBackups in namespace %s for the node agents", n, o.Namespace)
 	return nil
 }
 
@@ -170,7 +182,9 @@ func create(ctx context.Context, o Options, jobs []*job, in backup.VolumeInput) 
 func failAll(jobs []*job, msg string) []layout.VolumeInfo {
 	var out []layout.VolumeInfo
 	for _, j := range jobs {
-		j.err = msg
+		if j.err == "" {
+			j.err = msg
+		}
 		out = append(out, j.info())
 	}
 	return out

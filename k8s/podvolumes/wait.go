@@ -22,7 +22,8 @@ const progressEvery = 30 * time.Second
 // wait lists the backup's items until all are done or o.Timeout passes;
 // items not done by then are failed volumes. It returns an error only when
 // ctx ends.
-func wait(ctx context.Context, o Options, jobs []*job, in backup.VolumeInput) error {
+// done, if set, is called with each job as soon as it is done.
+func wait(ctx context.Context, o Options, jobs []*job, in backup.VolumeInput, done func(context.Context, *job)) error {
 	wctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	ri := o.Dyn.Resource(volapi.VolumeBackupResource).Namespace(o.Namespace)
@@ -55,18 +56,21 @@ func wait(ctx context.Context, o Options, jobs []*job, in backup.VolumeInput) er
 				}
 			}
 		}
-		done := 0
+		finished := 0
 		for _, j := range jobs {
-			if j.vb != nil && j.vb.Status.Phase.Done() {
-				done++
+			if j.finished() {
+				finished++
+				if done != nil {
+					done(ctx, j)
+				}
 			}
 		}
-		if done == len(jobs) {
+		if finished == len(jobs) {
 			break
 		}
 		if time.Since(lastLog) >= progressEvery {
 			lastLog = time.Now()
-			in.Logf("waiting for %d of %d volumes: %s", len(jobs)-done, len(jobs), pending(jobs))
+			in.Logf("waiting for %d of %d volumes: %s", len(jobs)-finished, len(jobs), pending(jobs))
 		}
 		select {
 		case <-ctx.Done():
@@ -82,6 +86,7 @@ func wait(ctx context.Context, o Options, jobs []*job, in backup.VolumeInput) er
 	}
 	for _, j := range jobs {
 		switch {
+		case j.err != "": // never created (its pre hook failed)
 		case j.vb == nil:
 			j.err = fmt.Sprintf("its VolumeBackup %s/%s could not be read, or was deleted", o.Namespace, j.name)
 		case j.vb.Status.Phase == volapi.PhaseFailed:
@@ -115,7 +120,7 @@ func logPhase(in backup.VolumeInput, j *job) {
 func pending(jobs []*job) string {
 	var s []string
 	for _, j := range jobs {
-		if j.vb != nil && j.vb.Status.Phase.Done() {
+		if j.finished() {
 			continue
 		}
 		p := "New"

@@ -128,6 +128,9 @@ func (rs *restorer) plan(ctx context.Context) ([]*restoreItem, error) {
 				addRestoreWait(it.obj, it.volumes, rs.opts.VolumeData.HelperImage, rs.res.Name)
 			}
 		}
+		if it.gr == grPod {
+			rs.addInitHook(it) // after restore-wait: it sees the data
+		}
 		it.result.Namespace, it.result.Name = it.obj.GetNamespace(), it.obj.GetName()
 		if it.m.Namespace != "" && it.m.Namespace != it.result.Namespace {
 			it.result.SourceNamespace = it.m.Namespace

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/k8s/catalog"
+	"github.com/cairn-backup/cairn/k8s/hooks"
 	"github.com/cairn-backup/cairn/k8s/kube"
 	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/k8s/modifiers"
@@ -78,6 +79,14 @@ type RestoreOptions struct {
 	// Modifiers, if set, patch the objects (Velero's resource-modifier
 	// rules, see modifiers.go) after the mappings above.
 	Modifiers *modifiers.Rules
+
+	// Hooks, if set, runs the restored pods' post.hook.restore.… exec
+	// hooks (see hooks.go); nil runs none. Init container hooks are
+	// added either way.
+	Hooks hooks.Runner
+	// HookPoll is how often a pod is read while an exec hook waits for
+	// it; 0 = 1 s.
+	HookPoll time.Duration
 
 	// VolumeData, if set, restores the pod volume data the backup holds
 	// (see volumes.go); nil restores manifests only, and the PVs of
@@ -148,6 +157,9 @@ type RestoreResult struct {
 	Items    []ItemResult `json:"items"`
 	Warnings []string     `json:"warnings,omitempty"`
 	Errors   []string     `json:"errors,omitempty"`
+
+	// Hooks are the restore hooks added (init containers) and run.
+	Hooks []layout.HookResult `json:"hooks,omitempty"`
 
 	// Modifiers say what each resource-modifier rule did.
 	Modifiers []ModifierUse `json:"modifiers,omitempty"`
@@ -273,6 +285,7 @@ type restorer struct {
 	dryGroups     map[schema.GroupResource]bool
 	// defaultSC keeps the target at one default StorageClass.
 	defaultSC defaultClasses
+	hooks     hookRun // guarded by mu
 }
 
 func (rs *restorer) run(ctx context.Context) error {
@@ -311,6 +324,7 @@ func (rs *restorer) run(ctx context.Context) error {
 			rs.afterCRDs(ctx, byGR[gr])
 		}
 	}
+	rs.waitHooks()
 	return ctx.Err()
 }
 
@@ -388,6 +402,9 @@ func (rs *restorer) finish(err error) {
 			res.Errors = append(res.Errors, fmt.Sprintf("%s %s: %s", it.Resource, itemName(it), it.Reason))
 		}
 	}
+	rs.waitHooks() // none left running when the run ended early
+	sortHooks(res.Hooks)
+	res.Errors = append(res.Errors, rs.hooks.errs...)
 	switch {
 	case err != nil:
 		res.Phase = layout.PhaseFailed
@@ -396,8 +413,10 @@ func (rs *restorer) finish(err error) {
 			msg = "restore interrupted: " + msg
 		}
 		res.Errors = append(res.Errors, msg)
-	case failed == 0:
+	case failed == 0 && len(rs.hooks.errs) == 0:
 		res.Phase = layout.PhaseCompleted
+	case failed == 0:
+		res.Phase = layout.PhasePartiallyFailed // a Fail restore hook failed
 	case done > 0:
 		res.Phase = layout.PhasePartiallyFailed
 	default:

@@ -257,6 +257,9 @@ func (rs *restorer) claimVolume(it *restoreItem, body *unstructured.Unstructured
 // afterItem follows one restored object up: it notes created PVs and
 // hands the volumes of a created pod to the agents.
 func (rs *restorer) afterItem(ctx context.Context, it *restoreItem) {
+	if it.gr == grPod {
+		defer rs.startExecHook(ctx, it) // after the VolumeRestores: the pod waits for them
+	}
 	switch {
 	case it.gr == grPV && it.result.Action == ActionCreated:
 		rs.mu.Lock()

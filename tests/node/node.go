@@ -368,3 +368,11 @@ func (n *Node) ctr(ctx context.Context, args ...string) error {
 	}
 	return nil
 }
+
+// Command is argv run in the node's network and mount namespaces: a node
+// agent there sees the pods' volume mounts, which the host does not, and
+// reaches the API server at HostIP.
+func (n *Node) Command(ctx context.Context, argv ...string) *exec.Cmd {
+	args := append([]string{"--net=/run/netns/" + NetNS, "--mount=/proc/" + strconv.Itoa(n.holder) + "/ns/mnt", "--"}, argv...)
+	return exec.CommandContext(ctx, "nsenter", args...)
+}
