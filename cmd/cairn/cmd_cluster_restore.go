@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/k8s/catalog"
-	"github.com/cairn-backup/cairn/k8s/install"
 	"github.com/cairn-backup/cairn/k8s/hooks"
+	"github.com/cairn-backup/cairn/k8s/install"
 	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/k8s/modifiers"
 	"github.com/cairn-backup/cairn/k8s/restore"

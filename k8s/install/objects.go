@@ -223,6 +223,9 @@ func daemonSet(o Options, secret string) *unstructured.Unstructured {
 		"volumeMounts": []any{
 			map[string]any{"name": "pods", "mountPath": pods, "mountPropagation": "HostToContainer"},
 			map[string]any{"name": "cache", "mountPath": cacheDir},
+			// The root file system is read-only; packs being written
+			// wait in temporary files.
+			map[string]any{"name": "tmp", "mountPath": "/tmp"},
 		},
 	}
 	if o.ImagePullPolicy != "" {
@@ -231,6 +234,7 @@ func daemonSet(o Options, secret string) *unstructured.Unstructured {
 	volumes := []any{
 		map[string]any{"name": "pods", "hostPath": map[string]any{"path": pods, "type": "Directory"}},
 		map[string]any{"name": "cache", "emptyDir": map[string]any{}},
+		map[string]any{"name": "tmp", "emptyDir": map[string]any{}},
 	}
 	// A repository in a local directory is the same directory of each
 	// node (a shared mount), at the same path.

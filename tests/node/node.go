@@ -198,8 +198,23 @@ func setupNetwork() error {
 			return err
 		}
 	}
+	// No kube-proxy runs: the one Service pods need, the API server's
+	// (the first address of the service range, 10.0.0.1:443, which
+	// in-cluster clients dial), is sent to the relay by hand, for pods
+	// (PREROUTING) and host-network pods (OUTPUT).
+	for _, chain := range []string{"PREROUTING", "OUTPUT"} {
+		if err := run("nsenter", "--net=/run/netns/"+NetNS, "--", "iptables", "-t", "nat", "-A", chain,
+			"-d", APIServiceIP+"/32", "-p", "tcp", "--dport", "443", "-j", "DNAT",
+			"--to-destination", net.JoinHostPort(HostIP, strconv.Itoa(APIPort))); err != nil {
+			return err
+		}
+	}
 	return nil
 }
+
+// APIServiceIP is the kubernetes Service's address in tests/cluster's
+// service range.
+const APIServiceIP = "10.0.0.1"
 
 // startHolder starts the process whose mount namespace the node's
 // processes share: private, so that no mount of theirs reaches the host,
