@@ -2,6 +2,8 @@ package install
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -299,5 +301,55 @@ func TestInstalledRBAC(t *testing.T) {
 				t.Errorf("%s: %s %s/%s/%s in %q: allowed %v, want %v", sa, c.verb, c.group, c.resource, c.sub, c.ns, got, c.want)
 			}
 		}
+	}
+}
+
+// The control-plane backup example in deploy/examples is a CronJob the
+// API server accepts (strict server-side dry run) that runs `cairn etcd
+// snapshot` and `cairn backup /etc/kubernetes` with install's Secret and
+// cairn's image.
+func TestControlPlaneExample(t *testing.T) {
+	cl := connect(t)
+	buf, err := os.ReadFile("../../deploy/examples/control-plane-backup.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	docs := cluster.Objects(t, string(buf))
+	if len(docs) != 1 || docs[0].GetKind() != "CronJob" {
+		t.Fatalf("want one CronJob, got %d documents", len(docs))
+	}
+	cj := docs[0]
+	ns := "cairn-example"
+	nsObj := &unstructured.Unstructured{Object: map[string]any{"apiVersion": "v1", "kind": "Namespace", "metadata": map[string]any{"name": ns}}}
+	if _, err := ResourceFor(cl.Dynamic, nsObj).Apply(t.Context(), ns, nsObj, metav1.ApplyOptions{FieldManager: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	cj.SetNamespace(ns)
+	cronJobs := cl.Dynamic.Resource(schema.GroupVersionResource{Group: "batch", Version: "v1", Resource: "cronjobs"}).Namespace(ns)
+	if _, err := cronJobs.Apply(t.Context(), cj.GetName(), cj, metav1.ApplyOptions{
+		FieldManager: "test", DryRun: []string{metav1.DryRunAll}, Force: true}); err != nil {
+		t.Fatalf("the API server refuses the example: %v", err)
+	}
+	spec, _, _ := unstructured.NestedMap(cj.Object, "spec", "jobTemplate", "spec", "template", "spec")
+	var steps [][]string
+	for _, key := range []string{"initContainers", "containers"} {
+		cs, _ := spec[key].([]any)
+		for _, c := range cs {
+			m := c.(map[string]any)
+			if img, _ := m["image"].(string); !strings.HasPrefix(img, ImageRepository+":") {
+				t.Errorf("%s runs %q, not cairn's image", m["name"], img)
+			}
+			if s := fmt.Sprint(m["envFrom"]); !strings.Contains(s, SecretName) {
+				t.Errorf("%s does not read install's Secret %s: %s", m["name"], SecretName, s)
+			}
+			var args []string
+			for _, a := range m["args"].([]any) {
+				args = append(args, a.(string))
+			}
+			steps = append(steps, args)
+		}
+	}
+	if len(steps) != 2 || strings.Join(steps[0][:2], " ") != "etcd snapshot" || strings.Join(steps[1][:2], " ") != "backup /etc/kubernetes" {
+		t.Errorf("steps %q, want the etcd snapshot, then the files", steps)
 	}
 }
