@@ -15,13 +15,16 @@ if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
 #   fuse3   fusermount3, for the FUSE mount tests
 #   containerd runc containernetworking-plugins iptables busybox-static
 #           the test node's runtime, network and shell image (tests/node)
+#   iproute2 procps ca-certificates
+#           the node's netns and veth (ip), its leftover checks (pgrep),
+#           the CA bundle that goes into cairn's image
 pkg_installed() {
 	local status
 	status=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) || return 1
 	[ "$status" = "install ok installed" ]
 }
 missing=()
-for pkg in make restic fuse3 containerd runc containernetworking-plugins iptables busybox-static; do
+for pkg in make restic fuse3 containerd runc containernetworking-plugins iptables busybox-static iproute2 procps ca-certificates; do
 	pkg_installed "$pkg" || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
