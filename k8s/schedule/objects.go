@@ -75,7 +75,7 @@ func BackupName(schedule string, now time.Time) string {
 // Args is the container's command line (after the image's entrypoint,
 // cairn): the backup takes its name from the schedule when it runs.
 func Args(o Options) []string {
-	args := []string{"cluster", "backup", "--schedule-name", o.Name, "--cache-dir=/cache"}
+	args := []string{"cluster", "backup", "--schedule-name", o.Name}
 	if o.TTL != "" {
 		args = append(args, "--ttl", o.TTL)
 	}

@@ -107,7 +107,7 @@ func TestCronJob(t *testing.T) {
 	for _, a := range c["args"].([]any) {
 		args = append(args, a.(string))
 	}
-	if want := []string{"cluster", "backup", "--schedule-name", "nightly", "--cache-dir=/cache", "--ttl", "168h", "--include-namespaces", "shop"}; !slices.Equal(args, want) {
+	if want := []string{"cluster", "backup", "--schedule-name", "nightly", "--ttl", "168h", "--include-namespaces", "shop"}; !slices.Equal(args, want) {
 		t.Errorf("args %q", args)
 	}
 	if pod["serviceAccountName"] != "cairn" || !strings.Contains(str("metadata", "annotations", AnnotationSpec), `"timeZone":"Europe/Paris"`) {
