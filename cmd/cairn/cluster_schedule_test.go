@@ -129,7 +129,7 @@ func TestClusterSchedule(t *testing.T) {
 	if err := json.Unmarshal([]byte(e.ok(cl("--json", "schedule", "describe", "nightly")...).stdout), &d); err != nil {
 		t.Fatal(err)
 	}
-	if d.Spec == nil || d.Spec.TTL != "48h" || !slices.Equal(d.Spec.BackupArgs, []string{"--backup-volumes=false", "--include-namespaces=sched-app"}) ||
+	if d.Spec == nil || d.Spec.TTL != "48h" || !slices.Equal(d.Spec.BackupArgs, []string{"--backup-volumes=false", "--include-namespaces=sched-app", "--cluster-name=cairn-test"}) ||
 		d.NextRun == nil || d.LastRun == nil || len(d.Backups) != 1 || d.Backups[0].Name != name[1] {
 		t.Errorf("describe: %+v spec %+v", d, d.Spec)
 	}

@@ -73,7 +73,10 @@ here (all of cluster backup's), on --schedule:
 The first backup runs at once (a Job made from the CronJob, as kubectl
 create job --from=cronjob/NAME does) unless --skip-immediately or --paused.
 A local repository directory is mounted into the pods from the node at
-the same path, as the agents get it.`,
+the same path, as the agents get it. --cluster-name defaults to this
+context's cluster (a pod's would be "in-cluster"), --agent-namespace to
+--namespace. A backup that fails is not retried (backoffLimit 0): a
+partial one is saved as it is, and the next run comes at its time.`,
 		Example: `  cairn cluster schedule create nightly --schedule "CRON_TZ=Europe/Paris 0 3 * * *" --ttl 720h
   cairn cluster schedule create shop --schedule "@every 6h" --include-namespaces shop --skip-immediately`,
 		Args: exactArgs(1, "the schedule's name"),
@@ -146,6 +149,15 @@ func runScheduleCreate(cmd *cobra.Command, g *globalOptions, co *clusterOptions,
 	}
 	if o.RepositoryDir, err = repositoryDir(ctx, cl.Dynamic, ns, f.secret, g); err != nil {
 		return err
+	}
+	// Inside the cluster the context's name is "in-cluster": scheduled
+	// backups record the name backups made from here do. The agents watch
+	// the install's namespace.
+	if !cmd.Flags().Changed("cluster-name") && cl.Cluster != "" {
+		o.BackupArgs = append(o.BackupArgs, "--cluster-name="+cl.Cluster)
+	}
+	if !cmd.Flags().Changed("agent-namespace") && ns != defaultAgentNamespace {
+		o.BackupArgs = append(o.BackupArgs, "--agent-namespace="+ns)
 	}
 	cj, _ := schedule.CronJob(o)
 	opts := metav1.CreateOptions{FieldManager: "cairn"}
