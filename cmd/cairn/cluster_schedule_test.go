@@ -43,8 +43,17 @@ func TestClusterSchedule(t *testing.T) {
 	e.fails(exitFailure, e.run(cl("schedule", "create", "bad", "--schedule", "@every 7h")...), "cannot repeat every 7 hours evenly")
 	e.fails(exitFailure, e.run(cl("schedule", "create", "bad", "--schedule", "0 25 * * *")...), "hour")
 	e.fails(exitFailure, e.run(cl("schedule", "create", "bad", "--schedule", "CRON_TZ=Nowhere/Town 0 3 * * *")...), "unknown time zone")
+	e.fails(exitFailure, e.run(cl("schedule", "create", "bad", "--schedule", "0 0 * * 7")...), "day of week")
 	if out := kget("get", "cronjobs,jobs", "-o", "name"); out != "" {
 		t.Fatalf("a refused schedule left %s", out)
+	}
+
+	// What the translation makes (and what the validator lets through),
+	// the API server takes.
+	for _, expr := range []string{"@every 15m", "@every 1d", "@every 7d", "TZ=America/New_York @weekly", "0,30 9-17/2 ? * 0", "0 0 * jan-mar mon-fri", "5/15 * 1-7 * *", "? * * * *"} {
+		if res := e.run(cl("schedule", "create", "dry", "--schedule", expr, "--dry-run")...); res.code != 0 {
+			t.Errorf("%q: the API server refused it: %s", expr, res.stderr)
+		}
 	}
 
 	create := cl("schedule", "create", "nightly", "--schedule", "CRON_TZ=Europe/Paris @every 6h", "--include-namespaces", "sched-app",

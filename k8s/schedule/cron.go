@@ -125,13 +125,13 @@ var (
 	dayNames   = map[string]int{"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, "fri": 5, "sat": 6}
 	fields     = [5]field{
 		{"minute", 0, 59, nil}, {"hour", 0, 23, nil}, {"day of month", 1, 31, nil},
-		{"month", 1, 12, monthNames}, {"day of week", 0, 7, dayNames},
+		{"month", 1, 12, monthNames}, {"day of week", 0, 6, dayNames}, // robfig/cron: no 7 for Sunday
 	}
 )
 
 // Parse validates a five-field expression (or a macro) as the CronJob
-// controller reads it: lists, ranges, steps, month and day names, 7 for
-// Sunday, ? for * in the day fields.
+// controller reads it: lists, ranges, steps, month and day names, ? for
+// *, days of week 0-6 (the API server refuses 7).
 func Parse(expr string) (Cron, error) {
 	var c Cron
 	s := strings.TrimSpace(expr)
@@ -158,9 +158,6 @@ func Parse(expr string) (Cron, error) {
 			c.dowStar = star
 		}
 	}
-	if c.dow&(1<<7) != 0 { // 7 is Sunday too
-		c.dow = c.dow&^(1<<7) | 1
-	}
 	return c, nil
 }
 
@@ -175,7 +172,7 @@ func parseField(s string, f field) (bits uint64, star bool, err error) {
 		}
 		lo, hi := f.min, f.max
 		switch {
-		case rng == "*" || (rng == "?" && f.name[:3] == "day"):
+		case rng == "*" || rng == "?": // robfig/cron takes ? in any field
 			star = star || step == 1 // robfig/cron: "*/n" is not a star
 		default:
 			a, b, isRange := strings.Cut(rng, "-")

@@ -37,11 +37,11 @@ func TestTranslate(t *testing.T) {
 		{in: "0 24 * * *", err: "hour"},
 		{in: "0 0 0 * *", err: "day of month"},
 		{in: "0 0 * 13 *", err: "month"},
-		{in: "0 0 * * 8", err: "day of week"},
+		{in: "0 0 * * 7", err: "day of week"}, // as the API server says
 		{in: "5-1 * * * *", err: "backwards"},
 		{in: "*/0 * * * *", err: "bad step"},
 		{in: "0 0 * jan-mar mon-fri", expr: "0 0 * jan-mar mon-fri"},
-		{in: "0,30 9-17/2 ? * 7", expr: "0,30 9-17/2 ? * 7"},
+		{in: "0,30 9-17/2 ? * 0", expr: "0,30 9-17/2 ? * 0"},
 	} {
 		got, err := Translate(tc.in)
 		if tc.err != "" {
@@ -71,7 +71,7 @@ func TestNext(t *testing.T) {
 		{"0 0 * * mon", nil, time.Date(2026, 3, 30, 0, 0, 0, 0, time.UTC)},
 		{"0 0 1 * mon", nil, time.Date(2026, 3, 30, 0, 0, 0, 0, time.UTC)}, // both day fields set: either
 		{"0 0 */2 * mon", nil, time.Date(2026, 3, 29, 0, 0, 0, 0, time.UTC)},
-		{"0 0 * * 7", nil, time.Date(2026, 3, 29, 0, 0, 0, 0, time.UTC)}, // 7 is Sunday
+		{"0 0 * * sun", nil, time.Date(2026, 3, 29, 0, 0, 0, 0, time.UTC)},
 		{"@yearly", nil, time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)},
 		{"0 0 29 2 *", nil, time.Date(2028, 2, 29, 0, 0, 0, 0, time.UTC)},
 		{"0 0 30 2 *", nil, time.Time{}},
