@@ -146,7 +146,7 @@ func TestClusterSchedule(t *testing.T) {
 		t.Errorf("next run %v", d.NextRun)
 	}
 	text := e.ok(cl("schedule", "describe", "nightly")...).stdout
-	if !strings.Contains(text, "as given: CRON_TZ=Europe/Paris @every 6h") || !strings.Contains(text, name[1]) {
+	if !strings.Contains(text, "as given: CRON_TZ=Europe/Paris @every 6h") || !strings.Contains(text, name[1]) || !strings.Contains(text, "Europe/Paris)") {
 		t.Errorf("describe printed:\n%s", text)
 	}
 

@@ -191,6 +191,9 @@ func printSchedule(g *globalOptions, s scheduleJSON) {
 	next := "none (paused)"
 	if !s.Paused {
 		next = fmtTime(s.NextRun)
+		if loc, err := time.LoadLocation(tz); err == nil && s.NextRun != nil {
+			next += " (" + s.NextRun.In(loc).Format("2006-01-02 15:04 MST") + " " + tz + ")"
+		}
 	}
 	g.outf("Next run:      %s\nLast schedule: %s\nLast success:  %s\nActive:        %d\n", next, fmtTime(s.LastScheduleTime), fmtTime(s.LastSuccessfulTime), s.Active)
 	if s.LastRun != nil {
