@@ -183,5 +183,5 @@ func TestClusterBackupScheduleNameArgs(t *testing.T) {
 	if res := e.run("cluster", "--kubeconfig", "/nonexistent", "backup", "x", "--schedule-name", "nightly"); res.code == 0 || !strings.Contains(res.stderr, "no backup name with --schedule-name") {
 		t.Errorf("exit %d: %s", res.code, res.stderr)
 	}
-	e.fails(exitFailure, e.run("cluster", "--kubeconfig", "/nonexistent", "backup", "--schedule-name", strings.Repeat("n", 53)), "--schedule-name", "at most 52")
+	e.fails(exitFailure, e.run("cluster", "--kubeconfig", "/nonexistent", "backup", "--schedule-name", strings.Repeat("n", 49)), "--schedule-name", "at most 48")
 }

@@ -19,9 +19,9 @@ const (
 	// AnnotationSpec holds the Spec as JSON, for describe.
 	AnnotationSpec = "cairn.io/schedule-spec"
 	labelPartOf    = "app.kubernetes.io/part-of"
-	// MaxNameLen keeps "<name>-<YYYYMMDDhhmmss>" a valid backup name (63)
-	// and the CronJob's own names within what the API allows (52).
-	MaxNameLen = 52
+	// MaxNameLen keeps "<name>-<YYYYMMDDhhmmss>" a valid backup name (a
+	// DNS label, 63), and with it the CronJob's name (the API allows 52).
+	MaxNameLen = 63 - 1 - len(TimestampLayout)
 	// TimestampLayout is the suffix of a scheduled backup's name, UTC.
 	TimestampLayout = "20060102150405"
 )
@@ -172,7 +172,7 @@ func JobFrom(cj *unstructured.Unstructured, now time.Time) (*unstructured.Unstru
 	}
 	spec, _, _ := unstructured.NestedMap(tmpl, "spec")
 	labels, _, _ := unstructured.NestedMap(tmpl, "metadata", "labels")
-	// Base 36 seconds: six characters keep 52+1+6 within a DNS label.
+	// Base 36 seconds: six characters keep 48+1+6 within a DNS label.
 	name := cj.GetName() + "-" + strconv.FormatInt(now.Unix(), 36)
 	job := &unstructured.Unstructured{Object: map[string]any{
 		"apiVersion": "batch/v1", "kind": "Job",

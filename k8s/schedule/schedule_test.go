@@ -132,6 +132,10 @@ func TestCronJob(t *testing.T) {
 			t.Errorf("%+v: %v", bad, err)
 		}
 	}
+	long := strings.Repeat("n", MaxNameLen)
+	if err := ValidateName(long); err != nil || len(BackupName(long, time.Now())) != 63 || ValidateName(long+"n") == nil {
+		t.Errorf("%d-character names: %v", MaxNameLen, err)
+	}
 	if n := BackupName("nightly", time.Date(2026, 12, 6, 1, 2, 3, 0, time.FixedZone("x", 3600))); n != "nightly-20261206000203" {
 		t.Errorf("backup name %s", n)
 	}
