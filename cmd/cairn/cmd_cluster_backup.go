@@ -12,6 +12,7 @@ import (
 	"github.com/cairn-backup/cairn/k8s/hooks"
 	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/k8s/podvolumes"
+	"github.com/cairn-backup/cairn/k8s/schedule"
 	"github.com/cairn-backup/cairn/k8s/volumes"
 	"github.com/cairn-backup/cairn/retention"
 	"github.com/cairn-backup/cairn/snapshot"
@@ -33,6 +34,7 @@ type clusterBackupFlags struct {
 	ttl                                  string
 	clusterName                          string
 	wait                                 bool
+	scheduleName                         string
 	volumes                              volumeFlags
 }
 
@@ -72,10 +74,26 @@ trees into its snapshot at /volumes/<namespace>/<pod>/<volume>. A volume
 that could not be copied makes the backup PartiallyFailed.`,
 		Example: `  cairn cluster backup nightly
   cairn cluster backup shop --include-namespaces shop,shop-db --ttl 30d
-  cairn cluster backup web -l app=web --exclude-resources secrets`,
-		Args: exactArgs(1, "the backup's name"),
+  cairn cluster backup web -l app=web --exclude-resources secrets
+  cairn cluster backup --schedule-name nightly   # as a schedule runs it`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			// A schedule's CronJob names the schedule, not the backup.
+			if f.scheduleName != "" {
+				return exactArgs(0, "no backup name with --schedule-name (the schedule names it)")(cmd, args)
+			}
+			return exactArgs(1, "the backup's name")(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runClusterBackup(cmd, g, co, &f, args[0])
+			name := ""
+			if f.scheduleName != "" {
+				if err := schedule.ValidateName(f.scheduleName); err != nil {
+					return fmt.Errorf("--schedule-name: %w", err)
+				}
+				name = schedule.BackupName(f.scheduleName, time.Now())
+			} else {
+				name = args[0]
+			}
+			return runClusterBackup(cmd, g, co, &f, name)
 		},
 	}
 	fs := cmd.Flags()
@@ -88,6 +106,7 @@ that could not be copied makes the backup PartiallyFailed.`,
 	fs.StringArrayVar(&f.orSelectors, "or-selector", nil, "also back up objects matching this label `selector` (can be repeated; an object matching any selector is backed up)")
 	fs.StringVar(&f.ttl, "ttl", "720h", "the backup expires after this `duration` (e.g. 720h, 30d; 0 = never)")
 	fs.StringVar(&f.clusterName, "cluster-name", "", "record this cluster `name` (default: the kubeconfig context's cluster)")
+	fs.StringVar(&f.scheduleName, "schedule-name", "", "run as the schedule `NAME`: the backup is NAME-<UTC YYYYMMDDhhmmss of now>, tagged schedule=NAME (what a schedule's CronJob runs; no NAME argument)")
 	fs.BoolVar(&f.wait, "wait", true, "wait until the backup is done (always: cairn backs up synchronously)")
 	f.volumes.addFlags(cmd)
 	return cmd
@@ -134,7 +153,7 @@ func runClusterBackup(cmd *cobra.Command, g *globalOptions, co *clusterOptions, 
 	spec := layout.BackupSpec{
 		IncludeNamespaces: f.includeNamespaces, ExcludeNamespaces: f.excludeNamespaces,
 		IncludeResources: f.includeResources, ExcludeResources: f.excludeResources,
-		Selector: f.selector, OrSelectors: f.orSelectors,
+		Selector: f.selector, OrSelectors: f.orSelectors, Schedule: f.scheduleName,
 	}
 	if cmd.Flags().Changed("include-cluster-resources") {
 		spec.IncludeClusterResources = &f.includeCluster

@@ -81,7 +81,13 @@ func TestNoLockNeverWritesUnlocked(t *testing.T) {
 		{"cluster install-crds", nil, "read"}, // never opens the repository
 		// Reads the password for the agents' Secret; never opens the repository.
 		{"cluster install", []string{"--dry-run", "-o", "yaml", "--existing-secret", "s"}, "read"},
-		{"cluster uninstall", nil, "read"}, // needs a cluster; never opens the repository
+		{"cluster uninstall", nil, "read"},         // needs a cluster; never opens the repository
+		{"cluster schedule create", nil, "read"},   // needs a cluster; never opens the repository
+		{"cluster schedule list", nil, "read"},     // needs a cluster; never opens the repository
+		{"cluster schedule describe", nil, "read"}, // needs a cluster; lists the schedule's backups
+		{"cluster schedule pause", nil, "read"},    // needs a cluster; never opens the repository
+		{"cluster schedule unpause", nil, "read"},  // needs a cluster; never opens the repository
+		{"cluster schedule delete", nil, "read"},   // needs a cluster; never deletes backups
 		{"cluster export-volume", []string{"b1", "--pvc", "ns/c", "--target", filepath.Join(e.dir, "exported")}, "read"},
 		{"cluster export-volume", []string{"b1", "ns/p/v", "--archive", "tar"}, "read"},
 		// Never opens the repository: waits for marker files only.

@@ -3,7 +3,8 @@
 // from the cairn image), an nginx-like application serving files from a
 // persistent volume, a backup with a pre-hook, the application and its
 // volume destroyed, a restore that serves the same files again, then a
-// copy restored into another namespace beside the original.
+// copy restored into another namespace beside the original; and a
+// schedule whose first Job backs up from a pod of the cairn image.
 package drill
 
 import (
