@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairn-backup/cairn/k8s/metrics"
 	"github.com/cairn-backup/cairn/k8s/volapi"
 	"github.com/cairn-backup/cairn/repo"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -51,6 +52,8 @@ type Config struct {
 	MountWait time.Duration
 	Version   string
 	Logf      func(format string, args ...any)
+	// Metrics counts finished items; nil counts nothing.
+	Metrics *metrics.Agent
 }
 
 // StaleAfter is how many heartbeat intervals pass without a renewal before
