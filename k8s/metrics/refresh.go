@@ -63,11 +63,16 @@ func (f *Refresher) refresh(ctx context.Context) error {
 		}
 	}
 	catalog.LoadBackupInfos(ctx, f.Repo, todo)
+	var unread error
 	for _, e := range todo {
 		switch {
 		case e.InfoErr != nil && ctx.Err() != nil:
 			return ctx.Err()
-		case e.InfoErr != nil || e.Info.Phase == "":
+		case e.InfoErr != nil:
+			// Counted as Unknown this time and read again next time: the
+			// refresh takes no lock, so a prune may be under way.
+			unread = e.InfoErr
+		case e.Info.Phase == "":
 			f.phase[e.Snapshot.ID] = PhaseUnknown
 		default:
 			f.phase[e.Snapshot.ID] = e.Info.Phase
@@ -88,7 +93,10 @@ func (f *Refresher) refresh(ctx context.Context) error {
 	for _, e := range entries {
 		id := e.Snapshot.ID
 		live[id] = true
-		ph := f.phase[id]
+		ph, ok := f.phase[id]
+		if !ok {
+			ph = PhaseUnknown
+		}
 		byPhase[ph]++
 		if t, ok := last[e.Schedule]; ph == layout.PhaseCompleted && (!ok || e.Snapshot.Time.After(t)) {
 			last[e.Schedule] = e.Snapshot.Time
@@ -114,6 +122,9 @@ func (f *Refresher) refresh(ctx context.Context) error {
 	})
 	f.M.repoSize.Set(float64(size))
 	f.M.repoPacks.Set(float64(packs))
+	if unread != nil {
+		return fmt.Errorf("metrics: %w (counted as phase %s)", unread, PhaseUnknown)
+	}
 	if warned != nil {
 		return fmt.Errorf("metrics: some snapshot files are unreadable (%w); run `cairn check`", warned)
 	}
