@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -32,13 +33,18 @@ type Refresher struct {
 // measured here, so after a prune the next refresh reports what is left.
 func (f *Refresher) Refresh(ctx context.Context) error {
 	err := f.refresh(ctx)
-	if err != nil {
+	if err != nil && !errors.Is(err, ErrPartial) {
 		f.M.refreshFailures.Add(1)
 		return err
 	}
 	f.M.refreshed.Set(float64(time.Now().Unix()))
-	return nil
+	return err
 }
+
+// ErrPartial says a refresh updated the gauges but could not read some
+// snapshot files or backup.json files (counted as phase Unknown; read
+// again next time): a damaged backup, or a prune under way.
+var ErrPartial = errors.New("some backups could not be read")
 
 func (f *Refresher) refresh(ctx context.Context) error {
 	f.mu.Lock()
@@ -123,10 +129,10 @@ func (f *Refresher) refresh(ctx context.Context) error {
 	f.M.repoSize.Set(float64(size))
 	f.M.repoPacks.Set(float64(packs))
 	if unread != nil {
-		return fmt.Errorf("metrics: %w (counted as phase %s)", unread, PhaseUnknown)
+		return fmt.Errorf("metrics: %w: %w (counted as phase %s); `cairn check` tells a damaged backup from a prune under way", ErrPartial, unread, PhaseUnknown)
 	}
 	if warned != nil {
-		return fmt.Errorf("metrics: some snapshot files are unreadable (%w); run `cairn check`", warned)
+		return fmt.Errorf("metrics: %w: a snapshot file is unreadable (%w); run `cairn check`", ErrPartial, warned)
 	}
 	return nil
 }

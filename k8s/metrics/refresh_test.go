@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +15,7 @@ import (
 	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/archiver"
 )
 
 // The refresh reads what catalogtest wrote through another Repository (as
@@ -91,6 +94,35 @@ func TestRefresh(t *testing.T) {
 		t.Errorf("no refresh time:\n%s", text)
 	}
 
+	// A backup snapshot without backup.json: Unknown, and the refresh
+	// still counts as done (partial, not failed).
+	a := archiver.NewArchiver(w, archiver.ArchiveOptions{Time: t0, Tags: []string{layout.TagBackup + "broken"}, Hostname: "test-cluster"})
+	root, err := a.SaveTree(ctx, &snapshot.Tree{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken, err := a.Finish(ctx, root, []string{layout.SnapshotPath("test-cluster")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Refresh(ctx); !errors.Is(err, ErrPartial) {
+		t.Fatalf("refresh with a backup without backup.json: %v", err)
+	}
+	text = scrape(t, m)
+	wantLine(t, text, `cairn_backups{phase="Unknown"} 1`)
+	wantLine(t, text, `cairn_backups{phase="Completed"} 2`)
+	wantLine(t, text, RefreshFailuresTotal+" 0")
+	be.Remove(ctx, repo.Handle{Type: repo.SnapshotFile, Name: broken.ID.String()})
+
+	// A repository that cannot be read: a failed refresh, counted.
+	bad := &Refresher{M: m, Repo: r}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := bad.Refresh(cctx); err == nil || errors.Is(err, ErrPartial) {
+		t.Fatalf("refresh with a cancelled context: %v", err)
+	}
+	wantLine(t, scrape(t, m), RefreshFailuresTotal+" 1")
+
 	// Forgotten: its phase leaves the count.
 	if err := be.Remove(ctx, repo.Handle{Type: repo.SnapshotFile, Name: late.ID.String()}); err != nil {
 		t.Fatal(err)
@@ -98,7 +130,11 @@ func TestRefresh(t *testing.T) {
 	if err := f.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	wantLine(t, scrape(t, m), `cairn_backups{phase="PartiallyFailed"} 0`)
+	text = scrape(t, m)
+	wantLine(t, text, `cairn_backups{phase="PartiallyFailed"} 0`)
+	if strings.Contains(text, `phase="Unknown"`) {
+		t.Errorf("the removed broken backup is still counted:\n%s", text)
+	}
 }
 
 // withSchedule replaces sn by a copy tagged schedule=NAME, as `cairn
