@@ -51,6 +51,7 @@ func (ag *Agent) processRestore(ctx context.Context, k string) {
 		st.Phase, st.Message, st.CompletionTime, st.Progress = volapi.PhaseFailed, msg, &metav1.Time{Time: now}, nil
 		if err := ag.writeRestoreStatus(ctx, items, vr, st); err == nil {
 			ag.cfg.Logf("%s: %s", k, msg)
+			ag.cfg.Metrics.VolumeRestore(metrics.ResultFailed, 0, since(vr.Status.StartTime, now))
 		}
 	case volapi.Claim, volapi.Retry:
 		st := vr.Status
