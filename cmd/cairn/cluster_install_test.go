@@ -143,13 +143,13 @@ func TestHelmChartMatchesInstall(t *testing.T) {
 				"--set-string", "image.repository=reg.example/cairn", "--set-string", "image.tag=1.2"}},
 		{"local, privileged, options", "backups",
 			[]string{"--namespace", "backups", "-r", "/srv/cairn-repo", "--privileged", "--image-pull-policy", "Never",
-				"--kubelet-root", "/data/kubelet/", "-o", "s3.connections=4", "--image", "cairn:" + version},
+				"--kubelet-root", "/data/kubelet/", "-o", "s3.connections=4", "--image", "cairn:" + version, "--metrics-port", "9100"},
 			[]string{"--set-string", "repository.location=/srv/cairn-repo", "--set-string", "repository.password=" + testPassword,
 				"--set", "privileged=true", "--set-string", "image.pullPolicy=Never", "--set-string", "kubeletRoot=/data/kubelet/",
-				"--set-json", `agent.extraArgs=["--option=s3.connections=4"]`, "--set-string", "image.repository=cairn"}},
+				"--set-json", `agent.extraArgs=["--option=s3.connections=4"]`, "--set-string", "image.repository=cairn", "--set", "metrics.port=9100"}},
 		{"existing secret", "cairn-system",
-			[]string{"--existing-secret", "mine"},
-			[]string{"--set-string", "repository.existingSecret=mine", "--set-string", "image.repository=" + install.ImageRepository}},
+			[]string{"--existing-secret", "mine", "--metrics-port", "0"},
+			[]string{"--set-string", "repository.existingSecret=mine", "--set-string", "image.repository=" + install.ImageRepository, "--set", "metrics.port=0"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			res := e.ok(append([]string{"cluster", "install", "--dry-run", "-o", "yaml"}, tc.install...)...)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"time"
 
 	"github.com/cairn-backup/cairn/k8s/agent"
+	"github.com/cairn-backup/cairn/k8s/metrics"
 	"github.com/cairn-backup/cairn/k8s/volapi"
 	"github.com/spf13/cobra"
 )
@@ -19,13 +21,15 @@ func init() { clusterSubcommands = append(clusterSubcommands, newClusterAgentCmd
 const defaultAgentNamespace = "cairn-system"
 
 type agentFlags struct {
-	node        string
-	kubeletRoot string
-	namespace   string
-	concurrent  int
-	heartbeat   time.Duration
-	maxAttempts int32
-	mountWait   time.Duration
+	node         string
+	kubeletRoot  string
+	namespace    string
+	concurrent   int
+	heartbeat    time.Duration
+	maxAttempts  int32
+	mountWait    time.Duration
+	metricsAddr  string
+	metricsEvery time.Duration
 }
 
 func newClusterAgentCmd(g *globalOptions, co *clusterOptions) *cobra.Command {
@@ -58,7 +62,13 @@ enough for backups, writable for restores) and NODE from the downward API (spec.
 it copies a volume it renews a heartbeat on the item; an item whose
 heartbeat went stale (an agent that died) is retried by the node's next
 agent, and failed after --max-attempts. On SIGTERM the agent stops its
-copies and releases their items, which the next agent retries at once.`,
+copies and releases their items, which the next agent retries at once.
+
+With --metrics-address it serves Prometheus metrics at /metrics: the
+volume backups and restores it finished by result, bytes, durations, and,
+refreshed every --metrics-refresh from the repository's snapshot list,
+the backups by phase, the last Completed backup per schedule and the
+repository's size (README "Metrics").`,
 		Example: `  cairn cluster agent --node-name "$NODE_NAME" -r s3:https://s3.example.com/backups --cache-dir /cache`,
 		Args:    exactArgs(0, "no arguments"),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -73,6 +83,8 @@ copies and releases their items, which the next agent retries at once.`,
 	fs.DurationVar(&f.heartbeat, "heartbeat", 10*time.Second, fmt.Sprintf("renew a running item's heartbeat this often; an item is retried after %d missed beats", agent.StaleAfter))
 	fs.Int32Var(&f.maxAttempts, "max-attempts", 3, "fail an item after this many attempts ended with the agent stopping")
 	fs.DurationVar(&f.mountWait, "mount-wait", 10*time.Minute, "fail a restore whose volume directory the kubelet has not made after this long")
+	fs.StringVar(&f.metricsAddr, "metrics-address", "", "serve Prometheus metrics at http://`addr`/metrics (e.g. :8085; default off)")
+	fs.DurationVar(&f.metricsEvery, "metrics-refresh", 5*time.Minute, "re-read the repository's backups and size for the metrics this often")
 	return cmd
 }
 
@@ -89,6 +101,9 @@ func runClusterAgent(cmd *cobra.Command, g *globalOptions, co *clusterOptions, f
 	}
 	if f.namespace == "" {
 		f.namespace = defaultAgentNamespace
+	}
+	if f.metricsAddr != "" && f.metricsEvery < time.Second {
+		return &usageError{cmd: "cairn cluster agent", err: errors.New("--metrics-refresh must be at least 1s")}
 	}
 	if f.concurrent < 1 || f.heartbeat < 100*time.Millisecond || f.maxAttempts < 1 || f.mountWait <= 0 {
 		return &usageError{cmd: "cairn cluster agent", err: errors.New("--concurrent-volumes and --max-attempts must be at least 1, --heartbeat at least 100ms, --mount-wait positive")}
@@ -117,14 +132,32 @@ func runClusterAgent(cmd *cobra.Command, g *globalOptions, co *clusterOptions, f
 	if pod == "" {
 		pod, _ = os.Hostname()
 	}
+	logf := func(format string, args ...any) {
+		g.printf("%s %s\n", time.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...))
+	}
+	var m *metrics.Agent
+	if f.metricsAddr != "" {
+		ln, err := net.Listen("tcp", f.metricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics: %w; give a free --metrics-address (or none to serve no metrics)", err)
+		}
+		m = metrics.NewAgent()
+		mctx, stop := context.WithCancel(ctx)
+		defer stop()
+		go func() {
+			if err := m.Serve(mctx, ln); err != nil {
+				logf("%v", err)
+			}
+		}()
+		go (&metrics.Refresher{M: m, Repo: r}).Run(mctx, f.metricsEvery, logf)
+		logf("serving Prometheus metrics at http://%s/metrics; repository gauges refreshed every %s", ln.Addr(), f.metricsEvery)
+	}
 	ag, err := agent.New(agent.Config{
 		Dyn: cl.Dynamic, Namespace: f.namespace, Node: f.node, KubeletRoot: f.kubeletRoot,
 		Repo: r, Concurrent: f.concurrent, Heartbeat: f.heartbeat, MaxAttempts: f.maxAttempts, MountWait: f.mountWait,
 		ID: volapi.AgentID(f.node, pod, time.Now()), Version: version,
 		Lock: func(lctx context.Context) (func(), error) { return g.lock(lctx, r, false) },
-		Logf: func(format string, args ...any) {
-			g.printf("%s %s\n", time.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...))
-		},
+		Logf: logf, Metrics: m,
 	})
 	if err != nil {
 		return err

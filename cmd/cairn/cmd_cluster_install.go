@@ -31,6 +31,7 @@ type installFlags struct {
 	credsProfile   string
 	existingSecret string
 	wait           bool
+	metricsPort    int32
 	timeout        time.Duration
 }
 
@@ -89,6 +90,7 @@ deploy/chart renders the same.`,
 	fs.StringVar(&f.credsFile, "s3-credentials-file", "", "read the object store's credentials from `file` (AWS credentials file or AWS_*=… lines)")
 	fs.StringVar(&f.credsProfile, "s3-profile", "default", "the `profile` to take from an AWS credentials file")
 	fs.StringVar(&f.existingSecret, "existing-secret", "", "let the agents read this `Secret` you manage; make none")
+	fs.Int32Var(&f.metricsPort, "metrics-port", 8085, "the `port` the agents serve Prometheus metrics on (/metrics; pods annotated prometheus.io/scrape); 0 = none")
 	fs.BoolVar(&f.wait, "wait", false, "wait until the agents run on every node")
 	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "how long to wait for the CRDs (and with --wait the agents)")
 	return cmd
@@ -102,7 +104,7 @@ func installOptions(ctx context.Context, cmd *cobra.Command, g *globalOptions, f
 	}
 	o := install.Options{
 		Namespace: f.namespace, Image: f.image, ImagePullPolicy: f.pullPolicy, KubeletRoot: f.kubeletRoot,
-		Privileged: f.privileged, ExistingSecret: f.existingSecret,
+		Privileged: f.privileged, ExistingSecret: f.existingSecret, MetricsPort: f.metricsPort,
 	}
 	// The agents open the repository as the CLI would with the backend's
 	// options (not read-only: they write).

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairn-backup/cairn/k8s/metrics"
 	"github.com/cairn-backup/cairn/k8s/volapi"
 	"github.com/cairn-backup/cairn/repo"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -51,6 +52,8 @@ type Config struct {
 	MountWait time.Duration
 	Version   string
 	Logf      func(format string, args ...any)
+	// Metrics counts finished items; nil counts nothing.
+	Metrics *metrics.Agent
 }
 
 // StaleAfter is how many heartbeat intervals pass without a renewal before
@@ -223,6 +226,7 @@ func (ag *Agent) process(ctx context.Context, k string) {
 		st.Phase, st.Message, st.CompletionTime, st.Progress = volapi.PhaseFailed, msg, &metav1.Time{Time: now}, nil
 		if err := ag.writeStatus(ctx, items, vb, st); err == nil {
 			ag.cfg.Logf("%s: %s", k, msg)
+			ag.cfg.Metrics.VolumeBackup(metrics.ResultFailed, 0, 0, since(vb.Status.StartTime, now))
 		}
 	case volapi.Claim, volapi.Retry:
 		st := vb.Status
@@ -247,6 +251,14 @@ func (ag *Agent) process(ctx context.Context, k string) {
 		delete(ag.running, k)
 		ag.mu.Unlock()
 	}
+}
+
+// since is how long ago an item was last claimed (0 if never).
+func since(start *metav1.Time, now time.Time) time.Duration {
+	if start == nil {
+		return 0
+	}
+	return now.Sub(start.Time)
 }
 
 func owner(agent string) string {

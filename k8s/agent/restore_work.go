@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cairn-backup/cairn/k8s/metrics"
 	"github.com/cairn-backup/cairn/k8s/volapi"
 	"github.com/cairn-backup/cairn/snapshot"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -50,6 +51,7 @@ func (ag *Agent) processRestore(ctx context.Context, k string) {
 		st.Phase, st.Message, st.CompletionTime, st.Progress = volapi.PhaseFailed, msg, &metav1.Time{Time: now}, nil
 		if err := ag.writeRestoreStatus(ctx, items, vr, st); err == nil {
 			ag.cfg.Logf("%s: %s", k, msg)
+			ag.cfg.Metrics.VolumeRestore(metrics.ResultFailed, 0, since(vr.Status.StartTime, now))
 		}
 	case volapi.Claim, volapi.Retry:
 		st := vr.Status
@@ -166,11 +168,13 @@ func (ag *Agent) workRestore(ctx context.Context, items dynamic.ResourceInterfac
 			st.Phase, st.Message, st.CompletionTime, st.Progress = volapi.PhaseFailed, msg, now, nil
 		})
 		ag.cfg.Logf("%s: failed: %s", k, msg)
+		ag.cfg.Metrics.VolumeRestore(metrics.ResultFailed, 0, time.Since(start))
 	default:
 		err = o.update(fctx, func(st *volapi.VolumeRestoreStatus) {
 			st.Phase, st.CompletionTime, st.Progress = volapi.PhaseCompleted, now, nil
 			st.Files, st.Bytes, st.Errors, st.Message = res.files, res.bytes, res.errors, res.message
 		})
+		ag.cfg.Metrics.VolumeRestore(metrics.ResultCompleted, res.bytes, time.Since(start))
 		ag.cfg.Logf("%s: completed: %d files, %d bytes, %d errors, into %s, took %s (flush to disk and marker %s)",
 			k, res.files, res.bytes, res.errors, res.path, time.Since(start).Round(time.Millisecond), res.flush.Round(time.Millisecond))
 	}

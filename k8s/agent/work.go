@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairn-backup/cairn/k8s/metrics"
 	"github.com/cairn-backup/cairn/k8s/volapi"
 	"github.com/cairn-backup/cairn/snapshot"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -136,8 +137,10 @@ func (ag *Agent) work(ctx context.Context, items dynamic.ResourceInterface, k st
 			st.Phase, st.Message, st.CompletionTime, st.Progress = volapi.PhaseFailed, msg, now, nil
 		})
 		ag.cfg.Logf("%s: failed: %s", k, msg)
+		ag.cfg.Metrics.VolumeBackup(metrics.ResultFailed, 0, 0, time.Since(start))
 	default:
 		err = o.update(fctx, func(st *volapi.VolumeBackupStatus) { res.fill(st, now) })
+		ag.cfg.Metrics.VolumeBackup(metrics.ResultCompleted, res.bytesRead, res.bytesAdded, time.Since(start))
 		ag.cfg.Logf("%s: completed: snapshot %s, %d files, %d bytes (%d read, %d added), %d errors, took %s",
 			k, res.snapshot[:8], res.files, res.bytes, res.bytesRead, res.bytesAdded, res.errors, time.Since(start).Round(time.Millisecond))
 	}

@@ -73,6 +73,10 @@ type Options struct {
 	// AgentArgs are appended to the agent's command line (e.g. the
 	// --option s3.region=… the CLI was given).
 	AgentArgs []string
+	// MetricsPort is where the agents serve Prometheus metrics (the
+	// container port named metrics, announced by prometheus.io/*
+	// annotations on the pods); 0 serves none.
+	MetricsPort int32
 }
 
 // Repository is where the agents store volume data.
@@ -102,6 +106,9 @@ func (o *Options) defaults() error {
 	o.KubeletRoot = path.Clean(o.KubeletRoot)
 	if o.Image == "" {
 		return fmt.Errorf("%w: no image", ErrOptions)
+	}
+	if o.MetricsPort < 0 || o.MetricsPort > 65535 {
+		return fmt.Errorf("%w: metrics port %d: give 1-65535, or 0 for no metrics", ErrOptions, o.MetricsPort)
 	}
 	switch o.ImagePullPolicy {
 	case "", "Always", "IfNotPresent", "Never":
@@ -193,6 +200,9 @@ func secretObj(o Options) *unstructured.Unstructured {
 func daemonSet(o Options, secret string) *unstructured.Unstructured {
 	pods := o.KubeletRoot + "/pods"
 	args := []any{"cluster", "agent", "--node-name=$(NODE_NAME)", "--kubelet-root=" + o.KubeletRoot, "--cache-dir=" + cacheDir}
+	if o.MetricsPort > 0 {
+		args = append(args, fmt.Sprintf("--metrics-address=:%d", o.MetricsPort))
+	}
 	for _, a := range o.AgentArgs {
 		args = append(args, a)
 	}
@@ -231,6 +241,13 @@ func daemonSet(o Options, secret string) *unstructured.Unstructured {
 	if o.ImagePullPolicy != "" {
 		container["imagePullPolicy"] = o.ImagePullPolicy
 	}
+	podMeta := map[string]any{"labels": map[string]any{labelName: AgentName, labelPartOf: "cairn"}}
+	if o.MetricsPort > 0 {
+		container["ports"] = []any{map[string]any{"name": "metrics", "containerPort": int64(o.MetricsPort), "protocol": "TCP"}}
+		podMeta["annotations"] = map[string]any{
+			"prometheus.io/scrape": "true", "prometheus.io/port": fmt.Sprint(o.MetricsPort), "prometheus.io/path": "/metrics",
+		}
+	}
 	volumes := []any{
 		map[string]any{"name": "pods", "hostPath": map[string]any{"path": pods, "type": "Directory"}},
 		map[string]any{"name": "cache", "emptyDir": map[string]any{}},
@@ -247,7 +264,7 @@ func daemonSet(o Options, secret string) *unstructured.Unstructured {
 	ds := obj("apps/v1", "DaemonSet", o.Namespace, AgentName, map[string]any{"spec": map[string]any{
 		"selector": map[string]any{"matchLabels": labels},
 		"template": map[string]any{
-			"metadata": map[string]any{"labels": map[string]any{labelName: AgentName, labelPartOf: "cairn"}},
+			"metadata": podMeta,
 			"spec": map[string]any{
 				"serviceAccountName": AgentName,
 				// SIGTERM makes the agent release its items, which the

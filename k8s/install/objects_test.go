@@ -160,6 +160,7 @@ func TestObjectsRefused(t *testing.T) {
 		{"both secrets", func(o *Options) { o.ExistingSecret = "x" }},
 		{"no secret", func(o *Options) { o.Repository = nil }},
 		{"odd env", func(o *Options) { o.Repository.Env["PATH"] = "/" }},
+		{"metrics port", func(o *Options) { o.MetricsPort = 70000 }},
 	} {
 		o := s3Options()
 		tc.mod(&o)
