@@ -265,7 +265,13 @@ func TestBackupNamespaceBeingDeleted(t *testing.T) {
 	if err := cl.Dynamic.Resource(nsGVR).Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	btWaitFor(t, 30*time.Second, "the namespace's objects deleted or held", func() bool {
+	sas := cl.Dynamic.Resource(schema.GroupVersionResource{Version: "v1", Resource: "serviceaccounts"}).Namespace(ns)
+	btWaitFor(t, 60*time.Second, "the namespace's objects deleted or held", func() bool {
+		// The namespace controller deletes resource by resource: the
+		// default ServiceAccount may outlive the config maps a while.
+		if l, err := sas.List(ctx, metav1.ListOptions{}); err != nil || len(l.Items) > 0 {
+			return false
+		}
 		l, err := cms.List(ctx, metav1.ListOptions{})
 		if err != nil {
 			return false
