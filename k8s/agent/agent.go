@@ -211,44 +211,62 @@ func (ag *Agent) process(ctx context.Context, k string) {
 	if vb.Spec.Node != ag.cfg.Node {
 		return // labelled for this node by a hash collision, or by hand
 	}
+	ag.claimAndRun(ctx, k, k, "copying", vb.Status.Phase, vb.Status.Ownership,
+		func(msg string, now time.Time) error {
+			st := vb.Status
+			st.Phase, st.Message, st.CompletionTime, st.Progress = volapi.PhaseFailed, msg, &metav1.Time{Time: now}, nil
+			if err := ag.writeStatus(ctx, items, vb, st); err != nil {
+				return err
+			}
+			ag.cfg.Metrics.VolumeBackup(metrics.ResultFailed, 0, 0, since(vb.Status.StartTime, now))
+			return nil
+		},
+		func(own volapi.Ownership, now time.Time) error {
+			return ag.writeStatus(ctx, items, vb, volapi.VolumeBackupStatus{
+				Phase: volapi.PhaseInProgress, StartTime: &metav1.Time{Time: now}, Ownership: own})
+		},
+		func() { ag.work(ctx, items, k) })
+}
+
+// claimAndRun is the claim protocol both kinds of item follow (see
+// volapi.Decide): an item this agent works on already is left alone; one
+// that agents stopped on too often is failed (fail writes that status);
+// a free or abandoned one is claimed (claim writes InProgress with the
+// new ownership: a conflict means another agent was faster) and run while
+// runKey marks it as this agent's.
+func (ag *Agent) claimAndRun(ctx context.Context, k, runKey, doing string, phase volapi.Phase, own volapi.Ownership,
+	fail func(msg string, now time.Time) error, claim func(own volapi.Ownership, now time.Time) error, run func()) {
 	ag.mu.Lock()
-	mine := ag.running[k]
+	mine := ag.running[runKey]
 	ag.mu.Unlock()
 	if mine {
 		return
 	}
 	now := time.Now()
-	switch act := volapi.Decide(vb.Status.Phase, vb.Status.Ownership, ag.cfg.ID, now, ag.ttl(), ag.cfg.MaxAttempts); act {
+	switch act := volapi.Decide(phase, own, ag.cfg.ID, now, ag.ttl(), ag.cfg.MaxAttempts); act {
 	case volapi.Leave:
 	case volapi.GiveUp:
-		msg := fmt.Sprintf("failed: the agent copying it stopped %d times (last %s); see that agent's log", vb.Status.Attempts, owner(vb.Status.Agent))
-		st := vb.Status
-		st.Phase, st.Message, st.CompletionTime, st.Progress = volapi.PhaseFailed, msg, &metav1.Time{Time: now}, nil
-		if err := ag.writeStatus(ctx, items, vb, st); err == nil {
+		msg := fmt.Sprintf("failed: the agent %s it stopped %d times (last %s); see that agent's log", doing, own.Attempts, owner(own.Agent))
+		if err := fail(msg, now); err == nil {
 			ag.cfg.Logf("%s: %s", k, msg)
-			ag.cfg.Metrics.VolumeBackup(metrics.ResultFailed, 0, 0, since(vb.Status.StartTime, now))
 		}
 	case volapi.Claim, volapi.Retry:
-		st := vb.Status
 		if act == volapi.Retry {
-			ag.cfg.Logf("%s: retrying, left half-done by %s (attempt %d of %d)", k, owner(st.Agent), st.Attempts+1, ag.cfg.MaxAttempts)
+			ag.cfg.Logf("%s: retrying, left half-done by %s (attempt %d of %d)", k, owner(own.Agent), own.Attempts+1, ag.cfg.MaxAttempts)
 		}
-		st = volapi.VolumeBackupStatus{
-			Phase: volapi.PhaseInProgress, StartTime: &metav1.Time{Time: now},
-			Ownership: volapi.Ownership{Agent: ag.cfg.ID, Heartbeat: &metav1.MicroTime{Time: now}, Attempts: st.Attempts + 1},
-		}
-		if err := ag.writeStatus(ctx, items, vb, st); err != nil {
+		next := volapi.Ownership{Agent: ag.cfg.ID, Heartbeat: &metav1.MicroTime{Time: now}, Attempts: own.Attempts + 1}
+		if err := claim(next, now); err != nil {
 			if !apierrors.IsConflict(err) {
 				ag.cfg.Logf("%s: claim: %v", k, err)
 			}
 			return // changed meanwhile: its update event brings it back
 		}
 		ag.mu.Lock()
-		ag.running[k] = true
+		ag.running[runKey] = true
 		ag.mu.Unlock()
-		ag.work(ctx, items, k)
+		run()
 		ag.mu.Lock()
-		delete(ag.running, k)
+		delete(ag.running, runKey)
 		ag.mu.Unlock()
 	}
 }

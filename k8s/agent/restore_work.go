@@ -3,7 +3,6 @@ package agent
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	"github.com/cairn-backup/cairn/k8s/metrics"
@@ -35,47 +34,21 @@ func (ag *Agent) processRestore(ctx context.Context, k string) {
 	if vr.Spec.Node != ag.cfg.Node {
 		return
 	}
-	rk := keyRestore + k
-	ag.mu.Lock()
-	mine := ag.running[rk]
-	ag.mu.Unlock()
-	if mine {
-		return
-	}
-	now := time.Now()
-	switch act := volapi.Decide(vr.Status.Phase, vr.Status.Ownership, ag.cfg.ID, now, ag.ttl(), ag.cfg.MaxAttempts); act {
-	case volapi.Leave:
-	case volapi.GiveUp:
-		msg := fmt.Sprintf("failed: the agent restoring it stopped %d times (last %s); see that agent's log", vr.Status.Attempts, owner(vr.Status.Agent))
-		st := vr.Status
-		st.Phase, st.Message, st.CompletionTime, st.Progress = volapi.PhaseFailed, msg, &metav1.Time{Time: now}, nil
-		if err := ag.writeRestoreStatus(ctx, items, vr, st); err == nil {
-			ag.cfg.Logf("%s: %s", k, msg)
-			ag.cfg.Metrics.VolumeRestore(metrics.ResultFailed, 0, since(vr.Status.StartTime, now))
-		}
-	case volapi.Claim, volapi.Retry:
-		st := vr.Status
-		if act == volapi.Retry {
-			ag.cfg.Logf("%s: retrying restore, left half-done by %s (attempt %d of %d)", k, owner(st.Agent), st.Attempts+1, ag.cfg.MaxAttempts)
-		}
-		st = volapi.VolumeRestoreStatus{
-			Phase: volapi.PhaseInProgress, StartTime: &metav1.Time{Time: now},
-			Ownership: volapi.Ownership{Agent: ag.cfg.ID, Heartbeat: &metav1.MicroTime{Time: now}, Attempts: st.Attempts + 1},
-		}
-		if err := ag.writeRestoreStatus(ctx, items, vr, st); err != nil {
-			if !apierrors.IsConflict(err) {
-				ag.cfg.Logf("%s: claim: %v", k, err)
+	ag.claimAndRun(ctx, k, keyRestore+k, "restoring", vr.Status.Phase, vr.Status.Ownership,
+		func(msg string, now time.Time) error {
+			st := vr.Status
+			st.Phase, st.Message, st.CompletionTime, st.Progress = volapi.PhaseFailed, msg, &metav1.Time{Time: now}, nil
+			if err := ag.writeRestoreStatus(ctx, items, vr, st); err != nil {
+				return err
 			}
-			return
-		}
-		ag.mu.Lock()
-		ag.running[rk] = true
-		ag.mu.Unlock()
-		ag.workRestore(ctx, items, k, vr)
-		ag.mu.Lock()
-		delete(ag.running, rk)
-		ag.mu.Unlock()
-	}
+			ag.cfg.Metrics.VolumeRestore(metrics.ResultFailed, 0, since(vr.Status.StartTime, now))
+			return nil
+		},
+		func(own volapi.Ownership, now time.Time) error {
+			return ag.writeRestoreStatus(ctx, items, vr, volapi.VolumeRestoreStatus{
+				Phase: volapi.PhaseInProgress, StartTime: &metav1.Time{Time: now}, Ownership: own})
+		},
+		func() { ag.workRestore(ctx, items, k, vr) })
 }
 
 func (ag *Agent) writeRestoreStatus(ctx context.Context, items dynamic.ResourceInterface, vr *volapi.VolumeRestore, st volapi.VolumeRestoreStatus) error {
