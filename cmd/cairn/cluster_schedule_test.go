@@ -70,7 +70,11 @@ func TestClusterSchedule(t *testing.T) {
 		t.Errorf("create said %q", res.stdout)
 	}
 	e.fails(exitFailure, e.run(create...), "schedule nightly exists")
-	e.ok(cl("schedule", "create", "later", "--schedule", "0 3 * * *", "--skip-immediately")...)
+	res = e.ok(cl("--json", "schedule", "create", "later", "--schedule", "0 3 * * *", "--skip-immediately")...)
+	var made scheduleCreated
+	if err := json.Unmarshal([]byte(res.stdout), &made); err != nil || made.Name != "later" || made.Schedule != "0 3 * * *" || made.FirstJob != "" {
+		t.Errorf("create --json printed %q (%v)", res.stdout, err)
+	}
 
 	var cj unstructured.Unstructured
 	if err := json.Unmarshal([]byte(kget("get", "cronjob", "nightly", "-o", "json")), &cj.Object); err != nil {

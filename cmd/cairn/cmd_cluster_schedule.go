@@ -181,19 +181,37 @@ func runScheduleCreate(cmd *cobra.Command, g *globalOptions, co *clusterOptions,
 		return nil
 	}
 	tr, _ := schedule.Translate(f.schedule)
-	g.printf("schedule %s created: cronjob.batch/%s in %s runs %q%s\n", name, name, ns, tr.Expr, tzNote(tr.TimeZone))
-	if f.paused || f.skipImmediately {
-		return nil
+	out := scheduleCreated{Name: name, Namespace: ns, Schedule: tr.Expr, TimeZone: tr.TimeZone, Paused: f.paused}
+	if !g.json {
+		g.printf("schedule %s created: cronjob.batch/%s in %s runs %q%s\n", name, name, ns, tr.Expr, tzNote(tr.TimeZone))
 	}
-	job, err := schedule.JobFrom(created, time.Now())
-	if err != nil {
-		return err
+	if !f.paused && !f.skipImmediately {
+		job, err := schedule.JobFrom(created, time.Now())
+		if err != nil {
+			return err
+		}
+		if _, err := cl.Dynamic.Resource(jobsGVR).Namespace(ns).Create(ctx, job, metav1.CreateOptions{FieldManager: "cairn"}); err != nil {
+			return fmt.Errorf("schedule %s made, but its first backup could not start (it runs at the next scheduled time): create Job: %w", name, err)
+		}
+		out.FirstJob = job.GetName()
+		if !g.json {
+			g.printf("first backup started: job.batch/%s\n", job.GetName())
+		}
 	}
-	if _, err := cl.Dynamic.Resource(jobsGVR).Namespace(ns).Create(ctx, job, metav1.CreateOptions{FieldManager: "cairn"}); err != nil {
-		return fmt.Errorf("schedule %s made, but its first backup could not start (it runs at the next scheduled time): create Job: %w", name, err)
+	if g.json {
+		return g.printJSON(out, false)
 	}
-	g.printf("first backup started: job.batch/%s\n", job.GetName())
 	return nil
+}
+
+// scheduleCreated is what `schedule create --json` prints.
+type scheduleCreated struct {
+	Name      string `json:"name"`
+	Namespace string `json:"namespace"`
+	Schedule  string `json:"schedule"` // as the CronJob runs it
+	TimeZone  string `json:"time_zone,omitempty"`
+	Paused    bool   `json:"paused"`
+	FirstJob  string `json:"first_job,omitempty"` // the Job of the immediate first backup
 }
 
 func tzNote(tz string) string {
