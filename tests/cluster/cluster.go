@@ -25,6 +25,7 @@ type Cluster struct {
 	Server     string // https://127.0.0.1:PORT
 	ca         *keyPair
 	procs      []*exec.Cmd
+	exited     []chan struct{} // closed when procs[i] has exited (reaped)
 	client     *http.Client
 }
 
@@ -74,7 +75,24 @@ func freePort() (int, error) {
 
 // Start brings up etcd, kube-apiserver and kube-controller-manager and waits
 // until the API server is ready and the default ServiceAccount exists.
-func Start(ctx context.Context, opts Options) (c *Cluster, err error) {
+//
+// A process that exits while starting (another test process took one of
+// the free ports between the check and the bind) makes Start try again
+// with new ports, up to three times.
+func Start(ctx context.Context, opts Options) (*Cluster, error) {
+	for attempt := 1; ; attempt++ {
+		c, err := startOnce(ctx, opts)
+		if err == nil || !errors.Is(err, errExited) || attempt == 3 || ctx.Err() != nil {
+			return c, err
+		}
+		// etcd's data dir remembers the old ports.
+		if dir, derr := filepath.Abs(opts.Dir); derr == nil {
+			os.RemoveAll(filepath.Join(dir, "etcd"))
+		}
+	}
+}
+
+func startOnce(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if opts.BinDir == "" {
 		if opts.BinDir, err = FindBinaries(); err != nil {
 			return nil, err
@@ -236,8 +254,27 @@ func (c *Cluster) spawn(opts Options, name string, args ...string) error {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
 	log.Close()
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }() //nolint:errcheck // the exit is what matters
 	c.procs = append(c.procs, cmd)
+	c.exited = append(c.exited, done)
 	return nil
+}
+
+// errExited says a process of the control plane exited while it started:
+// most often a port another process took between freePort and the bind.
+var errExited = errors.New("exited while starting")
+
+// exitedProc names a process that has exited, or "".
+func (c *Cluster) exitedProc() string {
+	for i, done := range c.exited {
+		select {
+		case <-done:
+			return filepath.Base(c.procs[i].Path)
+		default:
+		}
+	}
+	return ""
 }
 
 func (c *Cluster) waitReady(ctx context.Context, p func(string) string) error {
@@ -265,10 +302,8 @@ func (c *Cluster) waitFor(ctx context.Context, limit time.Duration, path string)
 	defer cancel()
 	var last error
 	for {
-		for _, pr := range c.procs {
-			if pr.ProcessState != nil {
-				return fmt.Errorf("%s exited", filepath.Base(pr.Path))
-			}
+		if name := c.exitedProc(); name != "" {
+			return fmt.Errorf("%s %w", name, errExited)
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.Server+path, nil)
 		resp, err := c.client.Do(req)
@@ -291,11 +326,9 @@ func (c *Cluster) waitFor(ctx context.Context, limit time.Duration, path string)
 // Stop kills the processes (controller-manager first) and waits for them.
 func (c *Cluster) Stop() {
 	for i := len(c.procs) - 1; i >= 0; i-- {
-		pr := c.procs[i]
-		if pr.Process != nil && pr.ProcessState == nil {
+		pr, done := c.procs[i], c.exited[i]
+		if pr.Process != nil {
 			pr.Process.Signal(syscall.SIGTERM)
-			done := make(chan struct{})
-			go func() { pr.Wait(); close(done) }()
 			select {
 			case <-done:
 			case <-time.After(10 * time.Second):
@@ -304,7 +337,7 @@ func (c *Cluster) Stop() {
 			}
 		}
 	}
-	c.procs = nil
+	c.procs, c.exited = nil, nil
 }
 
 // StopDetached ends a cluster started with Detach, from its pid file.
