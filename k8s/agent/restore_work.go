@@ -122,36 +122,28 @@ func (ag *Agent) workRestore(ctx context.Context, items dynamic.ResourceInterfac
 	cancel(nil)
 	<-beatDone
 
-	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer fcancel()
-	now := &metav1.Time{Time: time.Now()}
-	switch {
-	case errors.Is(context.Cause(wctx), errLost):
-		ag.cfg.Logf("%s: %v; abandoned", k, errLost)
-		return
-	case err != nil && ctx.Err() != nil:
-		err = o.update(fctx, func(st *volapi.VolumeRestoreStatus) {
-			st.Agent, st.Heartbeat, st.Progress = "", nil, nil
-			st.Message = "the agent was stopped while restoring; the next agent retries it"
-		})
-		ag.cfg.Logf("%s: released (agent stopping)", k)
-	case err != nil:
-		msg := err.Error()
-		err = o.update(fctx, func(st *volapi.VolumeRestoreStatus) {
-			st.Phase, st.Message, st.CompletionTime, st.Progress = volapi.PhaseFailed, msg, now, nil
-		})
-		ag.cfg.Logf("%s: failed: %s", k, msg)
-		ag.cfg.Metrics.VolumeRestore(metrics.ResultFailed, 0, time.Since(start))
-	default:
-		err = o.update(fctx, func(st *volapi.VolumeRestoreStatus) {
-			st.Phase, st.CompletionTime, st.Progress = volapi.PhaseCompleted, now, nil
-			st.Files, st.Bytes, st.Errors, st.Message = res.files, res.bytes, res.errors, res.message
-		})
-		ag.cfg.Metrics.VolumeRestore(metrics.ResultCompleted, res.bytes, time.Since(start))
-		ag.cfg.Logf("%s: completed: %d files, %d bytes, %d errors, into %s, took %s (flush to disk and marker %s)",
-			k, res.files, res.bytes, res.errors, res.path, time.Since(start).Round(time.Millisecond), res.flush.Round(time.Millisecond))
-	}
-	if err != nil {
-		ag.cfg.Logf("%s: report status: %v", k, err)
-	}
+	ag.report(ctx, wctx, k, "restoring", err, itemEnd{
+		release: func(fctx context.Context, msg string) error {
+			return o.update(fctx, func(st *volapi.VolumeRestoreStatus) {
+				st.Agent, st.Heartbeat, st.Progress, st.Message = "", nil, nil, msg
+			})
+		},
+		fail: func(fctx context.Context, msg string, now *metav1.Time) error {
+			err := o.update(fctx, func(st *volapi.VolumeRestoreStatus) {
+				st.Phase, st.Message, st.CompletionTime, st.Progress = volapi.PhaseFailed, msg, now, nil
+			})
+			ag.cfg.Metrics.VolumeRestore(metrics.ResultFailed, 0, time.Since(start))
+			return err
+		},
+		complete: func(fctx context.Context, now *metav1.Time) error {
+			err := o.update(fctx, func(st *volapi.VolumeRestoreStatus) {
+				st.Phase, st.CompletionTime, st.Progress = volapi.PhaseCompleted, now, nil
+				st.Files, st.Bytes, st.Errors, st.Message = res.files, res.bytes, res.errors, res.message
+			})
+			ag.cfg.Metrics.VolumeRestore(metrics.ResultCompleted, res.bytes, time.Since(start))
+			ag.cfg.Logf("%s: completed: %d files, %d bytes, %d errors, into %s, took %s (flush to disk and marker %s)",
+				k, res.files, res.bytes, res.errors, res.path, time.Since(start).Round(time.Millisecond), res.flush.Round(time.Millisecond))
+			return err
+		},
+	})
 }

@@ -114,8 +114,43 @@ func (ag *Agent) work(ctx context.Context, items dynamic.ResourceInterface, k st
 	cancel(nil)
 	<-beatDone
 
-	// The outcome is written even when ctx ended (SIGTERM): briefly, and
-	// never as done unless the copy finished.
+	ag.report(ctx, wctx, k, "copying", err, itemEnd{
+		release: func(fctx context.Context, msg string) error {
+			return o.update(fctx, func(st *volapi.VolumeBackupStatus) {
+				st.Agent, st.Heartbeat, st.Progress, st.Message = "", nil, nil, msg
+			})
+		},
+		fail: func(fctx context.Context, msg string, now *metav1.Time) error {
+			err := o.update(fctx, func(st *volapi.VolumeBackupStatus) {
+				st.Phase, st.Message, st.CompletionTime, st.Progress = volapi.PhaseFailed, msg, now, nil
+			})
+			ag.cfg.Metrics.VolumeBackup(metrics.ResultFailed, 0, 0, time.Since(start))
+			return err
+		},
+		complete: func(fctx context.Context, now *metav1.Time) error {
+			err := o.update(fctx, func(st *volapi.VolumeBackupStatus) { res.fill(st, now) })
+			ag.cfg.Metrics.VolumeBackup(metrics.ResultCompleted, res.bytesRead, res.bytesAdded, time.Since(start))
+			ag.cfg.Logf("%s: completed: snapshot %s, %d files, %d bytes (%d read, %d added), %d errors, took %s",
+				k, res.snapshot[:8], res.files, res.bytes, res.bytesRead, res.bytesAdded, res.errors, time.Since(start).Round(time.Millisecond))
+			return err
+		},
+	})
+}
+
+// itemEnd writes the end of an item's work into its status, for report.
+type itemEnd struct {
+	release  func(ctx context.Context, msg string) error // no owner any more; msg says why
+	fail     func(ctx context.Context, msg string, now *metav1.Time) error
+	complete func(ctx context.Context, now *metav1.Time) error
+}
+
+// report writes how the work on item k ended (err from the work, wctx
+// its context), both kinds of item alike. It is written even when ctx
+// ended (SIGTERM): briefly, and never as done unless the work finished.
+// A stopped agent releases the item, so that the next agent retries it
+// now rather than after the heartbeat goes stale; an item another agent
+// took over (errLost) is left to it.
+func (ag *Agent) report(ctx, wctx context.Context, k, doing string, err error, end itemEnd) {
 	fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer fcancel()
 	now := &metav1.Time{Time: time.Now()}
@@ -124,25 +159,14 @@ func (ag *Agent) work(ctx context.Context, items dynamic.ResourceInterface, k st
 		ag.cfg.Logf("%s: %v; abandoned", k, errLost)
 		return
 	case err != nil && ctx.Err() != nil:
-		// Stopped: release the item so the next agent retries it now
-		// rather than after the heartbeat goes stale.
-		err = o.update(fctx, func(st *volapi.VolumeBackupStatus) {
-			st.Agent, st.Heartbeat, st.Progress = "", nil, nil
-			st.Message = "the agent was stopped while copying; the next agent retries it"
-		})
+		err = end.release(fctx, "the agent was stopped while "+doing+"; the next agent retries it")
 		ag.cfg.Logf("%s: released (agent stopping)", k)
 	case err != nil:
 		msg := err.Error()
-		err = o.update(fctx, func(st *volapi.VolumeBackupStatus) {
-			st.Phase, st.Message, st.CompletionTime, st.Progress = volapi.PhaseFailed, msg, now, nil
-		})
+		err = end.fail(fctx, msg, now)
 		ag.cfg.Logf("%s: failed: %s", k, msg)
-		ag.cfg.Metrics.VolumeBackup(metrics.ResultFailed, 0, 0, time.Since(start))
 	default:
-		err = o.update(fctx, func(st *volapi.VolumeBackupStatus) { res.fill(st, now) })
-		ag.cfg.Metrics.VolumeBackup(metrics.ResultCompleted, res.bytesRead, res.bytesAdded, time.Since(start))
-		ag.cfg.Logf("%s: completed: snapshot %s, %d files, %d bytes (%d read, %d added), %d errors, took %s",
-			k, res.snapshot[:8], res.files, res.bytes, res.bytesRead, res.bytesAdded, res.errors, time.Since(start).Round(time.Millisecond))
+		err = end.complete(fctx, now)
 	}
 	if err != nil {
 		ag.cfg.Logf("%s: report status: %v", k, err)
