@@ -54,18 +54,13 @@ func run(m *testing.M) int {
 		return 1
 	}
 	kubectl = filepath.Join(bin, "kubectl")
-	clu, err = cluster.Start(ctx, cluster.Options{Dir: filepath.Join(dir, "cluster"), ExtraSANs: []string{node.HostIP}, Scheduler: true})
+	var stop func()
+	clu, nd, stop, err = node.StartWithCluster(ctx, dir, nil)
 	if err != nil {
 		log.Print(err)
 		return 1
 	}
-	defer clu.Stop()
-	nd, err = node.Start(ctx, node.Options{Cluster: clu, Dir: filepath.Join(dir, "node")})
-	if err != nil {
-		log.Print(err)
-		return 1
-	}
-	defer nd.Stop()
+	defer stop()
 	if cairnImage, err = nd.ImportCairn(ctx); err != nil {
 		log.Print(err)
 		return 1

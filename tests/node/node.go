@@ -391,3 +391,20 @@ func (n *Node) Command(ctx context.Context, argv ...string) *exec.Cmd {
 	args := append([]string{"--net=/run/netns/" + NetNS, "--mount=/proc/" + strconv.Itoa(n.holder) + "/ns/mnt", "--"}, argv...)
 	return exec.CommandContext(ctx, "nsenter", args...)
 }
+
+// StartWithCluster starts a control plane made for a node (its API
+// server's certificate names HostIP, a scheduler runs) under dir/cluster
+// and a node joined to it under dir/node: what a test package needs that
+// runs pods. stop ends both, the node first.
+func StartWithCluster(ctx context.Context, dir string, logf func(string, ...any)) (c *cluster.Cluster, n *Node, stop func(), err error) {
+	c, err = cluster.Start(ctx, cluster.Options{Dir: filepath.Join(dir, "cluster"), ExtraSANs: []string{HostIP}, Scheduler: true})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	n, err = Start(ctx, Options{Cluster: c, Dir: filepath.Join(dir, "node"), Log: logf})
+	if err != nil {
+		c.Stop()
+		return nil, nil, nil, err
+	}
+	return c, n, func() { n.Stop(); c.Stop() }, nil
+}
