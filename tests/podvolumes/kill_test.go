@@ -144,10 +144,22 @@ func TestConcurrentVolumesSameData(t *testing.T) {
 	if one := e.items("b")["p/v0"].Status.Bytes; added > 2*one {
 		t.Errorf("%d bytes added for six copies of %d bytes: no dedup", added, one)
 	}
-	// Three copies ran at once: three started before the first ended.
+	// Copies ran at once, never more than three. (How many overlap depends
+	// on how fast the items arrive: a copy may end before the third item
+	// is made, so "three started before the first ended" is not a rule.)
 	log := ag.text()
-	if i := strings.Index(log, ": completed:"); i < 0 || strings.Count(log[:i], ": copying volume") != 3 {
-		t.Errorf("not three at once:\n%s", log)
+	running, most := 0, 0
+	for _, line := range strings.Split(log, "\n") {
+		switch {
+		case strings.Contains(line, ": copying volume"):
+			running++
+			most = max(most, running)
+		case strings.Contains(line, ": completed:"):
+			running--
+		}
+	}
+	if most < 2 || most > 3 {
+		t.Errorf("%d copies at once at most, want 2 or 3 (--concurrent-volumes 3):\n%s", most, log)
 	}
 	out := filepath.Join(e.dir, "restored")
 	e.restic("restore", res.SnapshotID+":/volumes/"+e.appNS+"/p", "--target", out)
