@@ -72,6 +72,16 @@ func Apply(ctx context.Context, dyn dynamic.Interface, o Options, dryRun bool, a
 			}
 			crdsDone = true
 		}
+		if u.GetKind() == "Namespace" && !dryRun {
+			// `uninstall` removed it a moment ago: nothing can be
+			// created in it until it is gone.
+			wctx, cancel := context.WithTimeout(ctx, volapi.EstablishTimeout)
+			err := volapi.WaitNotTerminating(wctx, ResourceFor(dyn, u), u.GetName(), "namespace "+u.GetName())
+			cancel()
+			if err != nil {
+				return err
+			}
+		}
 		if _, err := ResourceFor(dyn, u).Apply(ctx, u.GetName(), u, opts); err != nil {
 			return fmt.Errorf("apply %s: %w (installing cairn needs cluster-admin rights)", Describe(u), err)
 		}

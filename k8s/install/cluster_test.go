@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/k8s/kube"
+	"github.com/cairn-backup/cairn/k8s/volapi"
 	"github.com/cairn-backup/cairn/tests/cluster"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -351,5 +352,46 @@ func TestControlPlaneExample(t *testing.T) {
 	}
 	if len(steps) != 2 || strings.Join(steps[0][:2], " ") != "etcd snapshot" || strings.Join(steps[1][:2], " ") != "backup /etc/kubernetes" {
 		t.Errorf("steps %q, want the etcd snapshot, then the files", steps)
+	}
+}
+
+// `uninstall --crds` then `install` at once: the CRDs are still being
+// deleted (their custom resources go first). The install waits them out
+// and ends with CRDs that are established, not terminating, instead of
+// updating the dying objects and waiting forever for them to be served
+// (a full CI run once hung here for 40 minutes).
+func TestInstallRightAfterUninstallCRDs(t *testing.T) {
+	cl := connect(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	o := Options{Namespace: "reinstall-ns", Image: "example/cairn:1", Repository: &Repository{Location: "s3:x", Password: "p"}}
+	if err := Apply(ctx, cl.Dynamic, o, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A custom resource makes the CRD's deletion take a while.
+	vb := volapi.NewVolumeBackup(o.Namespace, volapi.VolumeBackupSpec{Node: "n", Pod: volapi.PodRef{Namespace: "a", Name: "p", UID: "u"}, Volume: "v",
+		Repository: volapi.RepositoryRef{ID: "abcd"}, BackupName: "b"})
+	if uv, err := vb.ToUnstructured(); err != nil {
+		t.Fatal(err)
+	} else if _, err := cl.Dynamic.Resource(volapi.VolumeBackupResource).Namespace(o.Namespace).Create(ctx, uv, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if err := Uninstall(ctx, cl.Dynamic, UninstallOptions{Namespace: o.Namespace, CRDs: true}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := Apply(ctx, cl.Dynamic, o, false, nil); err != nil {
+			t.Fatal(err)
+		}
+		crds, _ := volapi.CRDs()
+		for _, c := range crds {
+			live, err := cl.Dynamic.Resource(volapi.CRDResource).Get(ctx, c.Obj.GetName(), metav1.GetOptions{})
+			if err != nil || live.GetDeletionTimestamp() != nil {
+				t.Fatalf("after reinstall: %s: %v, deleting %v", c.Obj.GetName(), err, err == nil && live.GetDeletionTimestamp() != nil)
+			}
+		}
+	}
+	if err := Uninstall(ctx, cl.Dynamic, UninstallOptions{Namespace: o.Namespace}, nil); err != nil {
+		t.Fatal(err)
 	}
 }

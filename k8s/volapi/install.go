@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cairn-backup/cairn/deploy"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -66,16 +67,36 @@ func CRDs() ([]CRDFile, error) {
 // did not establish it in time, or refused its names.
 var ErrNotEstablished = errors.New("CRD not established")
 
+// EstablishTimeout bounds how long Install waits for one CRD to be gone
+// (when an earlier uninstall is still deleting it) and then established,
+// when the caller's context has no deadline of its own: a CRD that never
+// settles must end in an error, not a hang.
+var EstablishTimeout = 2 * time.Minute
+
 // Install server-side applies the CRDs (taking over fields another manager
 // set: cairn owns its CRDs) and waits until the API server has
 // established each, or ctx ends. Installing again changes nothing.
 // installed gets each CRD's name once it is established (may be nil).
+//
+// A CRD that is still being deleted (`uninstall --crds` just before) is
+// waited out first: applying to it would only update the terminating
+// object, which then disappears, and the install would wait for a CRD
+// that no longer exists.
 func Install(ctx context.Context, dyn dynamic.Interface, installed func(name string)) error {
 	crds, err := CRDs()
 	if err != nil {
 		return err
 	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, EstablishTimeout)
+		defer cancel()
+	}
 	for _, c := range crds {
+		name := c.Obj.GetName()
+		if err := WaitNotTerminating(ctx, dyn.Resource(CRDResource), name, "CRD "+name+" (with its custom resources)"); err != nil {
+			return fmt.Errorf("%w: %w", ErrNotEstablished, err)
+		}
 		_, err := dyn.Resource(CRDResource).Apply(ctx, c.Obj.GetName(), c.Obj, metav1.ApplyOptions{FieldManager: FieldManager, Force: true})
 		if err != nil {
 			return fmt.Errorf("apply CRD %s: %w (installing CRDs needs cluster-admin rights)", c.Obj.GetName(), err)
@@ -92,13 +113,42 @@ func Install(ctx context.Context, dyn dynamic.Interface, installed func(name str
 	return nil
 }
 
+// WaitNotTerminating returns once the object either does not exist or is
+// not being deleted: what an install creates again right after an
+// uninstall (a namespace, a CRD) must first be gone, or the apply lands on
+// the dying object. what names it in errors ("CRD x").
+func WaitNotTerminating(ctx context.Context, ri dynamic.ResourceInterface, name, what string) error {
+	for {
+		o, err := ri.Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			return nil
+		case err == nil && o.GetDeletionTimestamp() == nil:
+			return nil
+		case err != nil:
+			return fmt.Errorf("read %s: %w", what, err)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s is still being deleted when %v; wait until it is gone, then install again", what, ctx.Err())
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
 // waitEstablished polls a CRD's conditions; polling (not a watch) keeps
 // this small, and establishing takes well under a second.
 func waitEstablished(ctx context.Context, dyn dynamic.Interface, name string) error {
 	var last string
 	for {
 		crd, err := dyn.Resource(CRDResource).Get(ctx, name, metav1.GetOptions{})
-		if err == nil {
+		switch {
+		case apierrors.IsNotFound(err):
+			// Applied a moment ago: someone deleted it since.
+			return fmt.Errorf("%w: %s was deleted while cairn was installing it; install again", ErrNotEstablished, name)
+		case err == nil && crd.GetDeletionTimestamp() != nil:
+			return fmt.Errorf("%w: %s is being deleted while cairn was installing it; install again once it is gone", ErrNotEstablished, name)
+		case err == nil:
 			established, refused := crdConditions(crd)
 			if established {
 				return nil
@@ -107,7 +157,7 @@ func waitEstablished(ctx context.Context, dyn dynamic.Interface, name string) er
 				return fmt.Errorf("%w: %s: names not accepted: %s", ErrNotEstablished, name, refused)
 			}
 			last = "not yet established"
-		} else {
+		default:
 			last = err.Error()
 		}
 		select {
