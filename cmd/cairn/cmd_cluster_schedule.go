@@ -93,6 +93,18 @@ partial one is saved as it is, and the next run comes at its time.`,
 	fs.BoolVar(&f.paused, "paused", false, "make the schedule paused (suspended); nothing runs until unpause")
 	fs.BoolVar(&f.skipImmediately, "skip-immediately", false, "do not run the first backup now; wait for the schedule")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "have the API server validate the CronJob (server-side dry run), print it, create nothing")
+	for _, name := range schedule.RetentionFlags {
+		what, isWithin := strings.CutPrefix(name, "keep-within")
+		if isWithin {
+			fs.String(name, "", "maintenance keeps the schedule's"+strings.ReplaceAll(what, "-", " ")+" backups newer than this `duration` (e.g. 30d) before the newest")
+		} else {
+			what := strings.TrimPrefix(name, "keep-") + " "
+			if what == "last " {
+				what = ""
+			}
+			fs.String(name, "", "maintenance keeps the last `n` "+what+"backups of the schedule (-1: all)")
+		}
+	}
 	// Every flag of cluster backup, passed on as given.
 	newClusterBackupCmd(g, co).Flags().VisitAll(func(fl *pflag.Flag) {
 		if fl.Name != "schedule-name" && fl.Name != "wait" {
@@ -126,7 +138,7 @@ func isScheduleOwnFlag(name string) bool {
 	case "schedule", "image", "image-pull-policy", "service-account", "secret", "paused", "skip-immediately", "dry-run":
 		return true
 	}
-	return false
+	return slices.Contains(schedule.RetentionFlags, name)
 }
 
 func runScheduleCreate(cmd *cobra.Command, g *globalOptions, co *clusterOptions, ns string, f *scheduleCreateFlags, name string) error {
@@ -138,6 +150,14 @@ func runScheduleCreate(cmd *cobra.Command, g *globalOptions, co *clusterOptions,
 		ServiceAccount: f.serviceAccount, Secret: f.secret, BackupArgs: backupArgs(cmd), Paused: f.paused}
 	if fl := cmd.Flags().Lookup("ttl"); fl.Changed {
 		o.TTL = fl.Value.String()
+	}
+	for _, name := range schedule.RetentionFlags {
+		if fl := cmd.Flags().Lookup(name); fl.Changed {
+			if o.Retention == nil {
+				o.Retention = map[string]string{}
+			}
+			o.Retention[name] = fl.Value.String()
+		}
 	}
 	// Checked before anything is created: the schedule, the name.
 	if _, err := schedule.CronJob(o); err != nil {

@@ -187,6 +187,7 @@ func printSchedule(g *globalOptions, s scheduleJSON) {
 			ttl = "default (720h)"
 		}
 		g.outf("Backup flags:  %s\nTTL:           %s\n", orNone(strings.Join(s.Spec.BackupArgs, " ")), ttl)
+		g.outf("Retention:     %s\n", retentionLine(s.Spec.Retention))
 	}
 	next := "none (paused)"
 	if !s.Paused {
@@ -270,4 +271,16 @@ func newScheduleDeleteCmd(g *globalOptions, co *clusterOptions, ns *string) *cob
 			return nil
 		},
 	}
+}
+
+// retentionLine says a schedule's stored retention policy.
+func retentionLine(m map[string]string) string {
+	if len(m) == 0 {
+		return "none (only the TTL removes backups)"
+	}
+	p, err := schedule.RetentionPolicy(m)
+	if err != nil {
+		return "not understood, backups are kept: " + err.Error()
+	}
+	return p.String() + " (applied by cairn cluster maintenance)"
 }

@@ -87,20 +87,31 @@ type pruneJSON struct {
 
 // runPrune prunes r, which the caller has locked (exclusively unless
 // dryRun). Snapshots in forgotten are treated as already gone (forget
-// --prune --dry-run).
+// --prune --dry-run). With --json it prints the summary.
 func runPrune(ctx context.Context, g *globalOptions, r *repo.Repository, f *pruneFlags, dryRun bool, forgotten map[repo.ID]bool) error {
+	out, err := prune(ctx, g, r, f, dryRun, forgotten)
+	if err != nil || !g.json {
+		return err
+	}
+	return g.printJSON(out, false)
+}
+
+// prune does runPrune's work and returns its summary (text output only
+// without --json).
+func prune(ctx context.Context, g *globalOptions, r *repo.Repository, f *pruneFlags, dryRun bool, forgotten map[repo.ID]bool) (pruneJSON, error) {
+	var out pruneJSON
 	opts, err := f.options(r.PackSize())
 	if err != nil {
-		return err
+		return out, err
 	}
 	g.verbosef(1, "loading index\n")
 	st, err := r.LoadPruneState(ctx)
 	if err != nil {
-		return fmt.Errorf("prune: %w", err)
+		return out, fmt.Errorf("prune: %w", err)
 	}
 	sns, err := snapshot.LoadAllSnapshots(ctx, r)
 	if err != nil {
-		return fmt.Errorf("prune: %w; nothing was deleted (remove or repair the snapshot first)", err)
+		return out, fmt.Errorf("prune: %w; nothing was deleted (remove or repair the snapshot first)", err)
 	}
 	kept := sns[:0:0]
 	for _, sn := range sns {
@@ -115,45 +126,36 @@ func runPrune(ctx context.Context, g *globalOptions, r *repo.Repository, f *prun
 	used, err := checker.UsedBlobs(ctx, snapshot.NewTreeLoader(r, 256), kept, func() { progress.Files.Add(1) })
 	stop()
 	if err != nil {
-		return fmt.Errorf("prune: %w; nothing was deleted (run `cairn check`)", err)
+		return out, fmt.Errorf("prune: %w; nothing was deleted (run `cairn check`)", err)
 	}
 	plan, err := repo.PlanPrune(st.Input(used), opts)
 	if err != nil {
-		return err
+		return out, err
 	}
-	out := pruneJSON{MessageType: "summary", DryRun: dryRun, Snapshots: len(kept), PruneStats: plan.Stats}
+	out = pruneJSON{MessageType: "summary", DryRun: dryRun, Snapshots: len(kept), PruneStats: plan.Stats}
 	printPrunePlan(g, &plan.Stats, opts)
 	if dryRun {
-		if g.json {
-			return g.printJSON(out, false)
-		}
 		g.printf("\ndry run: nothing was changed\n")
-		return nil
+		return out, nil
 	}
 	if err := g.checkWritable("prune"); err != nil {
-		return err
+		return out, err
 	}
 	if plan.Stats.RepackPacks+plan.Stats.RemovePacks+plan.Stats.UnindexedPacks+plan.Stats.DamagedPacks+plan.Stats.MissingPacks == 0 {
 		g.printf("\nnothing to do\n")
-		if g.json {
-			return g.printJSON(out, false)
-		}
-		return nil
+		return out, nil
 	}
 	g.printf("\n")
 	res, err := r.Prune(ctx, st, plan, used, func(s string) { g.printf("%s\n", s) })
 	if err != nil {
-		return err
+		return out, err
 	}
 	out.Result = &res
-	if g.json {
-		return g.printJSON(out, false)
-	}
 	g.printf("done: removed %s (%s), wrote %s (%s); %s of packs remain\n",
 		plural(res.PacksRemoved, "pack"), formatBytes(uint64(res.RemovedSize)),
 		plural(res.NewPacks, "new pack"), formatBytes(uint64(res.NewPackSize)),
 		formatBytes(uint64(plan.Stats.KeepSize+res.NewPackSize)))
-	return nil
+	return out, nil
 }
 
 func printPrunePlan(g *globalOptions, st *repo.PruneStats, opts repo.PruneOptions) {

@@ -88,6 +88,11 @@ func TestNoLockNeverWritesUnlocked(t *testing.T) {
 		{"cluster schedule pause", nil, "read"},    // needs a cluster; never opens the repository
 		{"cluster schedule unpause", nil, "read"},  // needs a cluster; never opens the repository
 		{"cluster schedule delete", nil, "read"},   // needs a cluster; never deletes backups
+		{"cluster maintenance run", []string{}, "refuse"},
+		{"cluster maintenance run", nil, "read"},    // with --dry-run: needs a cluster
+		{"cluster maintenance create", nil, "read"}, // needs a cluster; never opens the repository
+		{"cluster maintenance delete", nil, "read"}, // needs a cluster; never opens the repository
+		{"cluster maintenance history", []string{}, "read"},
 		{"cluster export-volume", []string{"b1", "--pvc", "ns/c", "--target", filepath.Join(e.dir, "exported")}, "read"},
 		{"cluster export-volume", []string{"b1", "ns/p/v", "--archive", "tar"}, "read"},
 		// Never opens the repository: waits for marker files only.

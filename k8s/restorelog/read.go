@@ -175,36 +175,5 @@ func WriteLog(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, w 
 }
 
 func dumpFile(ctx context.Context, loader *snapshot.TreeLoader, cache *browse.BlobCache, sn *snapshot.Snapshot, name string, w io.Writer) error {
-	n, err := snapshot.FindNode(ctx, loader, *sn.Tree, "/"+name)
-	if errors.Is(err, snapshot.ErrPathNotFound) {
-		return fmt.Errorf("snapshot %s has no /%s: it is not a complete restore record", sn.ID.Str(), name)
-	}
-	if err != nil {
-		return err
-	}
-	if n.Type != snapshot.NodeFile {
-		return fmt.Errorf("restore record %s: /%s is not a file", sn.ID.Str(), name)
-	}
-	if n.Size > maxRecordSize {
-		return fmt.Errorf("restore record %s: /%s is %d bytes, more than a record holds (%d)", sn.ID.Str(), name, n.Size, maxRecordSize)
-	}
-	if err := browse.DumpFile(ctx, loader.Repository(), cache, n, &limitWriter{w: w, left: maxRecordSize}); err != nil {
-		return fmt.Errorf("restore record %s: read /%s: %w", sn.ID.Str(), name, err)
-	}
-	return nil
-}
-
-// limitWriter fails once more than left bytes were written: a node's
-// size is what the tree says, its blobs may hold more.
-type limitWriter struct {
-	w    io.Writer
-	left int64
-}
-
-func (l *limitWriter) Write(p []byte) (int, error) {
-	if int64(len(p)) > l.left {
-		return 0, fmt.Errorf("more than %d bytes", maxRecordSize)
-	}
-	l.left -= int64(len(p))
-	return l.w.Write(p)
+	return catalog.ReadRecordFile(ctx, loader, cache, sn, "restore record", name, maxRecordSize, w)
 }

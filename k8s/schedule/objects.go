@@ -49,7 +49,10 @@ type Options struct {
 	Secret          string   // envFrom: CAIRN_REPOSITORY, CAIRN_PASSWORD, AWS_*
 	BackupArgs      []string // flags after `cluster backup --schedule-name NAME`
 	TTL             string   // "" for the backup's default
-	Paused          bool
+	// Retention is the forget policy the maintenance job applies to the
+	// schedule's backups (RetentionFlags names → values; nil: none).
+	Retention map[string]string
+	Paused    bool
 	// RepositoryDir is a local repository's directory, mounted from the
 	// node at the same path ("" for an object store).
 	RepositoryDir string
@@ -94,21 +97,31 @@ func CronJob(o Options) (*unstructured.Unstructured, error) {
 	if err != nil {
 		return nil, err
 	}
-	if o.Image == "" || o.Namespace == "" || o.Secret == "" || o.ServiceAccount == "" {
-		return nil, fmt.Errorf("%w: image, namespace, Secret and ServiceAccount are needed", ErrSchedule)
+	if _, err := RetentionPolicy(o.Retention); err != nil {
+		return nil, err
 	}
 	spec, err := json.Marshal(Spec{Schedule: o.Schedule, Cron: tr.Expr, TimeZone: tr.TimeZone,
-		BackupArgs: append([]string{}, o.BackupArgs...), TTL: o.TTL})
+		BackupArgs: append([]string{}, o.BackupArgs...), TTL: o.TTL, Retention: o.Retention})
 	if err != nil {
 		return nil, err
 	}
 	labels := map[string]any{LabelSchedule: o.Name, labelPartOf: "cairn"}
+	return cronJob(o, tr, "backup", labels, map[string]any{AnnotationSpec: string(spec)}, Args(o))
+}
+
+// cronJob is the CronJob of a schedule or of maintenance: one container
+// of the cairn image running args, with the install's ServiceAccount and
+// Secret, a writable /cache and /tmp, and a local repository's directory.
+func cronJob(o Options, tr Translated, container string, labels, annotations map[string]any, cmdArgs []string) (*unstructured.Unstructured, error) {
+	if o.Image == "" || o.Namespace == "" || o.Secret == "" || o.ServiceAccount == "" {
+		return nil, fmt.Errorf("%w: image, namespace, Secret and ServiceAccount are needed", ErrSchedule)
+	}
 	args := []any{}
-	for _, a := range Args(o) {
+	for _, a := range cmdArgs {
 		args = append(args, a)
 	}
-	container := map[string]any{
-		"name": "backup", "image": o.Image, "args": args,
+	c := map[string]any{
+		"name": container, "image": o.Image, "args": args,
 		"envFrom":         []any{map[string]any{"secretRef": map[string]any{"name": o.Secret}}},
 		"securityContext": map[string]any{"readOnlyRootFilesystem": true, "allowPrivilegeEscalation": false},
 		"volumeMounts": []any{
@@ -117,7 +130,7 @@ func CronJob(o Options) (*unstructured.Unstructured, error) {
 		},
 	}
 	if o.ImagePullPolicy != "" {
-		container["imagePullPolicy"] = o.ImagePullPolicy
+		c["imagePullPolicy"] = o.ImagePullPolicy
 	}
 	vols := []any{
 		map[string]any{"name": "cache", "emptyDir": map[string]any{}},
@@ -125,7 +138,7 @@ func CronJob(o Options) (*unstructured.Unstructured, error) {
 	}
 	if d := o.RepositoryDir; d != "" {
 		vols = append(vols, map[string]any{"name": "repository", "hostPath": map[string]any{"path": d, "type": "Directory"}})
-		container["volumeMounts"] = append(container["volumeMounts"].([]any), map[string]any{"name": "repository", "mountPath": d})
+		c["volumeMounts"] = append(c["volumeMounts"].([]any), map[string]any{"name": "repository", "mountPath": d})
 	}
 	cronSpec := map[string]any{
 		"schedule":                   tr.Expr,
@@ -142,7 +155,7 @@ func CronJob(o Options) (*unstructured.Unstructured, error) {
 					"spec": map[string]any{
 						"serviceAccountName": o.ServiceAccount,
 						"restartPolicy":      "Never",
-						"containers":         []any{container},
+						"containers":         []any{c},
 						"volumes":            vols,
 					},
 				},
@@ -156,7 +169,7 @@ func CronJob(o Options) (*unstructured.Unstructured, error) {
 		"apiVersion": "batch/v1", "kind": "CronJob",
 		"metadata": map[string]any{
 			"name": o.Name, "namespace": o.Namespace, "labels": labels,
-			"annotations": map[string]any{AnnotationSpec: string(spec)},
+			"annotations": annotations,
 		},
 		"spec": cronSpec,
 	}}, nil
@@ -196,4 +209,34 @@ func ReadSpec(cj *unstructured.Unstructured) (Spec, bool) {
 		return s, false
 	}
 	return s, true
+}
+
+// Maintenance CronJob: one per install, named MaintenanceName.
+const (
+	MaintenanceName = "cairn-maintenance"
+	// LabelMaintenance marks the maintenance CronJob (and its Jobs): it
+	// is not a schedule, so it carries no LabelSchedule.
+	LabelMaintenance = "cairn.io/maintenance"
+	// DefaultMaintenanceSchedule runs maintenance daily at 03:00 UTC.
+	DefaultMaintenanceSchedule = "0 3 * * *"
+)
+
+// MaintenanceArgs is the maintenance container's command line: extra are
+// `cluster maintenance run`'s flags as given.
+func MaintenanceArgs(o Options, extra []string) []string {
+	args := []string{"cluster", "maintenance", "run", "--namespace", o.Namespace}
+	return append(args, extra...)
+}
+
+// MaintenanceCronJob builds the CronJob that runs `cairn cluster
+// maintenance run` on o.Schedule (o.Name is ignored). Like a schedule's,
+// it never runs twice at once and is not retried: the next run comes.
+func MaintenanceCronJob(o Options, extra []string) (*unstructured.Unstructured, error) {
+	tr, err := Translate(o.Schedule)
+	if err != nil {
+		return nil, err
+	}
+	o.Name = MaintenanceName
+	labels := map[string]any{LabelMaintenance: "true", labelPartOf: "cairn"}
+	return cronJob(o, tr, "maintenance", labels, map[string]any{}, MaintenanceArgs(o, extra))
 }

@@ -140,3 +140,62 @@ func TestCronJob(t *testing.T) {
 		t.Errorf("backup name %s", n)
 	}
 }
+
+func TestRetentionPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		in   map[string]string
+		want string // the policy's String, or the error's text
+		ok   bool
+	}{
+		{nil, "keep all snapshots (no policy)", true},
+		{map[string]string{"keep-last": "7", "keep-daily": "unlimited"}, "keep 7 latest, all daily snapshots", true},
+		{map[string]string{"keep-within-weekly": "1y"}, "keep weekly snapshots within 1y of the newest", true},
+		{map[string]string{"keep-last": "-2"}, "retention --keep-last", false},
+		{map[string]string{"keep-last": "ten"}, "want a number of backups", false},
+		{map[string]string{"keep-within": "soon"}, "retention --keep-within", false},
+		{map[string]string{"keep-tag": "a"}, "unknown retention option \"keep-tag\"", false},
+	} {
+		p, err := RetentionPolicy(tc.in)
+		switch {
+		case tc.ok && (err != nil || p.String() != tc.want):
+			t.Errorf("%v: %q, %v; want %q", tc.in, p.String(), err, tc.want)
+		case !tc.ok && (err == nil || !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrSchedule)):
+			t.Errorf("%v: error %v, want %q", tc.in, err, tc.want)
+		}
+	}
+}
+
+func TestCronJobRetentionAndMaintenance(t *testing.T) {
+	o := Options{Name: "nightly", Namespace: "cairn-system", Schedule: "@daily", Image: "cairn:1", ServiceAccount: "cairn", Secret: "s",
+		Retention: map[string]string{"keep-last": "3"}}
+	cj, err := CronJob(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := ReadSpec(cj); !ok || s.Retention["keep-last"] != "3" {
+		t.Errorf("spec %+v", s)
+	}
+	o.Retention = map[string]string{"keep-last": "lots"}
+	if _, err := CronJob(o); err == nil {
+		t.Error("a bad policy made a CronJob")
+	}
+	o.Schedule, o.RepositoryDir = "CRON_TZ=Europe/Paris 0 4 * * *", "/srv/repo"
+	m, err := MaintenanceCronJob(o, []string{"--max-unused=10%"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.GetName() != MaintenanceName || m.GetLabels()[LabelMaintenance] != "true" || m.GetLabels()[LabelSchedule] != "" {
+		t.Errorf("name %s, labels %v", m.GetName(), m.GetLabels())
+	}
+	cs, _, _ := unstructured.NestedSlice(m.Object, "spec", "jobTemplate", "spec", "template", "spec", "containers")
+	args, _, _ := unstructured.NestedStringSlice(cs[0].(map[string]any), "args")
+	if !slices.Equal(args, []string{"cluster", "maintenance", "run", "--namespace", "cairn-system", "--max-unused=10%"}) {
+		t.Errorf("args %q", args)
+	}
+	if tz, _, _ := unstructured.NestedString(m.Object, "spec", "timeZone"); tz != "Europe/Paris" {
+		t.Errorf("time zone %q", tz)
+	}
+	if _, err := MaintenanceCronJob(Options{Namespace: "x", Schedule: "0 3 * * *"}, nil); err == nil {
+		t.Error("made a CronJob without an image")
+	}
+}

@@ -36,8 +36,14 @@ type Volume struct {
 // backup.json count the regular files of each Dir.
 func WriteBackup(t testing.TB, r *repo.Repository, name string, when time.Time, vols []Volume) *snapshot.Snapshot {
 	t.Helper()
+	return WriteBackupTagged(t, r, name, when, vols)
+}
+
+// WriteBackupTagged is WriteBackup with more tags (schedule=, expires=).
+func WriteBackupTagged(t testing.TB, r *repo.Repository, name string, when time.Time, vols []Volume, tags ...string) *snapshot.Snapshot {
+	t.Helper()
 	ctx := context.Background()
-	a := archiver.NewArchiver(r, archiver.ArchiveOptions{Time: when, Tags: []string{layout.TagBackup + name}, Hostname: "test-cluster"})
+	a := archiver.NewArchiver(r, archiver.ArchiveOptions{Time: when, Tags: append([]string{layout.TagBackup + name}, tags...), Hostname: "test-cluster"})
 	info := &layout.BackupInfo{Name: name, Cluster: "test-cluster", Start: when, End: when, Phase: layout.PhaseCompleted,
 		Items: map[string]int{}, PreferredVersions: map[string]string{}}
 	pods := map[string]map[string][]*snapshot.Node{} // ns -> pod -> volumes
