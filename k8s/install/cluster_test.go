@@ -28,7 +28,10 @@ func connect(t *testing.T) *kube.Clients {
 	return cl
 }
 
-// resourceVersions reads every object of an install.
+// resourceVersions reads every object of an install: its generation
+// where it has one (the DaemonSet controller writes status, which changes
+// the resourceVersion but not what install made), else its
+// resourceVersion.
 func resourceVersions(t *testing.T, dyn dynamic.Interface, o Options) map[string]string {
 	t.Helper()
 	objs, err := Objects(o)
@@ -42,6 +45,9 @@ func resourceVersions(t *testing.T, dyn dynamic.Interface, o Options) map[string
 			t.Fatalf("%s: %v", Describe(u), err)
 		}
 		out[Describe(u)] = live.GetResourceVersion()
+		if g := live.GetGeneration(); g > 0 {
+			out[Describe(u)] = fmt.Sprint("generation ", g)
+		}
 	}
 	return out
 }

@@ -130,10 +130,31 @@ func WaitNotTerminating(ctx context.Context, ri dynamic.ResourceInterface, name,
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s is still being deleted when %v; wait until it is gone, then install again", what, ctx.Err())
+			return fmt.Errorf("%s is still being deleted when %v%s; wait until it is gone, then install again", what, ctx.Err(), deletionState(o))
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// deletionState says why an object is still there: its finalizers and
+// the messages of its true conditions (a CRD's Terminating, a namespace's
+// NamespaceContentRemaining).
+func deletionState(o *unstructured.Unstructured) string {
+	var parts []string
+	if f := o.GetFinalizers(); len(f) > 0 {
+		parts = append(parts, "finalizers "+strings.Join(f, ", "))
+	}
+	conds, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["status"] == "True" && m["message"] != nil && m["message"] != "" {
+			parts = append(parts, fmt.Sprintf("%v: %v", m["type"], m["message"]))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, "; ") + ")"
 }
 
 // waitEstablished polls a CRD's conditions; polling (not a watch) keeps
