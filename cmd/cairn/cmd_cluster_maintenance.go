@@ -20,7 +20,6 @@ import (
 	"github.com/spf13/cobra"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/yaml"
 )
 
 func init() { clusterSubcommands = append(clusterSubcommands, newClusterMaintenanceCmd) }
@@ -427,25 +426,10 @@ func runMaintenanceCreate(cmd *cobra.Command, g *globalOptions, co *clusterOptio
 	if err != nil {
 		return err
 	}
-	opts := metav1.CreateOptions{FieldManager: "cairn"}
-	if f.dryRun {
-		opts.DryRun = []string{metav1.DryRunAll}
-	}
-	created, err := cl.Dynamic.Resource(cronJobsGVR).Namespace(ns).Create(ctx, cj, opts)
-	if apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("maintenance is already scheduled in namespace %s: delete it first (cairn cluster maintenance delete)", ns)
-	}
-	if err != nil {
-		return fmt.Errorf("create CronJob %s/%s: %w", ns, schedule.MaintenanceName, err)
-	}
-	if f.dryRun {
-		created.SetManagedFields(nil)
-		out, err := yaml.Marshal(created.Object)
-		if err != nil {
-			return err
-		}
-		g.outf("%s", out)
-		return nil
+	created, err := createCronJob(ctx, g, cl, cj, f.dryRun,
+		fmt.Sprintf("maintenance is already scheduled in namespace %s: delete it first (cairn cluster maintenance delete)", ns))
+	if err != nil || created == nil {
+		return err
 	}
 	tr, _ := schedule.Translate(f.schedule)
 	if g.json {

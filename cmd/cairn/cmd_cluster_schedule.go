@@ -180,25 +180,10 @@ func runScheduleCreate(cmd *cobra.Command, g *globalOptions, co *clusterOptions,
 		o.BackupArgs = append(o.BackupArgs, "--agent-namespace="+ns)
 	}
 	cj, _ := schedule.CronJob(o)
-	opts := metav1.CreateOptions{FieldManager: "cairn"}
-	if f.dryRun {
-		opts.DryRun = []string{metav1.DryRunAll}
-	}
-	created, err := cl.Dynamic.Resource(cronJobsGVR).Namespace(ns).Create(ctx, cj, opts)
-	if apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("schedule %s exists in namespace %s: delete it first (cairn cluster schedule delete %s)", name, ns, name)
-	}
-	if err != nil {
-		return fmt.Errorf("create CronJob %s/%s: %w", ns, name, err)
-	}
-	if f.dryRun {
-		created.SetManagedFields(nil)
-		out, err := yaml.Marshal(created.Object)
-		if err != nil {
-			return err
-		}
-		g.outf("%s", out)
-		return nil
+	created, err := createCronJob(ctx, g, cl, cj, f.dryRun,
+		fmt.Sprintf("schedule %s exists in namespace %s: delete it first (cairn cluster schedule delete %s)", name, ns, name))
+	if err != nil || created == nil {
+		return err
 	}
 	tr, _ := schedule.Translate(f.schedule)
 	out := scheduleCreated{Name: name, Namespace: ns, Schedule: tr.Expr, TimeZone: tr.TimeZone, Paused: f.paused}
@@ -369,4 +354,31 @@ func getSchedule(ctx context.Context, cl *kube.Clients, ns, name string) (*unstr
 		return nil, fmt.Errorf("CronJob %s/%s is not a cairn schedule (no %s label): leaving it alone", ns, name, schedule.LabelSchedule)
 	}
 	return cj, nil
+}
+
+// createCronJob creates cj (with dryRun: has the API server validate it
+// and prints it as YAML, returning nil); exists is the error when a
+// CronJob of that name is there.
+func createCronJob(ctx context.Context, g *globalOptions, cl *kube.Clients, cj *unstructured.Unstructured, dryRun bool, exists string) (*unstructured.Unstructured, error) {
+	opts := metav1.CreateOptions{FieldManager: "cairn"}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	created, err := cl.Dynamic.Resource(cronJobsGVR).Namespace(cj.GetNamespace()).Create(ctx, cj, opts)
+	if apierrors.IsAlreadyExists(err) {
+		return nil, errors.New(exists)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create CronJob %s/%s: %w", cj.GetNamespace(), cj.GetName(), err)
+	}
+	if !dryRun {
+		return created, nil
+	}
+	created.SetManagedFields(nil)
+	out, err := yaml.Marshal(created.Object)
+	if err != nil {
+		return nil, err
+	}
+	g.outf("%s", out)
+	return nil, nil
 }

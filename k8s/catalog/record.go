@@ -1,14 +1,50 @@
 package catalog
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/cairn-backup/cairn/snapshot"
+	"github.com/cairn-backup/cairn/snapshot/archiver"
 	"github.com/cairn-backup/cairn/snapshot/browse"
 )
+
+// RecordFile is one file at the root of a record snapshot.
+type RecordFile struct {
+	Name string
+	Data []byte
+}
+
+// SaveRecord saves files as the root tree of a snapshot made by a (which
+// carries the record's tags, host and time) with path, the files' times
+// at mtime. The repository's index must be loaded and a lock held.
+func SaveRecord(ctx context.Context, a *archiver.Archiver, files []RecordFile, mtime time.Time, path string) (*snapshot.Snapshot, error) {
+	files = slices.Clone(files)
+	// Sorted by name, as trees must be.
+	slices.SortFunc(files, func(x, y RecordFile) int { return strings.Compare(x.Name, y.Name) })
+	root := &snapshot.Tree{}
+	for _, f := range files {
+		content, size, err := a.SaveReader(ctx, bytes.NewReader(f.Data))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", f.Name, err)
+		}
+		root.Nodes = append(root.Nodes, &snapshot.Node{
+			Name: f.Name, Type: snapshot.NodeFile, Mode: 0o644, Size: size, Content: content,
+			ModTime: mtime, AccessTime: mtime, ChangeTime: mtime,
+		})
+	}
+	id, err := a.SaveTree(ctx, root)
+	if err != nil {
+		return nil, err
+	}
+	return a.Finish(ctx, id, []string{path})
+}
 
 // ReadRecordFile copies the file /name of a record snapshot (a restore or
 // maintenance record: kind says which, for errors) to w. The tree is

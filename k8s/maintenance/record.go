@@ -132,26 +132,8 @@ func Save(ctx context.Context, r *repo.Repository, rec *Record) (*snapshot.Snaps
 	a := archiver.NewArchiver(r, archiver.ArchiveOptions{
 		Tags: Tags(rec), Hostname: rec.Cluster, Time: rec.Start, ProgramVersion: "cairn " + rec.CairnVersion,
 	})
-	root := &snapshot.Tree{}
-	// Sorted by name, as trees must be.
-	for _, f := range []struct {
-		name string
-		data []byte
-	}{{layout.MaintenanceInfoFile, append(js, '\n')}, {layout.MaintenanceLogFile, []byte(Log(rec))}} {
-		content, size, err := a.SaveReader(ctx, bytes.NewReader(f.data))
-		if err != nil {
-			return nil, fmt.Errorf("save maintenance record: %s: %w", f.name, err)
-		}
-		root.Nodes = append(root.Nodes, &snapshot.Node{
-			Name: f.name, Type: snapshot.NodeFile, Mode: 0o644, Size: size, Content: content,
-			ModTime: rec.End, AccessTime: rec.End, ChangeTime: rec.End,
-		})
-	}
-	id, err := a.SaveTree(ctx, root)
-	if err != nil {
-		return nil, fmt.Errorf("save maintenance record: %w", err)
-	}
-	sn, err := a.Finish(ctx, id, []string{layout.MaintenanceRecordPath(rec.Cluster)})
+	sn, err := catalog.SaveRecord(ctx, a, []catalog.RecordFile{{Name: layout.MaintenanceInfoFile, Data: append(js, '\n')},
+		{Name: layout.MaintenanceLogFile, Data: []byte(Log(rec))}}, rec.End, layout.MaintenanceRecordPath(rec.Cluster))
 	if err != nil {
 		return nil, fmt.Errorf("save maintenance record: %w", err)
 	}

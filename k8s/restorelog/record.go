@@ -6,7 +6,6 @@
 package restorelog
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-backup/cairn/k8s/catalog"
 	"github.com/cairn-backup/cairn/k8s/layout"
 	"github.com/cairn-backup/cairn/k8s/restore"
 	"github.com/cairn-backup/cairn/repo"
@@ -254,27 +254,8 @@ func Save(ctx context.Context, r *repo.Repository, rec *Record, tr *Tracker) (*s
 	a := archiver.NewArchiver(r, archiver.ArchiveOptions{
 		Tags: Tags(rec), Hostname: rec.Cluster, Time: rec.Start, ProgramVersion: "cairn " + rec.CairnVersion,
 	})
-	// Sorted by name, as trees must be.
-	files := []struct {
-		name string
-		data []byte
-	}{{layout.RestoreInfoFile, append(js, '\n')}, {layout.RestoreLogFile, []byte(Log(rec, tr))}}
-	root := &snapshot.Tree{}
-	for _, f := range files {
-		content, size, err := a.SaveReader(ctx, bytes.NewReader(f.data))
-		if err != nil {
-			return nil, fmt.Errorf("save restore record: %s: %w", f.name, err)
-		}
-		root.Nodes = append(root.Nodes, &snapshot.Node{
-			Name: f.name, Type: snapshot.NodeFile, Mode: 0o644, Size: size, Content: content,
-			ModTime: rec.End, AccessTime: rec.End, ChangeTime: rec.End,
-		})
-	}
-	id, err := a.SaveTree(ctx, root)
-	if err != nil {
-		return nil, fmt.Errorf("save restore record: %w", err)
-	}
-	sn, err := a.Finish(ctx, id, []string{layout.RestoreRecordPath(rec.Cluster)})
+	sn, err := catalog.SaveRecord(ctx, a, []catalog.RecordFile{{Name: layout.RestoreInfoFile, Data: append(js, '\n')},
+		{Name: layout.RestoreLogFile, Data: []byte(Log(rec, tr))}}, rec.End, layout.RestoreRecordPath(rec.Cluster))
 	if err != nil {
 		return nil, fmt.Errorf("save restore record: %w", err)
 	}
