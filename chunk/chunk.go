@@ -133,6 +133,9 @@ func (c *Chunker) Next(buf []byte) ([]byte, error) {
 
 // cut hands out data[:n] and keeps the rest for the next chunk.
 func (c *Chunker) cut(data []byte, n int) []byte {
+	if c.carry == nil {
+		c.carry = make([]byte, 0, readStep)
+	}
 	c.carry = append(c.carry, data[n:]...)
 	return data[:n]
 }

@@ -66,10 +66,10 @@ func TestChunkBoundsAndReassembly(t *testing.T) {
 	}
 }
 
-// TestScanLanes: the two-lane scan finds the same first cut (and ends on
+// TestScanLanes: the four-lane scan finds the same first cut (and ends on
 // the same fingerprint) as the plain one, wherever the cut falls: in
-// either lane, at a lane's last position, at the odd position lane B has
-// over lane A.
+// any lane, at a lane's last position, in the positions the last lane has
+// over the others.
 func TestScanLanes(t *testing.T) {
 	tab, err := tablesFor(testPol)
 	if err != nil {
@@ -94,7 +94,14 @@ func TestScanLanes(t *testing.T) {
 	for _, start := range []int{0, 1, 2, 3, 1000} {
 		ends := []int{start + windowSize, start + windowSize + 1, start + windowSize + 2, len(data)}
 		for _, h := range hits {
-			ends = append(ends, h, h+1, h+2, h+3, start+2*(h-start)-windowSize, start+2*(h-start)-windowSize+1)
+			ends = append(ends, h, h+1, h+2, h+3)
+			// h the last position of lane j: (j+1)·q + windowSize - 1.
+			for j := 1; j <= 4; j++ {
+				q := (h - start - windowSize + 1) / j
+				for extra := range 4 {
+					ends = append(ends, start+windowSize+4*q+extra)
+				}
+			}
 		}
 		for range 50 {
 			ends = append(ends, start+windowSize+rng.IntN(len(data)-start-windowSize))
@@ -106,9 +113,10 @@ func TestScanLanes(t *testing.T) {
 			w := data[start:end]
 			d := tab.warm(w)
 			p1, d1 := tab.scan1(w, d, mask)
-			p2, d2 := tab.scan2(w, d, mask)
-			if p1 != p2 || d1 != d2 {
-				t.Fatalf("data[%d:%d]: one lane finds %d (fingerprint %#x), two lanes %d (%#x)", start, end, p1, d1, p2, d2)
+			p2, d2 := tab.scan4(w, d, mask)
+			p3, d3 := tab.scan(w, d, mask)
+			if p1 != p2 || d1 != d2 || p1 != p3 || d1 != d3 {
+				t.Fatalf("data[%d:%d]: one lane finds %d (fingerprint %#x), four lanes %d (%#x), rounds %d (%#x)", start, end, p1, d1, p2, d2, p3, d3)
 			}
 		}
 	}
