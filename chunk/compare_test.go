@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"sync"
 	"testing"
 
 	"github.com/restic/chunker"
@@ -14,19 +15,19 @@ import (
 // testPol is the polynomial of restic/chunker's own tests and examples.
 const testPol = Pol(0x3DA3358B4DC173)
 
-// testPolynomials are restic's test polynomial and irreducible ones derived
-// from fixed seeds (as restic derives a new repository's).
-func testPolynomials(t testing.TB, n int) []Pol {
+// testPolynomials are restic's test polynomial and three irreducible ones
+// derived from fixed seeds (as restic derives a new repository's).
+var testPolynomials = sync.OnceValue(func() []Pol {
 	pols := []Pol{testPol}
-	for i := range n {
+	for i := range 3 {
 		p, err := chunker.DerivePolynomial(rand.NewChaCha8([32]byte{byte(i), 'p'}))
 		if err != nil {
-			t.Fatal(err)
+			panic(err)
 		}
 		pols = append(pols, p)
 	}
 	return pols
-}
+})
 
 // sizes describe a chunker: restic's defaults or small ones for many cuts.
 type sizes struct {
@@ -136,7 +137,7 @@ func testInputs(long bool) map[string][]byte {
 func TestSameCutsAsRestic(t *testing.T) {
 	inputs := testInputs(!testing.Short())
 	buf := make([]byte, MaxSize)
-	for _, pol := range testPolynomials(t, 3) {
+	for _, pol := range testPolynomials() {
 		for name, data := range inputs {
 			want := resticChunks(t, data, pol, defaultSizes)
 			got, err := ourChunks(t, bytes.NewReader(data), pol, defaultSizes, buf)
@@ -261,14 +262,14 @@ func FuzzChunker(f *testing.F) {
 		var pol Pol
 		switch {
 		case polSel < 4:
-			pol = testPolynomials(t, 3)[polSel]
+			pol = testPolynomials()[polSel]
 		default: // any polynomial restic accepts
 			deg := minDegree + int(polSel)%(maxDegree-minDegree+1)
 			pol = Pol(1<<deg | rng.Uint64()&(1<<deg-1))
 		}
 		sz := sizes{min: 65 + int(minSz)%8000, bits: 1 + int(bits)%20}
 		sz.max = sz.min + int(maxSz)%30000
-		limit := 1 << 20
+		limit := 256 << 10
 		if minSz == 0 && maxSz == 0 { // restic's sizes, a few chunks
 			sz, limit = defaultSizes, 12<<20
 		}
