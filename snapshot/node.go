@@ -8,10 +8,12 @@
 package snapshot
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -103,6 +105,40 @@ func (n *Node) unquoteName() error {
 	}
 	n.Name = name
 	return nil
+}
+
+// Equal reports whether n and o hold the same entry: every field that is
+// encoded is equal (times as instants, nil and empty lists alike). Equal
+// nodes encode alike up to time zones, so a tree of nodes equal to another
+// tree's is that tree.
+func (n *Node) Equal(o *Node) bool {
+	if n == o {
+		return true
+	}
+	if n == nil || o == nil {
+		return false
+	}
+	if n.Name != o.Name || n.Type != o.Type || n.Mode != o.Mode ||
+		n.UID != o.UID || n.GID != o.GID || n.User != o.User || n.Group != o.Group ||
+		n.Inode != o.Inode || n.DeviceID != o.DeviceID || n.Size != o.Size ||
+		n.Links != o.Links || n.LinkTarget != o.LinkTarget || n.Device != o.Device ||
+		n.Error != o.Error ||
+		!n.ModTime.Equal(o.ModTime) || !n.AccessTime.Equal(o.AccessTime) || !n.ChangeTime.Equal(o.ChangeTime) {
+		return false
+	}
+	if (n.Subtree == nil) != (o.Subtree == nil) || (n.Subtree != nil && *n.Subtree != *o.Subtree) {
+		return false
+	}
+	// A file's empty content encodes as [], anything else's as null.
+	if (n.Content == nil) != (o.Content == nil) && n.Type != NodeFile {
+		return false
+	}
+	if !slices.Equal(n.Content, o.Content) {
+		return false
+	}
+	return slices.EqualFunc(n.ExtendedAttributes, o.ExtendedAttributes, func(a, b ExtendedAttribute) bool {
+		return a.Name == b.Name && bytes.Equal(a.Value, b.Value)
+	})
 }
 
 // Tree is a directory listing; nodes are sorted by name.

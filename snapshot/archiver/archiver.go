@@ -83,6 +83,7 @@ type archStats struct {
 	filesNew, filesChanged, filesUnmodified atomic.Uint64
 	dirsNew, dirsChanged, dirsUnmodified    atomic.Uint64
 	dataBlobs, treeBlobs                    atomic.Int64
+	treesReused                             atomic.Int64 // taken from the parent unbuilt
 	dataAdded, dataAddedPacked              atomic.Uint64
 	files, bytes                            atomic.Uint64
 }

@@ -67,12 +67,26 @@ func (rn *archRun) wait() error {
 type archDir struct {
 	rn      *archRun
 	nodes   []*snapshot.Node
+	old     *oldTree     // the directory's tree in the parent snapshot, or nil
 	pending atomic.Int64 // entries not yet reported, +1 while listing
 	onTree  func(repo.ID)
 }
 
-func (rn *archRun) newDir(n int, onTree func(repo.ID)) *archDir {
-	d := &archDir{rn: rn, nodes: make([]*snapshot.Node, n), onTree: onTree}
+// oldTree is a directory's tree in the parent snapshot, with its ID.
+type oldTree struct {
+	id   repo.ID
+	tree *snapshot.Tree
+}
+
+func (o *oldTree) find(name string) *snapshot.Node {
+	if o == nil {
+		return nil
+	}
+	return o.tree.Find(name)
+}
+
+func (rn *archRun) newDir(n int, old *oldTree, onTree func(repo.ID)) *archDir {
+	d := &archDir{rn: rn, nodes: make([]*snapshot.Node, n), old: old, onTree: onTree}
 	d.pending.Store(int64(n) + 1)
 	return d
 }
@@ -99,6 +113,14 @@ func (d *archDir) finish() {
 		}
 	}
 	d.nodes = nil
+	if d.old != nil && sameNodes(t.Nodes, d.old.tree.Nodes) {
+		// Every entry is as the parent snapshot has it, subtrees included:
+		// the tree would encode to the parent's (a tree is its nodes), and
+		// the parent's is in the repository with everything it refers to.
+		rn.a.st.treesReused.Add(1)
+		d.onTree(d.old.id)
+		return
+	}
 	buf, err := t.Encode()
 	if err == nil {
 		var id repo.ID
@@ -123,7 +145,7 @@ func (a *Archiver) excluded(path string) bool { return a.opts.Excludes.Match(pat
 // directory at path; nil when there is none or it cannot be loaded (then
 // everything is read afresh). The walk asks in depth-first name order, so
 // the parent's subtrees are read ahead of it.
-func (rn *archRun) oldTree(path string, old *snapshot.Node) *snapshot.Tree {
+func (rn *archRun) oldTree(path string, old *snapshot.Node) *oldTree {
 	if old == nil || old.Type != snapshot.NodeDir || old.Subtree == nil {
 		return nil
 	}
@@ -131,14 +153,20 @@ func (rn *archRun) oldTree(path string, old *snapshot.Node) *snapshot.Tree {
 	if err != nil {
 		return nil
 	}
-	return t
+	return &oldTree{id: *old.Subtree, tree: t}
 }
 
-func findOld(t *snapshot.Tree, name string) *snapshot.Node {
-	if t == nil {
-		return nil
+// sameNodes reports whether a directory's new nodes equal the parent's.
+func sameNodes(nodes, old []*snapshot.Node) bool {
+	if len(nodes) != len(old) {
+		return false
 	}
-	return t.Find(name)
+	for i, n := range nodes {
+		if !n.Equal(old[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // entry archives the entry at path, of which fi is the lstat result, and
@@ -219,13 +247,13 @@ func (a *Archiver) countDir(old *snapshot.Node, id repo.ID) {
 // walkDir lists the directory at path and archives its entries; onTree
 // gets the directory's tree ID once all are done. An error means the
 // directory could not be listed and onTree will not be called.
-func (rn *archRun) walkDir(path string, old *snapshot.Tree, onTree func(repo.ID)) error {
+func (rn *archRun) walkDir(path string, old *oldTree, onTree func(repo.ID)) error {
 	names, err := readDirNames(path)
 	if err != nil {
 		return err
 	}
 	a := rn.a
-	d := rn.newDir(len(names), onTree)
+	d := rn.newDir(len(names), old, onTree)
 	for i, name := range names {
 		if rn.ctx.Err() != nil {
 			return nil // the run failed; nobody waits for this tree
@@ -241,7 +269,7 @@ func (rn *archRun) walkDir(path string, old *snapshot.Tree, onTree func(repo.ID)
 			d.childDone(i, nil)
 			continue
 		}
-		rn.entry(p, fi, findOld(old, name), func(n *snapshot.Node) { d.childDone(i, n) })
+		rn.entry(p, fi, old.find(name), func(n *snapshot.Node) { d.childDone(i, n) })
 	}
 	d.childDone(-1, nil)
 	return nil
@@ -297,7 +325,7 @@ func buildTrie(targets []string) *pathTrie {
 
 // walkTargets archives the trie's targets into the root tree.
 func (rn *archRun) walkTargets(root *pathTrie, oldRoot *repo.ID, onTree func(repo.ID)) error {
-	var old *snapshot.Tree
+	var old *oldTree
 	if oldRoot != nil {
 		old = rn.oldTree("/", &snapshot.Node{Type: snapshot.NodeDir, Subtree: oldRoot})
 	}
@@ -310,20 +338,20 @@ func (rn *archRun) walkTargets(root *pathTrie, oldRoot *repo.ID, onTree func(rep
 
 // walkVirtual saves a directory on the way to targets: it holds only the
 // entries leading to targets.
-func (rn *archRun) walkVirtual(path string, t *pathTrie, old *snapshot.Tree, onTree func(repo.ID)) {
+func (rn *archRun) walkVirtual(path string, t *pathTrie, old *oldTree, onTree func(repo.ID)) {
 	a := rn.a
 	names := make([]string, 0, len(t.children))
 	for name := range t.children {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	d := rn.newDir(len(names), onTree)
+	d := rn.newDir(len(names), old, onTree)
 	for i, name := range names {
 		if rn.ctx.Err() != nil {
 			return
 		}
 		p := joinPath(path, name)
-		child, oldNode := t.children[name], findOld(old, name)
+		child, oldNode := t.children[name], old.find(name)
 		done := func(n *snapshot.Node) { d.childDone(i, n) }
 		if child.target {
 			if a.excluded(p) {

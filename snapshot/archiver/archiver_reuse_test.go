@@ -1,0 +1,119 @@
+package archiver
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cairn-backup/cairn/repo"
+	"github.com/cairn-backup/cairn/snapshot"
+)
+
+// arTreeIDs maps the slash path of every directory below (and of) tree to
+// its tree ID.
+func arTreeIDs(t *testing.T, r *repo.Repository, tree repo.ID, p string, out map[string]repo.ID) map[string]repo.ID {
+	t.Helper()
+	if out == nil {
+		out = map[string]repo.ID{}
+	}
+	out[p] = tree
+	tr, err := snapshot.LoadTree(context.Background(), r, tree)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range tr.Nodes {
+		if n.Subtree != nil {
+			arTreeIDs(t, r, *n.Subtree, snapshot.JoinPath(p, n.Name), out)
+		}
+	}
+	return out
+}
+
+// arReuseTree writes src/{a/b/c/deep.txt, a/b/side.txt, a/other/x, top.txt,
+// empty/} and returns src.
+func arReuseTree(t *testing.T) string {
+	src := filepath.Join(t.TempDir(), "src")
+	arWrite(t, filepath.Join(src, "a/b/c/deep.txt"), []byte("deep"))
+	arWrite(t, filepath.Join(src, "a/b/side.txt"), []byte("side"))
+	arWrite(t, filepath.Join(src, "a/other/x"), arRandom(3<<20, 5)) // chunked
+	arWrite(t, filepath.Join(src, "top.txt"), []byte("top"))
+	if err := os.Mkdir(filepath.Join(src, "empty"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return src
+}
+
+// Below the target every directory of an unchanged re-backup takes the
+// parent's tree: no tree is built or saved there. Only the directories
+// leading to the target (whose metadata others may change, /tmp) may be.
+func TestBackupUnchangedReusesTrees(t *testing.T) {
+	r, _ := arNewRepo(t)
+	src := arReuseTree(t)
+	first, _ := arBackup(t, r, []string{src}, ArchiveOptions{})
+	second, a := arBackup(t, r, []string{src}, ArchiveOptions{Parent: first})
+
+	srcTree := *arLookup(t, r, *first.Tree, src).Subtree
+	if got := *arLookup(t, r, *second.Tree, src).Subtree; got != srcTree {
+		t.Fatalf("target's tree %v, want the parent's %v", got.Str(), srcTree.Str())
+	}
+	inside := len(arTreeIDs(t, r, srcTree, "/", nil)) // src, a, a/b, a/b/c, a/other, empty
+	above := strings.Count(src, "/")                  // "/" and the directories leading to src
+	if got := a.st.treesReused.Load(); got < int64(inside) || got > int64(inside+above) {
+		t.Errorf("%d trees reused, want %d to %d", got, inside, inside+above)
+	}
+	if got := second.Summary.TreeBlobs; got > above {
+		t.Errorf("%d new tree blobs, want at most the %d above the target", got, above)
+	}
+	if s := second.Summary; s.FilesUnmodified != 4 || s.FilesNew+s.FilesChanged != 0 {
+		t.Errorf("summary %+v: want 4 files unmodified", s)
+	}
+}
+
+// A file changed deep in the tree gives new trees for the directories from
+// it up to the root and for nothing else; a directory whose own metadata
+// changed keeps its tree and gives its parent a new one. The result is the
+// same tree as a backup without a parent.
+func TestBackupChangeRebuildsOnlyItsPath(t *testing.T) {
+	r, _ := arNewRepo(t)
+	src := arReuseTree(t)
+	first, _ := arBackup(t, r, []string{src}, ArchiveOptions{})
+	firstSrc := *arLookup(t, r, *first.Tree, src).Subtree
+	before := arTreeIDs(t, r, firstSrc, "/", nil)
+
+	if err := os.WriteFile(filepath.Join(src, "a/b/c/deep.txt"), []byte("deeper"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Join(src, "a/other"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	second, a := arBackup(t, r, []string{src}, ArchiveOptions{Parent: first})
+	secondSrc := *arLookup(t, r, *second.Tree, src).Subtree
+	after := arTreeIDs(t, r, secondSrc, "/", nil)
+
+	changed := map[string]bool{"/": true, "/a": true, "/a/b": true, "/a/b/c": true}
+	for p, id := range after {
+		if changed[p] == (id == before[p]) {
+			t.Errorf("%s: tree %v, parent's %v; want changed=%v", p, id.Str(), before[p].Str(), changed[p])
+		}
+	}
+	if len(after) != len(before) {
+		t.Errorf("%d directories, parent had %d", len(after), len(before))
+	}
+	if got := arLookup(t, r, *second.Tree, filepath.Join(src, "a/other")).Mode; got.Perm() != 0o700 {
+		t.Errorf("a/other mode %v, want the new 0700", got)
+	}
+	// a/b/c, a/b, a, src: built (only the four and the ones above src).
+	if got, above := second.Summary.TreeBlobs, strings.Count(src, "/"); got < 4 || got > 4+above {
+		t.Errorf("%d new tree blobs, want 4 to %d", got, 4+above)
+	}
+	if got := a.st.treesReused.Load(); got < 2 { // a/other, empty
+		t.Errorf("%d trees reused, want at least a/other and empty", got)
+	}
+
+	fresh, _ := arBackup(t, r, []string{src}, ArchiveOptions{})
+	if got := *arLookup(t, r, *fresh.Tree, src).Subtree; got != secondSrc {
+		t.Errorf("backup without parent gives tree %v, with parent %v", got.Str(), secondSrc.Str())
+	}
+}
