@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,6 +70,10 @@ type Archiver struct {
 	blobWork int
 
 	bufs *bufPool
+	// xattrsFromParent: the parent snapshot's nodes hold every extended
+	// attribute (cairn wrote it, and cairn always reads them), so an
+	// inode unchanged since is not asked again.
+	xattrsFromParent bool
 
 	errMu        sync.Mutex
 	errCount     int
@@ -111,6 +116,9 @@ func NewArchiver(r *repo.Repository, opts ArchiveOptions) *Archiver {
 	}
 	if a.progress == nil {
 		a.progress = &snapshot.Progress{}
+	}
+	if p := opts.Parent; p != nil && strings.HasPrefix(p.ProgramVersion, "cairn ") {
+		a.xattrsFromParent = true
 	}
 	// Buffers still mapped when the archiver is dropped (Finish not called)
 	// are unmapped then; nothing else can hold them by that time.

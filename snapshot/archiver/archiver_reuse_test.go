@@ -9,6 +9,7 @@ import (
 
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"golang.org/x/sys/unix"
 )
 
 // arTreeIDs maps the slash path of every directory below (and of) tree to
@@ -115,5 +116,83 @@ func TestBackupChangeRebuildsOnlyItsPath(t *testing.T) {
 	fresh, _ := arBackup(t, r, []string{src}, ArchiveOptions{})
 	if got := *arLookup(t, r, *fresh.Tree, src).Subtree; got != secondSrc {
 		t.Errorf("backup without parent gives tree %v, with parent %v", got.Str(), secondSrc.Str())
+	}
+}
+
+// arForge rewrites the node at absolute path p in snapshot sn's trees with
+// fn and returns a snapshot (not saved) of the new root.
+func arForge(t *testing.T, r *repo.Repository, sn *snapshot.Snapshot, p string, fn func(*snapshot.Node)) *snapshot.Snapshot {
+	t.Helper()
+	ctx := context.Background()
+	var rewrite func(id repo.ID, parts []string) repo.ID
+	rewrite = func(id repo.ID, parts []string) repo.ID {
+		tr, err := snapshot.LoadTree(ctx, r, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := tr.Find(parts[0])
+		if len(parts) == 1 {
+			fn(n)
+		} else {
+			sub := rewrite(*n.Subtree, parts[1:])
+			n.Subtree = &sub
+		}
+		nid, err := snapshot.SaveTree(ctx, r, tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nid
+	}
+	root := rewrite(*sn.Tree, strings.Split(strings.Trim(p, "/"), "/"))
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	forged := *sn
+	forged.Tree = &root
+	return &forged
+}
+
+// Extended attributes of an inode unchanged since a parent written by
+// cairn are the parent's (not read again); a changed ctime or a parent
+// written by another program has them read.
+func TestBackupXattrsFromParent(t *testing.T) {
+	r, _ := arNewRepo(t)
+	src := filepath.Join(t.TempDir(), "src")
+	file := filepath.Join(src, "f")
+	arWrite(t, file, []byte("data"))
+	if err := unix.Setxattr(file, "user.real", []byte("1"), 0); err != nil {
+		t.Skipf("no user xattrs here: %v", err)
+	}
+	first, _ := arBackup(t, r, []string{src}, ArchiveOptions{ProgramVersion: "cairn test"})
+	xattrs := func(sn *snapshot.Snapshot) string {
+		var names []string
+		for _, x := range arLookup(t, r, *sn.Tree, file).ExtendedAttributes {
+			names = append(names, x.Name+"="+string(x.Value))
+		}
+		return strings.Join(names, ",")
+	}
+	if got := xattrs(first); got != "user.real=1" {
+		t.Fatalf("first backup: xattrs %q", got)
+	}
+	// The parent says another attribute: believed while the ctime stands.
+	forged := arForge(t, r, first, file, func(n *snapshot.Node) {
+		n.ExtendedAttributes = []snapshot.ExtendedAttribute{{Name: "user.parent", Value: []byte("p")}}
+	})
+	sn, _ := arBackup(t, r, []string{src}, ArchiveOptions{Parent: forged, ProgramVersion: "cairn test"})
+	if got := xattrs(sn); got != "user.parent=p" {
+		t.Errorf("unchanged inode: xattrs %q, want the parent's", got)
+	}
+	other := *forged
+	other.ProgramVersion = "restic 0.19.1"
+	sn, _ = arBackup(t, r, []string{src}, ArchiveOptions{Parent: &other})
+	if got := xattrs(sn); got != "user.real=1" {
+		t.Errorf("parent by restic: xattrs %q, want those read", got)
+	}
+	if err := unix.Setxattr(file, "user.real", []byte("2"), 0); err != nil {
+		t.Fatal(err)
+	}
+	sn, _ = arBackup(t, r, []string{src}, ArchiveOptions{Parent: forged, ProgramVersion: "cairn test"})
+	if got := xattrs(sn); got != "user.real=2" {
+		t.Errorf("after setxattr: xattrs %q, want those read", got)
 	}
 }

@@ -173,11 +173,19 @@ func sameNodes(nodes, old []*snapshot.Node) bool {
 // eventually calls done with its node, or nil if it was left out.
 func (rn *archRun) entry(path string, fi os.FileInfo, old *snapshot.Node, done func(*snapshot.Node)) {
 	a := rn.a
-	node, err := NodeFromFileInfo(path, fi, !a.opts.NoXattrs)
+	node, err := NodeFromFileInfo(path, fi, false)
 	if err != nil {
 		a.reportError(path, err)
 		done(nil)
 		return
+	}
+	if !a.opts.NoXattrs {
+		if a.xattrsFromParent && sameInode(node, old) {
+			// Setting or removing an attribute changes the ctime.
+			node.ExtendedAttributes = old.ExtendedAttributes
+		} else {
+			node.ExtendedAttributes = readXattrs(path)
+		}
 	}
 	switch node.Type {
 	case snapshot.NodeFile:
@@ -204,6 +212,14 @@ func (rn *archRun) entry(path string, fi os.FileInfo, old *snapshot.Node, done f
 	default:
 		done(node)
 	}
+}
+
+// sameInode reports whether old is n's node in the parent snapshot with
+// nothing about the inode changed since: same type, device, inode number
+// and ctime (which every change of metadata or data sets).
+func sameInode(n, old *snapshot.Node) bool {
+	return old != nil && old.Type == n.Type && old.Inode == n.Inode && old.DeviceID == n.DeviceID &&
+		old.ChangeTime.Equal(n.ChangeTime)
 }
 
 // reuse takes a file's content from the parent snapshot when the file looks
