@@ -41,6 +41,9 @@ type ArchiveOptions struct {
 	// never called concurrently, nor with OnError.
 	OnChanged func(path string, err error)
 	Workers   int // file readers; 0 = runtime.GOMAXPROCS(0)
+	// NoScan leaves Progress's totals unset: nothing shows them, and
+	// counting them ahead costs an lstat of every file again.
+	NoScan bool
 	// NoXattrs skips reading extended attributes.
 	NoXattrs bool
 }
@@ -290,7 +293,7 @@ func (a *Archiver) BackupPaths(ctx context.Context, paths []string) (*snapshot.S
 
 	scanCtx, stopScan := context.WithCancel(ctx)
 	var scanDone sync.WaitGroup
-	if a.opts.Progress != nil {
+	if a.opts.Progress != nil && !a.opts.NoScan {
 		scanDone.Go(func() { a.scan(scanCtx, ok) })
 	}
 	var oldRoot *repo.ID
