@@ -171,7 +171,7 @@ func (t *Tree) Encode() ([]byte, error) {
 			n.Content = []repo.ID{}
 		}
 	}
-	buf, err := json.Marshal(t)
+	buf, err := appendTree(make([]byte, 0, 64+300*len(t.Nodes)), t)
 	if err != nil {
 		return nil, fmt.Errorf("encode tree: %w", err)
 	}
@@ -197,19 +197,18 @@ func DecodeTree(buf []byte) (*Tree, error) {
 // DecodeTreeReportOrder is DecodeTree that also reports whether the nodes were stored
 // out of order (check warns about it).
 func DecodeTreeReportOrder(buf []byte) (t *Tree, unsorted bool, err error) {
-	var raw struct {
-		Nodes []*plainNode `json:"nodes"`
-	}
-	if err := json.Unmarshal(buf, &raw); err != nil {
+	nodes, err := decodeTreeNodes(buf)
+	if err != nil {
 		return nil, false, fmt.Errorf("decode tree: %w", err)
 	}
-	t = &Tree{Nodes: make([]*Node, len(raw.Nodes))}
-	for i, p := range raw.Nodes {
-		if p == nil {
+	t = &Tree{Nodes: nodes}
+	if t.Nodes == nil {
+		t.Nodes = []*Node{}
+	}
+	for i, n := range t.Nodes {
+		if n == nil {
 			return nil, false, fmt.Errorf("decode tree: %w: node %d is null", ErrInvalidTree, i)
 		}
-		n := (*Node)(p)
-		t.Nodes[i] = n
 		if err := n.unquoteName(); err != nil {
 			return nil, false, fmt.Errorf("decode tree: %w", err)
 		}
