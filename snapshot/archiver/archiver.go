@@ -257,7 +257,7 @@ func (a *Archiver) SavePath(ctx context.Context, absPath string, old *snapshot.N
 func (a *Archiver) savePath(ctx context.Context, absPath string, fi os.FileInfo, old *snapshot.Node) (*snapshot.Node, error) {
 	rn := a.newRun(ctx)
 	var res *snapshot.Node
-	rn.entry(absPath, fi, old, func(n *snapshot.Node) { res = n })
+	rn.entry(absPath, fi, old, func(n *snapshot.Node) { res = n }, false)
 	if err := rn.wait(); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package archiver
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -194,5 +195,41 @@ func TestBackupXattrsFromParent(t *testing.T) {
 	sn, _ = arBackup(t, r, []string{src}, ArchiveOptions{Parent: forged, ProgramVersion: "cairn test"})
 	if got := xattrs(sn); got != "user.real=2" {
 		t.Errorf("after setxattr: xattrs %q, want those read", got)
+	}
+}
+
+// Entries go to the stat workers by the type the listing gave; a file
+// replaced by a directory before its lstat is walked as the directory it
+// became, and every other entry of the many handed out is there.
+func TestBackupFileBecameDirectory(t *testing.T) {
+	r, _ := arNewRepo(t)
+	src := filepath.Join(t.TempDir(), "src")
+	for i := range 3 * statBatchSize {
+		arWrite(t, filepath.Join(src, fmt.Sprintf("f%03d", i)), []byte{byte(i)})
+	}
+	became := filepath.Join(src, "f050")
+	afterList = func(dir string) {
+		if dir != src {
+			return
+		}
+		if err := os.Remove(became); err != nil {
+			t.Error(err)
+		}
+		arWrite(t, filepath.Join(became, "inside"), []byte("inside"))
+	}
+	defer func() { afterList = nil }()
+	var errs []string
+	sn, _ := arBackup(t, r, []string{src}, ArchiveOptions{OnError: func(p string, err error) { errs = append(errs, p+": "+err.Error()) }})
+	if len(errs) > 0 {
+		t.Errorf("errors: %v", errs)
+	}
+	if n := arLookup(t, r, *sn.Tree, filepath.Join(became, "inside")); n.Type != snapshot.NodeFile || n.Size != 6 {
+		t.Errorf("inside: %+v", n)
+	}
+	if n := arLookup(t, r, *sn.Tree, became); n.Type != snapshot.NodeDir {
+		t.Errorf("%s: type %v, want dir", became, n.Type)
+	}
+	if got := len(arList(t, r, *arLookup(t, r, *sn.Tree, src).Subtree, "")); got != 3*statBatchSize+1 {
+		t.Errorf("%d entries below src, want %d", got, 3*statBatchSize+1)
 	}
 }

@@ -109,9 +109,13 @@ func arCompareDir(t testing.TB, r *repo.Repository, tree repo.ID, dir string) in
 	if err != nil {
 		t.Fatal(err)
 	}
-	names, err := readDirNames(dir)
+	ents, err := readDirEntries(dir)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.name)
 	}
 	var got []string
 	for _, n := range tr.Nodes {

@@ -13,8 +13,9 @@ import (
 )
 
 // A run is one archiving pass: the calling goroutine walks directories in
-// sorted order and hands regular files to file workers, which hand chunks
-// of large files to blob workers. Every entry reports its finished node
+// sorted order and hands their other entries to stat workers (lstat,
+// metadata, unchanged files taken from the parent), which hand files to
+// read to file workers, which hand chunks of large files to blob workers. Every entry reports its finished node
 // (nil when left out) to a callback; a directory's tree is saved when its
 // last entry has reported, so trees come out the same whatever order the
 // workers finish in.
@@ -22,9 +23,11 @@ type archRun struct {
 	a      *Archiver
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	stats  chan []statItem
 	files  chan *archFile
 	chunks chan archChunk
 	oldRA  *snapshot.ReadAhead // the parent snapshot's trees, loaded ahead of the walk
+	statWG sync.WaitGroup
 	fileWG sync.WaitGroup
 	blobWG sync.WaitGroup
 }
@@ -35,11 +38,13 @@ func (a *Archiver) newRun(ctx context.Context) *archRun {
 		a:      a,
 		ctx:    ctx,
 		cancel: cancel,
+		stats:  make(chan []statItem, 2*a.workers),
 		files:  make(chan *archFile, 64),
 		chunks: make(chan archChunk, a.blobWork),
 		oldRA:  a.loader.ReadAhead(ctx, func(p string, _ *snapshot.Node) bool { return !a.excluded(p) }),
 	}
 	for range a.workers {
+		rn.statWG.Go(rn.statWorker)
 		rn.fileWG.Go(rn.fileWorker)
 	}
 	for range a.blobWork {
@@ -53,6 +58,8 @@ func (rn *archRun) fail(err error) { rn.cancel(err) }
 
 // wait lets the workers drain and returns the error that stopped the run.
 func (rn *archRun) wait() error {
+	close(rn.stats)
+	rn.statWG.Wait()
 	rn.oldRA.Close() // the walk is over: no more parent trees wanted
 	close(rn.files)
 	rn.fileWG.Wait()
@@ -170,8 +177,9 @@ func sameNodes(nodes, old []*snapshot.Node) bool {
 }
 
 // entry archives the entry at path, of which fi is the lstat result, and
-// eventually calls done with its node, or nil if it was left out.
-func (rn *archRun) entry(path string, fi os.FileInfo, old *snapshot.Node, done func(*snapshot.Node)) {
+// eventually calls done with its node, or nil if it was left out. serial:
+// see walkDir.
+func (rn *archRun) entry(path string, fi os.FileInfo, old *snapshot.Node, done func(*snapshot.Node), serial bool) {
 	a := rn.a
 	node, err := NodeFromFileInfo(path, fi, false)
 	if err != nil {
@@ -204,7 +212,7 @@ func (rn *archRun) entry(path string, fi os.FileInfo, old *snapshot.Node, done f
 			node.Subtree = &id
 			a.countDir(old, id)
 			done(node)
-		})
+		}, serial)
 		if err != nil {
 			a.reportError(path, err)
 			done(nil)
@@ -263,47 +271,65 @@ func (a *Archiver) countDir(old *snapshot.Node, id repo.ID) {
 // walkDir lists the directory at path and archives its entries; onTree
 // gets the directory's tree ID once all are done. An error means the
 // directory could not be listed and onTree will not be called.
-func (rn *archRun) walkDir(path string, old *oldTree, onTree func(repo.ID)) error {
-	names, err := readDirNames(path)
+//
+// Subdirectories are walked here, in name order (the order the parent's
+// trees are read ahead in); the other entries go in batches to the stat
+// workers, or are done here when they are all busy. serial (a stat worker
+// walking a directory that was a file when listed) does everything here.
+func (rn *archRun) walkDir(path string, old *oldTree, onTree func(repo.ID), serial bool) error {
+	ents, err := readDirEntries(path)
 	if err != nil {
 		return err
 	}
+	if afterList != nil {
+		afterList(path)
+	}
 	a := rn.a
-	d := rn.newDir(len(names), old, onTree)
-	for i, name := range names {
+	d := rn.newDir(len(ents), old, onTree)
+	var batch []statItem
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		if !serial {
+			select {
+			case rn.stats <- batch:
+				batch = nil
+				return
+			default:
+			}
+		}
+		rn.statBatch(batch, serial)
+		batch = batch[:0]
+	}
+	for i, e := range ents {
 		if rn.ctx.Err() != nil {
 			return nil // the run failed; nobody waits for this tree
 		}
-		p := joinPath(path, name)
+		p := joinPath(path, e.name)
 		if a.excluded(p) {
 			d.childDone(i, nil)
 			continue
 		}
+		if !e.dir {
+			batch = append(batch, statItem{d: d, slot: i, path: p, old: old.find(e.name)})
+			if len(batch) == statBatchSize {
+				flush()
+			}
+			continue
+		}
+		flush() // the workers go on with these while the walk descends
 		fi, err := os.Lstat(p)
 		if err != nil {
 			a.reportError(p, err)
 			d.childDone(i, nil)
 			continue
 		}
-		rn.entry(p, fi, old.find(name), func(n *snapshot.Node) { d.childDone(i, n) })
+		rn.entry(p, fi, old.find(e.name), func(n *snapshot.Node) { d.childDone(i, n) }, serial)
 	}
+	flush()
 	d.childDone(-1, nil)
 	return nil
-}
-
-// readDirNames lists a directory, sorted by name.
-func readDirNames(path string) ([]string, error) {
-	f, err := openDir(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, err
-	}
-	slices.Sort(names)
-	return names, nil
 }
 
 // pathTrie holds the targets of a backup by path component; the root tree
@@ -346,7 +372,7 @@ func (rn *archRun) walkTargets(root *pathTrie, oldRoot *repo.ID, onTree func(rep
 		old = rn.oldTree("/", &snapshot.Node{Type: snapshot.NodeDir, Subtree: oldRoot})
 	}
 	if root.target { // "/" itself
-		return rn.walkDir("/", old, onTree)
+		return rn.walkDir("/", old, onTree, false)
 	}
 	rn.walkVirtual("/", root, old, onTree)
 	return nil
@@ -380,7 +406,7 @@ func (rn *archRun) walkVirtual(path string, t *pathTrie, old *oldTree, onTree fu
 				done(nil)
 				continue
 			}
-			rn.entry(p, fi, oldNode, done)
+			rn.entry(p, fi, oldNode, done, false)
 			continue
 		}
 		// Follow symlinks here: the target lies below, so this is a directory.
