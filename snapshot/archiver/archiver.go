@@ -111,7 +111,7 @@ func NewArchiver(r *repo.Repository, opts ArchiveOptions) *Archiver {
 		opts:     opts,
 		pol:      r.Config().ChunkerPolynomial,
 		progress: opts.Progress,
-		loader:   snapshot.NewTreeLoader(r, 64),
+		loader:   snapshot.NewTreeLoader(r, 8), // each parent tree is read once; the read-ahead holds those ahead
 		start:    repo.Now(),
 		workers:  workers,
 		blobWork: blobWork,

@@ -43,6 +43,10 @@ func (a *Archiver) newRun(ctx context.Context) *archRun {
 		chunks: make(chan archChunk, a.blobWork),
 		oldRA:  a.loader.ReadAhead(ctx, func(p string, _ *snapshot.Node) bool { return !a.excluded(p) }),
 	}
+	// The walk takes a tree in about the time it takes to stat its
+	// entries: two loads' worth ahead keep it fed, also over a network,
+	// and a decoded tree of small files is ~350 bytes a node.
+	rn.oldRA.Limit(2 * snapshot.TreeLoadConcurrency)
 	for range a.workers {
 		rn.statWG.Go(rn.statWorker)
 		rn.fileWG.Go(rn.fileWorker)
