@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/cairn-backup/cairn/repo"
@@ -72,44 +71,20 @@ func BenchmarkBackup(b *testing.B) {
 
 // benchSmallTree is a tree of many small files of distinct random content:
 // $ARCH_BENCH_SMALL when set (a directory to back up), else 20,000 files of
-// 1-2 KiB, 100 a directory, written once per process.
+// 1-2 KiB, 100 a directory, in the benchmark's temporary directory.
 func benchSmallTree(b *testing.B) string {
 	if d := os.Getenv("ARCH_BENCH_SMALL"); d != "" {
 		return d
 	}
-	smallOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "arch-bench-small-")
-		if err != nil {
-			smallErr = err
-			return
-		}
-		rng := rand.NewChaCha8([32]byte{7})
-		for i := range 20000 {
-			data := make([]byte, 1024+i%1024)
-			_, _ = rng.Read(data)
-			p := filepath.Join(dir, fmt.Sprintf("d%03d/f%05d", i/100, i))
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				smallErr = err
-				return
-			}
-			if err := os.WriteFile(p, data, 0o644); err != nil {
-				smallErr = err
-				return
-			}
-		}
-		smallDir = dir
-	})
-	if smallErr != nil {
-		b.Fatal(smallErr)
+	dir := b.TempDir()
+	rng := rand.NewChaCha8([32]byte{7})
+	for i := range 20000 {
+		data := make([]byte, 1024+i%1024)
+		_, _ = rng.Read(data)
+		arWrite(b, filepath.Join(dir, fmt.Sprintf("d%03d/f%05d", i/100, i)), data)
 	}
-	return smallDir
+	return dir
 }
-
-var (
-	smallOnce sync.Once
-	smallDir  string
-	smallErr  error
-)
 
 // BenchmarkBackupSmallFirst is a first backup of many small files.
 func BenchmarkBackupSmallFirst(b *testing.B) {
