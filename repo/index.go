@@ -74,6 +74,7 @@ func (idx *Index) Grow(n int) {
 func (idx *Index) AddLoaded(blobs []PackedBlob) {
 	idx.mu.Lock()
 	defer idx.mu.Unlock()
+	idx.sorted = slices.Grow(idx.sorted, len(blobs))
 	for _, pb := range blobs {
 		idx.sorted = append(idx.sorted, idx.entry(pb))
 	}
@@ -259,7 +260,11 @@ func (ij *IndexJSON) validate() error {
 
 // Blobs flattens an index file into blob locations.
 func (ij *IndexJSON) Blobs() []PackedBlob {
-	var out []PackedBlob
+	n := 0
+	for _, p := range ij.Packs {
+		n += len(p.Blobs)
+	}
+	out := make([]PackedBlob, 0, n)
 	for _, p := range ij.Packs {
 		for _, b := range p.Blobs {
 			out = append(out, PackedBlob{BlobHandle: BlobHandle{ID: b.ID, Type: b.Type}, Pack: p.ID,

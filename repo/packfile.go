@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bufio"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -22,10 +23,13 @@ type fileSaver interface {
 }
 
 // packFile is a pack being written straight to a temp file, hashed as it
-// grows, so a pack never sits in memory.
+// grows, so a pack never sits in memory. Writes go through a buffer: blobs
+// of small files are added one by one under the packer's lock, and a
+// system call each would serialize the writers on it.
 type packFile struct {
 	t     BlobType
 	f     *os.File
+	w     *bufio.Writer
 	sum   hash.Hash
 	size  int
 	blobs []PackedBlob
@@ -40,11 +44,11 @@ func newPackFile(be Backend, t BlobType) (*packFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create pack temp file: %w", diskFull(err))
 	}
-	return &packFile{t: t, f: f, sum: sha256.New()}, nil
+	return &packFile{t: t, f: f, w: bufio.NewWriterSize(f, 256<<10), sum: sha256.New()}, nil
 }
 
 func (p *packFile) add(h BlobHandle, sealed []byte, ulen uint32) error {
-	if _, err := p.f.Write(sealed); err != nil {
+	if _, err := p.w.Write(sealed); err != nil {
 		return fmt.Errorf("write pack temp file: %w", diskFull(err))
 	}
 	p.sum.Write(sealed)
@@ -56,7 +60,10 @@ func (p *packFile) add(h BlobHandle, sealed []byte, ulen uint32) error {
 // finish writes the header and returns the pack's ID.
 func (p *packFile) finish(key *crypto.Key) (ID, int64, error) {
 	trailer := appendPackTrailer(nil, key, p.blobs)
-	if _, err := p.f.Write(trailer); err != nil {
+	if _, err := p.w.Write(trailer); err != nil {
+		return ID{}, 0, fmt.Errorf("write pack temp file: %w", diskFull(err))
+	}
+	if err := p.w.Flush(); err != nil {
 		return ID{}, 0, fmt.Errorf("write pack temp file: %w", diskFull(err))
 	}
 	p.sum.Write(trailer)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"os/user"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -129,6 +130,10 @@ func Open(ctx context.Context, be Backend, password string, opts Options) (*Repo
 	if err := r.openKey(ctx, password); err != nil {
 		return nil, err
 	}
+	// scrypt's tens of MiB are garbage now; collected at once they are
+	// reused, instead of setting a heap goal that lets the index load and
+	// the work after it grow the process by as much again.
+	runtime.GC()
 	plain, err := r.key.Open(nil, cfgBuf)
 	if err != nil {
 		return nil, fmt.Errorf("decrypt config: %w", err)

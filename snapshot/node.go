@@ -8,10 +8,12 @@
 package snapshot
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -105,6 +107,40 @@ func (n *Node) unquoteName() error {
 	return nil
 }
 
+// Equal reports whether n and o hold the same entry: every field that is
+// encoded is equal (times as instants, nil and empty lists alike). Equal
+// nodes encode alike up to time zones, so a tree of nodes equal to another
+// tree's is that tree.
+func (n *Node) Equal(o *Node) bool {
+	if n == o {
+		return true
+	}
+	if n == nil || o == nil {
+		return false
+	}
+	if n.Name != o.Name || n.Type != o.Type || n.Mode != o.Mode ||
+		n.UID != o.UID || n.GID != o.GID || n.User != o.User || n.Group != o.Group ||
+		n.Inode != o.Inode || n.DeviceID != o.DeviceID || n.Size != o.Size ||
+		n.Links != o.Links || n.LinkTarget != o.LinkTarget || n.Device != o.Device ||
+		n.Error != o.Error ||
+		!n.ModTime.Equal(o.ModTime) || !n.AccessTime.Equal(o.AccessTime) || !n.ChangeTime.Equal(o.ChangeTime) {
+		return false
+	}
+	if (n.Subtree == nil) != (o.Subtree == nil) || (n.Subtree != nil && *n.Subtree != *o.Subtree) {
+		return false
+	}
+	// A file's empty content encodes as [], anything else's as null.
+	if (n.Content == nil) != (o.Content == nil) && n.Type != NodeFile {
+		return false
+	}
+	if !slices.Equal(n.Content, o.Content) {
+		return false
+	}
+	return slices.EqualFunc(n.ExtendedAttributes, o.ExtendedAttributes, func(a, b ExtendedAttribute) bool {
+		return a.Name == b.Name && bytes.Equal(a.Value, b.Value)
+	})
+}
+
 // Tree is a directory listing; nodes are sorted by name.
 type Tree struct {
 	Nodes []*Node `json:"nodes"`
@@ -135,7 +171,7 @@ func (t *Tree) Encode() ([]byte, error) {
 			n.Content = []repo.ID{}
 		}
 	}
-	buf, err := json.Marshal(t)
+	buf, err := appendTree(make([]byte, 0, 64+300*len(t.Nodes)), t)
 	if err != nil {
 		return nil, fmt.Errorf("encode tree: %w", err)
 	}
@@ -161,19 +197,18 @@ func DecodeTree(buf []byte) (*Tree, error) {
 // DecodeTreeReportOrder is DecodeTree that also reports whether the nodes were stored
 // out of order (check warns about it).
 func DecodeTreeReportOrder(buf []byte) (t *Tree, unsorted bool, err error) {
-	var raw struct {
-		Nodes []*plainNode `json:"nodes"`
-	}
-	if err := json.Unmarshal(buf, &raw); err != nil {
+	nodes, err := decodeTreeNodes(buf)
+	if err != nil {
 		return nil, false, fmt.Errorf("decode tree: %w", err)
 	}
-	t = &Tree{Nodes: make([]*Node, len(raw.Nodes))}
-	for i, p := range raw.Nodes {
-		if p == nil {
+	t = &Tree{Nodes: nodes}
+	if t.Nodes == nil {
+		t.Nodes = []*Node{}
+	}
+	for i, n := range t.Nodes {
+		if n == nil {
 			return nil, false, fmt.Errorf("decode tree: %w: node %d is null", ErrInvalidTree, i)
 		}
-		n := (*Node)(p)
-		t.Nodes[i] = n
 		if err := n.unquoteName(); err != nil {
 			return nil, false, fmt.Errorf("decode tree: %w", err)
 		}

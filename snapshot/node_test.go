@@ -2,8 +2,12 @@ package snapshot
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/cairn-backup/cairn/repo"
 )
 
 func TestDecodeTreeValidation(t *testing.T) {
@@ -115,5 +119,71 @@ func TestDecodeTreeNameRoundTrip(t *testing.T) {
 	var n Node
 	if err := n.UnmarshalJSON([]byte(`{"name":"a\\x41"}`)); err != nil || n.Name != "aA" {
 		t.Errorf("UnmarshalJSON: %q %v", n.Name, err)
+	}
+}
+
+// Equal sees a change in every field that is encoded, and nothing else.
+func TestNodeEqual(t *testing.T) {
+	sub := repo.Hash([]byte("sub"))
+	base := func() *Node {
+		tm := time.Date(2024, 5, 6, 7, 8, 9, 10, time.UTC)
+		return &Node{Name: "n", Type: NodeFile, Mode: 0o644, ModTime: tm, AccessTime: tm, ChangeTime: tm,
+			UID: 1, GID: 2, User: "u", Group: "g", Inode: 3, DeviceID: 4, Size: 5, Links: 6, LinkTarget: "l",
+			ExtendedAttributes: []ExtendedAttribute{{Name: "user.a", Value: []byte("v")}}, Device: 7,
+			Content: []repo.ID{repo.Hash([]byte("c"))}, Subtree: &sub, Error: "e"}
+	}
+	a := base()
+	if b := base(); !a.Equal(b) {
+		t.Fatal("equal nodes differ")
+	}
+	// The same instant in another zone is the same node.
+	b := base()
+	b.ModTime = b.ModTime.In(time.FixedZone("x", 3600))
+	if !a.Equal(b) {
+		t.Error("same mtime in another zone differs")
+	}
+	// Changing any field (by reflection, so a field added later is covered)
+	// makes them differ.
+	typ := reflect.TypeOf(Node{})
+	for i := range typ.NumField() {
+		b := base()
+		f := reflect.ValueOf(b).Elem().Field(i)
+		switch f.Kind() {
+		case reflect.String:
+			f.SetString(f.String() + "x")
+		case reflect.Uint32, reflect.Uint64:
+			f.SetUint(f.Uint() + 1)
+		case reflect.Slice:
+			f.Set(reflect.Zero(f.Type()))
+		case reflect.Pointer:
+			other := repo.Hash([]byte("other"))
+			f.Set(reflect.ValueOf(&other))
+		case reflect.Struct: // time.Time
+			f.Set(reflect.ValueOf(f.Interface().(time.Time).Add(time.Nanosecond)))
+		default:
+			t.Fatalf("field %s of kind %v not covered", typ.Field(i).Name, f.Kind())
+		}
+		if a.Equal(b) {
+			t.Errorf("a change of %s goes unseen", typ.Field(i).Name)
+		}
+	}
+	b = base()
+	b.ExtendedAttributes[0].Value = []byte("w")
+	if a.Equal(b) {
+		t.Error("a change of an xattr's value goes unseen")
+	}
+	b = base()
+	b.Content = append(b.Content, repo.ID{})
+	if a.Equal(b) {
+		t.Error("a longer content goes unseen")
+	}
+	// A directory's content null and [] encode differently; a file's do not.
+	d1, d2 := &Node{Name: "d", Type: NodeDir}, &Node{Name: "d", Type: NodeDir, Content: []repo.ID{}}
+	if d1.Equal(d2) {
+		t.Error("a directory's null and empty content are the same")
+	}
+	f1, f2 := &Node{Name: "f", Type: NodeFile}, &Node{Name: "f", Type: NodeFile, Content: []repo.ID{}}
+	if !f1.Equal(f2) {
+		t.Error("a file's null and empty content differ")
 	}
 }

@@ -51,6 +51,7 @@ type ReadAhead struct {
 	cancel context.CancelFunc
 	want   func(p string, n *Node) bool
 	wg     sync.WaitGroup
+	limit  int // most trees in window
 
 	mu      sync.Mutex
 	pos     string             // key of the tree asked for last
@@ -81,7 +82,17 @@ type raItem struct {
 // background loads. The caller must Close it.
 func (l *TreeLoader) ReadAhead(ctx context.Context, want func(p string, n *Node) bool) *ReadAhead {
 	ctx, cancel := context.WithCancel(ctx)
-	return &ReadAhead{l: l, ctx: ctx, cancel: cancel, want: want, window: map[string]*raItem{}}
+	return &ReadAhead{l: l, ctx: ctx, cancel: cancel, want: want, window: map[string]*raItem{}, limit: readAheadWindow}
+}
+
+// Limit lowers the number of trees held ahead of the walk to n (at least
+// TreeLoadConcurrency, so as many loads as ever are in flight), for a walk
+// that spends little time on each tree and would rather hold less memory.
+// Call it before the first Tree.
+func (ra *ReadAhead) Limit(n int) {
+	ra.mu.Lock()
+	ra.limit = min(max(n, TreeLoadConcurrency), readAheadWindow)
+	ra.mu.Unlock()
 }
 
 // EveryDir, as ReadAhead's want, reads ahead every subdirectory.
@@ -208,7 +219,7 @@ func (ra *ReadAhead) queueChildren(dir string, t *Tree) {
 // fill starts loads, nearest first, while the window has room (ra.mu held).
 func (ra *ReadAhead) fill() {
 	for !ra.closed && len(ra.todo) > 0 && ra.running < TreeLoadConcurrency &&
-		len(ra.window) < readAheadWindow && ra.wbytes < readAheadBytes {
+		len(ra.window) < ra.limit && ra.wbytes < readAheadBytes {
 		it := heap.Pop(&ra.todo).(*raItem)
 		if _, dup := ra.window[it.key]; dup {
 			continue // a repeated name in a damaged tree

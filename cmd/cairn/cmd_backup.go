@@ -150,6 +150,7 @@ func runBackup(ctx context.Context, g *globalOptions, f *backupFlags, args []str
 	}
 	start := time.Now()
 	stop := g.startProgress(progress, "files")
+	opts.NoScan = !g.progressShown() // nobody sees the totals
 	a := archiver.NewArchiver(r, opts)
 	sn, err := a.BackupPaths(ctx, paths)
 	stop()

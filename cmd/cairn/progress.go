@@ -56,6 +56,13 @@ func (g *globalOptions) startProgress(p *snapshot.Progress, unit string) func() 
 	}
 }
 
+// progressShown reports whether a display started by startProgress runs.
+func (g *globalOptions) progressShown() bool {
+	g.outMu.Lock()
+	defer g.outMu.Unlock()
+	return g.progress != nil
+}
+
 func (d *progressDisplay) loop(every time.Duration) {
 	defer close(d.done)
 	t := time.NewTicker(every)

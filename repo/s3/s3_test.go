@@ -154,3 +154,27 @@ func TestCredentialsInLocation(t *testing.T) {
 		}
 	}
 }
+
+// A pack is uploaded signed with its name as the SHA-256 of its bytes: the
+// server stores one whose name is its hash and refuses one whose is not
+// (no second hashing pass on the client, and the bytes are checked).
+func TestPackSignedWithItsName(t *testing.T) {
+	ctx := context.Background()
+	m := testutil.StartMinIO(t)
+	be, err := Create(ctx, minioConfig(t, m, fmt.Sprintf("sha-%d", bucketSeq.Add(1)), "repo"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := []byte(strings.Repeat("pack bytes ", 1000))
+	good := repo.Handle{Type: repo.PackFile, Name: repo.Hash(data).String()}
+	if err := be.Save(ctx, good, strings.NewReader(string(data)), int64(len(data))); err != nil {
+		t.Fatalf("pack named by its hash: %v", err)
+	}
+	bad := repo.Handle{Type: repo.PackFile, Name: repo.Hash([]byte("other")).String()}
+	if err := be.Save(ctx, bad, strings.NewReader(string(data)), int64(len(data))); err == nil {
+		t.Fatal("pack whose name is not its hash was stored")
+	}
+	if _, err := be.Stat(ctx, bad); err == nil {
+		t.Fatal("the refused pack exists")
+	}
+}

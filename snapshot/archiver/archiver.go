@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,6 +41,9 @@ type ArchiveOptions struct {
 	// never called concurrently, nor with OnError.
 	OnChanged func(path string, err error)
 	Workers   int // file readers; 0 = runtime.GOMAXPROCS(0)
+	// NoScan leaves Progress's totals unset: nothing shows them, and
+	// counting them ahead costs an lstat of every file again.
+	NoScan bool
 	// NoXattrs skips reading extended attributes.
 	NoXattrs bool
 }
@@ -69,6 +73,10 @@ type Archiver struct {
 	blobWork int
 
 	bufs *bufPool
+	// xattrsFromParent: the parent snapshot's nodes hold every extended
+	// attribute (cairn wrote it, and cairn always reads them), so an
+	// inode unchanged since is not asked again.
+	xattrsFromParent bool
 
 	errMu        sync.Mutex
 	errCount     int
@@ -83,6 +91,7 @@ type archStats struct {
 	filesNew, filesChanged, filesUnmodified atomic.Uint64
 	dirsNew, dirsChanged, dirsUnmodified    atomic.Uint64
 	dataBlobs, treeBlobs                    atomic.Int64
+	treesReused                             atomic.Int64 // taken from the parent unbuilt
 	dataAdded, dataAddedPacked              atomic.Uint64
 	files, bytes                            atomic.Uint64
 }
@@ -102,7 +111,7 @@ func NewArchiver(r *repo.Repository, opts ArchiveOptions) *Archiver {
 		opts:     opts,
 		pol:      r.Config().ChunkerPolynomial,
 		progress: opts.Progress,
-		loader:   snapshot.NewTreeLoader(r, 64),
+		loader:   snapshot.NewTreeLoader(r, 8), // each parent tree is read once; the read-ahead holds those ahead
 		start:    repo.Now(),
 		workers:  workers,
 		blobWork: blobWork,
@@ -110,6 +119,9 @@ func NewArchiver(r *repo.Repository, opts ArchiveOptions) *Archiver {
 	}
 	if a.progress == nil {
 		a.progress = &snapshot.Progress{}
+	}
+	if p := opts.Parent; p != nil && strings.HasPrefix(p.ProgramVersion, "cairn ") {
+		a.xattrsFromParent = true
 	}
 	// Buffers still mapped when the archiver is dropped (Finish not called)
 	// are unmapped then; nothing else can hold them by that time.
@@ -245,7 +257,7 @@ func (a *Archiver) SavePath(ctx context.Context, absPath string, old *snapshot.N
 func (a *Archiver) savePath(ctx context.Context, absPath string, fi os.FileInfo, old *snapshot.Node) (*snapshot.Node, error) {
 	rn := a.newRun(ctx)
 	var res *snapshot.Node
-	rn.entry(absPath, fi, old, func(n *snapshot.Node) { res = n })
+	rn.entry(absPath, fi, old, func(n *snapshot.Node) { res = n }, false)
 	if err := rn.wait(); err != nil {
 		return nil, err
 	}
@@ -281,7 +293,7 @@ func (a *Archiver) BackupPaths(ctx context.Context, paths []string) (*snapshot.S
 
 	scanCtx, stopScan := context.WithCancel(ctx)
 	var scanDone sync.WaitGroup
-	if a.opts.Progress != nil {
+	if a.opts.Progress != nil && !a.opts.NoScan {
 		scanDone.Go(func() { a.scan(scanCtx, ok) })
 	}
 	var oldRoot *repo.ID

@@ -14,20 +14,50 @@ import (
 	"github.com/cairn-backup/cairn/chunk"
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
+	"golang.org/x/sys/unix"
 )
 
 // openFile and openDir open what the archiver reads; tests swap them to
-// inject errors.
+// inject errors. Files are read through the bare descriptor: an os.File
+// costs a small file as many system calls again (poller registration,
+// non-blocking mode, a second read for the end).
 var (
-	openFile = func(path string) (*os.File, error) {
+	openFile = func(path string) (int, error) {
 		// O_NONBLOCK: should the file have been replaced by a FIFO since
 		// lstat, opening must not hang (the type is checked after open).
-		return openNoAtime(path, syscall.O_NOFOLLOW|syscall.O_NONBLOCK)
+		return openFdNoAtime(path, unix.O_NOFOLLOW|unix.O_NONBLOCK)
 	}
 	openDir = func(path string) (*os.File, error) {
 		return openNoAtime(path, syscall.O_DIRECTORY)
 	}
 )
+
+// openFdNoAtime is openNoAtime for a bare descriptor.
+func openFdNoAtime(path string, flags int) (int, error) {
+	flags |= unix.O_RDONLY | unix.O_CLOEXEC
+	fd, err := retryEINTR(func() (int, error) { return unix.Open(path, flags|unix.O_NOATIME, 0) })
+	if err == unix.EPERM {
+		fd, err = retryEINTR(func() (int, error) { return unix.Open(path, flags, 0) })
+	}
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	return fd, nil
+}
+
+func retryEINTR(f func() (int, error)) (int, error) {
+	for {
+		n, err := f()
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
+func fstat(fd int, st *unix.Stat_t) error {
+	_, err := retryEINTR(func() (int, error) { return 0, unix.Fstat(fd, st) })
+	return err
+}
 
 // openNoAtime opens read-only without updating the access time, so a
 // backup does not change what the next backup sees. O_NOATIME is allowed
@@ -124,34 +154,40 @@ func (rn *archRun) release(fs *archFileState) {
 func (rn *archRun) saveFile(job *archFile) {
 	a := rn.a
 	a.progress.SetCurrent(job.path)
-	f, err := openFile(job.path)
+	fd, err := openFile(job.path)
 	if err != nil {
 		rn.finishFile(job, nil, 0, err)
 		return
 	}
-	defer f.Close()
-	before, err := f.Stat()
-	if err != nil || !before.Mode().IsRegular() {
+	var before unix.Stat_t
+	if err := fstat(fd, &before); err != nil || before.Mode&unix.S_IFMT != unix.S_IFREG {
 		if err == nil {
 			err = errors.New("no longer a regular file")
 		}
+		unix.Close(fd)
 		rn.finishFile(job, nil, 0, err)
 		return
 	}
 	if job.node.Size >= chunk.MinSize {
-		rn.chunkFile(job, f, f, before)
+		f := os.NewFile(uintptr(fd), job.path)
+		defer f.Close()
+		rn.chunkFile(job, f, fd, &before)
 		return
 	}
 	buf := a.getBuf()
 	defer a.putBuf(buf)
-	n, err := io.ReadFull(f, buf[:chunk.MinSize])
+	n, err := readSmall(fd, buf[:chunk.MinSize], before.Size)
 	a.noteRead(n)
 	if afterFirstRead != nil {
 		afterFirstRead(job.path)
 	}
 	switch {
-	case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF):
-		job.changed = changedWhileRead(f, before, uint64(n))
+	case err != nil:
+		unix.Close(fd)
+		rn.finishFile(job, nil, 0, &os.PathError{Op: "read", Path: job.path, Err: err})
+	case n < chunk.MinSize:
+		job.changed = changedWhileRead(fd, &before, uint64(n))
+		unix.Close(fd)
 		content := []repo.ID{}
 		if n > 0 {
 			id, err := a.saveBlob(rn.ctx, repo.DataBlob, buf[:n], repo.Hash(buf[:n]))
@@ -162,11 +198,32 @@ func (rn *archRun) saveFile(job *archFile) {
 			content = append(content, id)
 		}
 		rn.finishFile(job, content, uint64(n), nil)
-	case err != nil:
-		rn.finishFile(job, nil, 0, err)
 	default: // it grew: chunk it, starting with what was read
-		rn.chunkFile(job, io.MultiReader(bytes.NewReader(buf[:n]), f), f, before)
+		f := os.NewFile(uintptr(fd), job.path)
+		defer f.Close()
+		rn.chunkFile(job, io.MultiReader(bytes.NewReader(buf[:n]), f), fd, &before)
 	}
+}
+
+// readSmall reads into buf until it is full, the end of the file, or size
+// bytes (what fstat said: no read to find the end; a file that grew
+// meanwhile has another size after reading and is reported as changed).
+func readSmall(fd int, buf []byte, size int64) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := retryEINTR(func() (int, error) { return unix.Read(fd, buf[n:]) })
+		if err != nil {
+			return n, err
+		}
+		if m <= 0 {
+			break
+		}
+		n += m
+		if int64(n) == size {
+			break
+		}
+	}
+	return n, nil
 }
 
 // changedWhileRead compares f's state after reading (fstat on the same
@@ -178,36 +235,29 @@ func (rn *archRun) saveFile(job *archFile) {
 // not take the torn copy for unchanged and reads the file again. A change
 // within the file system's timestamp granularity that leaves the size as
 // it was cannot be seen here.
-func changedWhileRead(f *os.File, before os.FileInfo, read uint64) error {
-	after, err := f.Stat()
-	if err != nil {
+func changedWhileRead(fd int, before *unix.Stat_t, read uint64) error {
+	var after unix.Stat_t
+	if err := fstat(fd, &after); err != nil {
 		return fmt.Errorf("%w: stat after reading: %v", ErrFileChanged, err)
 	}
 	var what []string
 	switch {
-	case after.Size() != before.Size():
-		what = append(what, fmt.Sprintf("size %d -> %d bytes", before.Size(), after.Size()))
-	case uint64(before.Size()) != read && before.Size() != 0:
+	case after.Size != before.Size:
+		what = append(what, fmt.Sprintf("size %d -> %d bytes", before.Size, after.Size))
+	case uint64(before.Size) != read && before.Size != 0:
 		// (Files in /proc and /sys say 0 bytes and hold more.)
-		what = append(what, fmt.Sprintf("%d bytes read of %d", read, before.Size()))
+		what = append(what, fmt.Sprintf("%d bytes read of %d", read, before.Size))
 	}
-	if !after.ModTime().Equal(before.ModTime()) {
+	if after.Mtim != before.Mtim {
 		what = append(what, "modification time changed")
 	}
-	if ctime(after) != ctime(before) {
+	if after.Ctim != before.Ctim {
 		what = append(what, "status change time changed")
 	}
 	if len(what) == 0 {
 		return nil
 	}
 	return fmt.Errorf("%w (%s); stored the %d bytes read, the next backup reads it again", ErrFileChanged, strings.Join(what, ", "), read)
-}
-
-func ctime(fi os.FileInfo) syscall.Timespec {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return st.Ctim
-	}
-	return syscall.Timespec{}
 }
 
 func (a *Archiver) noteRead(n int) {
@@ -217,9 +267,9 @@ func (a *Archiver) noteRead(n int) {
 
 // chunkFile cuts rd into chunks and queues them for the blob workers; the
 // number of chunk buffers bounds how far reading runs ahead.
-// f and before are the open file and its state when opened, to notice a
+// fd and before are the open file and its state when opened, to notice a
 // change once everything is read.
-func (rn *archRun) chunkFile(job *archFile, rd io.Reader, f *os.File, before os.FileInfo) {
+func (rn *archRun) chunkFile(job *archFile, rd io.Reader, fd int, before *unix.Stat_t) {
 	a := rn.a
 	ch := chunkers.Get().(*chunk.Chunker)
 	ch.Reset(rd, a.pol)
@@ -254,7 +304,7 @@ func (rn *archRun) chunkFile(job *archFile, rd io.Reader, f *os.File, before os.
 	read, failed := fs.size, fs.err != nil
 	fs.mu.Unlock()
 	if !failed && rn.ctx.Err() == nil {
-		job.changed = changedWhileRead(f, before, read)
+		job.changed = changedWhileRead(fd, before, read)
 	}
 	rn.release(fs)
 }

@@ -109,9 +109,13 @@ func arCompareDir(t testing.TB, r *repo.Repository, tree repo.ID, dir string) in
 	if err != nil {
 		t.Fatal(err)
 	}
-	names, err := readDirNames(dir)
+	ents, err := readDirEntries(dir)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.name)
 	}
 	var got []string
 	for _, n := range tr.Nodes {
@@ -346,7 +350,7 @@ func TestBackupParent(t *testing.T) {
 }
 
 // arHook swaps openFile/openDir for the test's duration.
-func arHook(t *testing.T, file, dir func(string) (*os.File, error)) {
+func arHook(t *testing.T, file func(string) (int, error), dir func(string) (*os.File, error)) {
 	oldFile, oldDir := openFile, openDir
 	t.Cleanup(func() { openFile, openDir = oldFile, oldDir })
 	if file != nil {
@@ -372,9 +376,9 @@ func TestBackupUnreadable(t *testing.T) {
 	bad, badDir := filepath.Join(src, "a/bad.txt"), filepath.Join(src, "b")
 	errInjected := errors.New("injected read error")
 	origFile, origDir := openFile, openDir
-	arHook(t, func(p string) (*os.File, error) {
+	arHook(t, func(p string) (int, error) {
 		if p == bad {
-			return nil, errInjected
+			return -1, errInjected
 		}
 		return origFile(p)
 	}, func(p string) (*os.File, error) {
@@ -430,7 +434,7 @@ func TestBackupFileGrew(t *testing.T) {
 		t.Fatal(err)
 	}
 	origFile := openFile
-	arHook(t, func(p string) (*os.File, error) {
+	arHook(t, func(p string) (int, error) {
 		if p == small {
 			p = grown
 		}

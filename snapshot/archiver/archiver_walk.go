@@ -13,8 +13,9 @@ import (
 )
 
 // A run is one archiving pass: the calling goroutine walks directories in
-// sorted order and hands regular files to file workers, which hand chunks
-// of large files to blob workers. Every entry reports its finished node
+// sorted order and hands their other entries to stat workers (lstat,
+// metadata, unchanged files taken from the parent), which hand files to
+// read to file workers, which hand chunks of large files to blob workers. Every entry reports its finished node
 // (nil when left out) to a callback; a directory's tree is saved when its
 // last entry has reported, so trees come out the same whatever order the
 // workers finish in.
@@ -22,9 +23,11 @@ type archRun struct {
 	a      *Archiver
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	stats  chan []statItem
 	files  chan *archFile
 	chunks chan archChunk
 	oldRA  *snapshot.ReadAhead // the parent snapshot's trees, loaded ahead of the walk
+	statWG sync.WaitGroup
 	fileWG sync.WaitGroup
 	blobWG sync.WaitGroup
 }
@@ -35,11 +38,17 @@ func (a *Archiver) newRun(ctx context.Context) *archRun {
 		a:      a,
 		ctx:    ctx,
 		cancel: cancel,
+		stats:  make(chan []statItem, 2*a.workers),
 		files:  make(chan *archFile, 64),
 		chunks: make(chan archChunk, a.blobWork),
 		oldRA:  a.loader.ReadAhead(ctx, func(p string, _ *snapshot.Node) bool { return !a.excluded(p) }),
 	}
+	// The walk takes a tree in about the time it takes to stat its
+	// entries: two loads' worth ahead keep it fed, also over a network,
+	// and a decoded tree of small files is ~350 bytes a node.
+	rn.oldRA.Limit(2 * snapshot.TreeLoadConcurrency)
 	for range a.workers {
+		rn.statWG.Go(rn.statWorker)
 		rn.fileWG.Go(rn.fileWorker)
 	}
 	for range a.blobWork {
@@ -53,6 +62,8 @@ func (rn *archRun) fail(err error) { rn.cancel(err) }
 
 // wait lets the workers drain and returns the error that stopped the run.
 func (rn *archRun) wait() error {
+	close(rn.stats)
+	rn.statWG.Wait()
 	rn.oldRA.Close() // the walk is over: no more parent trees wanted
 	close(rn.files)
 	rn.fileWG.Wait()
@@ -67,12 +78,26 @@ func (rn *archRun) wait() error {
 type archDir struct {
 	rn      *archRun
 	nodes   []*snapshot.Node
+	old     *oldTree     // the directory's tree in the parent snapshot, or nil
 	pending atomic.Int64 // entries not yet reported, +1 while listing
 	onTree  func(repo.ID)
 }
 
-func (rn *archRun) newDir(n int, onTree func(repo.ID)) *archDir {
-	d := &archDir{rn: rn, nodes: make([]*snapshot.Node, n), onTree: onTree}
+// oldTree is a directory's tree in the parent snapshot, with its ID.
+type oldTree struct {
+	id   repo.ID
+	tree *snapshot.Tree
+}
+
+func (o *oldTree) find(name string) *snapshot.Node {
+	if o == nil {
+		return nil
+	}
+	return o.tree.Find(name)
+}
+
+func (rn *archRun) newDir(n int, old *oldTree, onTree func(repo.ID)) *archDir {
+	d := &archDir{rn: rn, nodes: make([]*snapshot.Node, n), old: old, onTree: onTree}
 	d.pending.Store(int64(n) + 1)
 	return d
 }
@@ -99,6 +124,14 @@ func (d *archDir) finish() {
 		}
 	}
 	d.nodes = nil
+	if d.old != nil && sameNodes(t.Nodes, d.old.tree.Nodes) {
+		// Every entry is as the parent snapshot has it, subtrees included:
+		// the tree would encode to the parent's (a tree is its nodes), and
+		// the parent's is in the repository with everything it refers to.
+		rn.a.st.treesReused.Add(1)
+		d.onTree(d.old.id)
+		return
+	}
 	buf, err := t.Encode()
 	if err == nil {
 		var id repo.ID
@@ -123,7 +156,7 @@ func (a *Archiver) excluded(path string) bool { return a.opts.Excludes.Match(pat
 // directory at path; nil when there is none or it cannot be loaded (then
 // everything is read afresh). The walk asks in depth-first name order, so
 // the parent's subtrees are read ahead of it.
-func (rn *archRun) oldTree(path string, old *snapshot.Node) *snapshot.Tree {
+func (rn *archRun) oldTree(path string, old *snapshot.Node) *oldTree {
 	if old == nil || old.Type != snapshot.NodeDir || old.Subtree == nil {
 		return nil
 	}
@@ -131,25 +164,40 @@ func (rn *archRun) oldTree(path string, old *snapshot.Node) *snapshot.Tree {
 	if err != nil {
 		return nil
 	}
-	return t
+	return &oldTree{id: *old.Subtree, tree: t}
 }
 
-func findOld(t *snapshot.Tree, name string) *snapshot.Node {
-	if t == nil {
-		return nil
+// sameNodes reports whether a directory's new nodes equal the parent's.
+func sameNodes(nodes, old []*snapshot.Node) bool {
+	if len(nodes) != len(old) {
+		return false
 	}
-	return t.Find(name)
+	for i, n := range nodes {
+		if !n.Equal(old[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // entry archives the entry at path, of which fi is the lstat result, and
-// eventually calls done with its node, or nil if it was left out.
-func (rn *archRun) entry(path string, fi os.FileInfo, old *snapshot.Node, done func(*snapshot.Node)) {
+// eventually calls done with its node, or nil if it was left out. serial:
+// see walkDir.
+func (rn *archRun) entry(path string, fi os.FileInfo, old *snapshot.Node, done func(*snapshot.Node), serial bool) {
 	a := rn.a
-	node, err := NodeFromFileInfo(path, fi, !a.opts.NoXattrs)
+	node, err := NodeFromFileInfo(path, fi, false)
 	if err != nil {
 		a.reportError(path, err)
 		done(nil)
 		return
+	}
+	if !a.opts.NoXattrs {
+		if a.xattrsFromParent && sameInode(node, old) {
+			// Setting or removing an attribute changes the ctime.
+			node.ExtendedAttributes = old.ExtendedAttributes
+		} else {
+			node.ExtendedAttributes = readXattrs(path)
+		}
 	}
 	switch node.Type {
 	case snapshot.NodeFile:
@@ -168,7 +216,7 @@ func (rn *archRun) entry(path string, fi os.FileInfo, old *snapshot.Node, done f
 			node.Subtree = &id
 			a.countDir(old, id)
 			done(node)
-		})
+		}, serial)
 		if err != nil {
 			a.reportError(path, err)
 			done(nil)
@@ -176,6 +224,14 @@ func (rn *archRun) entry(path string, fi os.FileInfo, old *snapshot.Node, done f
 	default:
 		done(node)
 	}
+}
+
+// sameInode reports whether old is n's node in the parent snapshot with
+// nothing about the inode changed since: same type, device, inode number
+// and ctime (which every change of metadata or data sets).
+func sameInode(n, old *snapshot.Node) bool {
+	return old != nil && old.Type == n.Type && old.Inode == n.Inode && old.DeviceID == n.DeviceID &&
+		old.ChangeTime.Equal(n.ChangeTime)
 }
 
 // reuse takes a file's content from the parent snapshot when the file looks
@@ -219,47 +275,65 @@ func (a *Archiver) countDir(old *snapshot.Node, id repo.ID) {
 // walkDir lists the directory at path and archives its entries; onTree
 // gets the directory's tree ID once all are done. An error means the
 // directory could not be listed and onTree will not be called.
-func (rn *archRun) walkDir(path string, old *snapshot.Tree, onTree func(repo.ID)) error {
-	names, err := readDirNames(path)
+//
+// Subdirectories are walked here, in name order (the order the parent's
+// trees are read ahead in); the other entries go in batches to the stat
+// workers, or are done here when they are all busy. serial (a stat worker
+// walking a directory that was a file when listed) does everything here.
+func (rn *archRun) walkDir(path string, old *oldTree, onTree func(repo.ID), serial bool) error {
+	ents, err := readDirEntries(path)
 	if err != nil {
 		return err
 	}
+	if afterList != nil {
+		afterList(path)
+	}
 	a := rn.a
-	d := rn.newDir(len(names), onTree)
-	for i, name := range names {
+	d := rn.newDir(len(ents), old, onTree)
+	var batch []statItem
+	flush := func() {
+		if len(batch) == 0 {
+			return
+		}
+		if !serial {
+			select {
+			case rn.stats <- batch:
+				batch = nil
+				return
+			default:
+			}
+		}
+		rn.statBatch(batch, serial)
+		batch = batch[:0]
+	}
+	for i, e := range ents {
 		if rn.ctx.Err() != nil {
 			return nil // the run failed; nobody waits for this tree
 		}
-		p := joinPath(path, name)
+		p := joinPath(path, e.name)
 		if a.excluded(p) {
 			d.childDone(i, nil)
 			continue
 		}
+		if !e.dir {
+			batch = append(batch, statItem{d: d, slot: i, path: p, old: old.find(e.name)})
+			if len(batch) == statBatchSize {
+				flush()
+			}
+			continue
+		}
+		flush() // the workers go on with these while the walk descends
 		fi, err := os.Lstat(p)
 		if err != nil {
 			a.reportError(p, err)
 			d.childDone(i, nil)
 			continue
 		}
-		rn.entry(p, fi, findOld(old, name), func(n *snapshot.Node) { d.childDone(i, n) })
+		rn.entry(p, fi, old.find(e.name), func(n *snapshot.Node) { d.childDone(i, n) }, serial)
 	}
+	flush()
 	d.childDone(-1, nil)
 	return nil
-}
-
-// readDirNames lists a directory, sorted by name.
-func readDirNames(path string) ([]string, error) {
-	f, err := openDir(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	if err != nil {
-		return nil, err
-	}
-	slices.Sort(names)
-	return names, nil
 }
 
 // pathTrie holds the targets of a backup by path component; the root tree
@@ -297,12 +371,12 @@ func buildTrie(targets []string) *pathTrie {
 
 // walkTargets archives the trie's targets into the root tree.
 func (rn *archRun) walkTargets(root *pathTrie, oldRoot *repo.ID, onTree func(repo.ID)) error {
-	var old *snapshot.Tree
+	var old *oldTree
 	if oldRoot != nil {
 		old = rn.oldTree("/", &snapshot.Node{Type: snapshot.NodeDir, Subtree: oldRoot})
 	}
 	if root.target { // "/" itself
-		return rn.walkDir("/", old, onTree)
+		return rn.walkDir("/", old, onTree, false)
 	}
 	rn.walkVirtual("/", root, old, onTree)
 	return nil
@@ -310,20 +384,20 @@ func (rn *archRun) walkTargets(root *pathTrie, oldRoot *repo.ID, onTree func(rep
 
 // walkVirtual saves a directory on the way to targets: it holds only the
 // entries leading to targets.
-func (rn *archRun) walkVirtual(path string, t *pathTrie, old *snapshot.Tree, onTree func(repo.ID)) {
+func (rn *archRun) walkVirtual(path string, t *pathTrie, old *oldTree, onTree func(repo.ID)) {
 	a := rn.a
 	names := make([]string, 0, len(t.children))
 	for name := range t.children {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	d := rn.newDir(len(names), onTree)
+	d := rn.newDir(len(names), old, onTree)
 	for i, name := range names {
 		if rn.ctx.Err() != nil {
 			return
 		}
 		p := joinPath(path, name)
-		child, oldNode := t.children[name], findOld(old, name)
+		child, oldNode := t.children[name], old.find(name)
 		done := func(n *snapshot.Node) { d.childDone(i, n) }
 		if child.target {
 			if a.excluded(p) {
@@ -336,7 +410,7 @@ func (rn *archRun) walkVirtual(path string, t *pathTrie, old *snapshot.Tree, onT
 				done(nil)
 				continue
 			}
-			rn.entry(p, fi, oldNode, done)
+			rn.entry(p, fi, oldNode, done, false)
 			continue
 		}
 		// Follow symlinks here: the target lies below, so this is a directory.
