@@ -2,8 +2,8 @@ package repo
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 )
@@ -77,6 +77,28 @@ func (idx *Index) AddLoaded(blobs []PackedBlob) {
 	idx.sorted = slices.Grow(idx.sorted, len(blobs))
 	for _, pb := range blobs {
 		idx.sorted = append(idx.sorted, idx.entry(pb))
+	}
+	idx.dirty = true
+}
+
+// addFile adds the entries of a decoded index file. Call Sort once all are in.
+func (idx *Index) addFile(f *indexFile) {
+	const unset = math.MaxUint32
+	remap := make([]uint32, len(f.packs))
+	for i := range remap {
+		remap[i] = unset
+	}
+	idx.mu.Lock()
+	defer idx.mu.Unlock()
+	idx.sorted = slices.Grow(idx.sorted, len(f.entries))
+	for _, e := range f.entries {
+		n := remap[e.pack]
+		if n == unset { // numbered on first use, as entry does: packs without blobs get none
+			n = idx.packNumber(f.packs[e.pack].id)
+			remap[e.pack] = n
+		}
+		e.pack = n
+		idx.sorted = append(idx.sorted, e)
 	}
 	idx.dirty = true
 }
@@ -223,25 +245,14 @@ type BlobJSON struct {
 }
 
 // DecodeIndex parses an index file's plaintext. It accepts the legacy
-// format (a bare array of packs) too.
+// format (a bare array of packs) too. The result is what encoding/json
+// gives (see indexdecode.go).
 func DecodeIndex(buf []byte) (*IndexJSON, error) {
-	ij := &IndexJSON{}
-	if len(buf) > 0 && buf[0] == '[' {
-		if err := json.Unmarshal(buf, &ij.Packs); err != nil {
-			return nil, fmt.Errorf("decode legacy index: %w", err)
-		}
-		if err := ij.validate(); err != nil {
-			return nil, err
-		}
-		return ij, nil
+	var f indexFile
+	if decodeIndexFast(buf, &f) == nil {
+		return f.json(), nil
 	}
-	if err := json.Unmarshal(buf, ij); err != nil {
-		return nil, fmt.Errorf("decode index: %w", err)
-	}
-	if err := ij.validate(); err != nil {
-		return nil, err
-	}
-	return ij, nil
+	return decodeIndexJSON(buf)
 }
 
 // validate rejects blob entries without a type: the JSON decoder leaves a

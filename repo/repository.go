@@ -480,9 +480,9 @@ func (r *Repository) loadIndexFiles(ctx context.Context, idx *Index, ids []ID) (
 	for _, id := range ids {
 		g.Go(func() error {
 			buf, err := r.LoadUnpacked(ctx, IndexFile, id)
-			var ij *IndexJSON
+			var f indexFile
 			if err == nil {
-				ij, err = DecodeIndex(buf)
+				err = decodeIndexFile(buf, &f)
 			}
 			mu.Lock()
 			if err != nil {
@@ -494,7 +494,7 @@ func (r *Repository) loadIndexFiles(ctx context.Context, idx *Index, ids []ID) (
 			}
 			mu.Unlock()
 			if err == nil {
-				idx.AddLoaded(ij.Blobs())
+				idx.addFile(&f)
 			}
 			return nil
 		})
