@@ -2,9 +2,11 @@ package repo
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"slices"
+	"sort"
 	"sync"
 )
 
@@ -24,6 +26,21 @@ func cmpEntry(a, b *indexEntry) int {
 		return c
 	}
 	return int(a.typ) - int(b.typ)
+}
+
+// byEntry sorts entries in place: slices.SortFunc would pass each pair of
+// 52-byte entries to the comparison by value. IDs are hashes, so their
+// first 8 bytes almost always decide.
+type byEntry []indexEntry
+
+func (s byEntry) Len() int      { return len(s) }
+func (s byEntry) Swap(i, j int) { s[i], s[j] = s[j], s[i] }
+func (s byEntry) Less(i, j int) bool {
+	a, b := &s[i], &s[j]
+	if x, y := binary.BigEndian.Uint64(a.id[:8]), binary.BigEndian.Uint64(b.id[:8]); x != y {
+		return x < y
+	}
+	return cmpEntry(a, b) < 0
 }
 
 // Index maps blobs to their pack locations. Loaded entries live in one
@@ -90,16 +107,21 @@ func (idx *Index) addFile(f *indexFile) {
 	}
 	idx.mu.Lock()
 	defer idx.mu.Unlock()
-	idx.sorted = slices.Grow(idx.sorted, len(f.entries))
-	for _, e := range f.entries {
+	for i := range f.entries {
+		e := &f.entries[i]
 		n := remap[e.pack]
 		if n == unset { // numbered on first use, as entry does: packs without blobs get none
 			n = idx.packNumber(f.packs[e.pack].id)
 			remap[e.pack] = n
 		}
 		e.pack = n
-		idx.sorted = append(idx.sorted, e)
 	}
+	if len(idx.sorted) == 0 && cap(f.entries) <= len(f.entries)+len(f.entries)/4+1024 {
+		idx.sorted = f.entries // the first file's entries become the index: no copy
+	} else {
+		idx.sorted = append(idx.sorted, f.entries...)
+	}
+	f.entries = nil
 	idx.dirty = true
 }
 
@@ -116,7 +138,7 @@ func (idx *Index) sortLocked() {
 		idx.sorted = append(make([]indexEntry, 0, len(idx.sorted)), idx.sorted...)
 	}
 	if idx.dirty {
-		slices.SortFunc(idx.sorted, func(a, b indexEntry) int { return cmpEntry(&a, &b) })
+		sort.Sort(byEntry(idx.sorted))
 		idx.dirty = false
 	}
 }
@@ -142,7 +164,7 @@ func (idx *Index) Merge() {
 
 func (idx *Index) find(h BlobHandle) (lo, hi int) {
 	key := indexEntry{id: h.ID, typ: h.Type}
-	lo, _ = slices.BinarySearchFunc(idx.sorted, key, func(a, b indexEntry) int { return cmpEntry(&a, &b) })
+	lo = sort.Search(len(idx.sorted), func(i int) bool { return cmpEntry(&idx.sorted[i], &key) >= 0 })
 	hi = lo
 	for hi < len(idx.sorted) && idx.sorted[hi].id == h.ID && idx.sorted[hi].typ == h.Type {
 		hi++
