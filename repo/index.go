@@ -98,30 +98,37 @@ func (idx *Index) AddLoaded(blobs []PackedBlob) {
 	idx.dirty = true
 }
 
-// addFile adds the entries of a decoded index file. Call Sort once all are in.
-func (idx *Index) addFile(f *indexFile) {
+// addFiles adds the entries of decoded index files, growing the sorted
+// part once. Call Sort once all are in.
+func (idx *Index) addFiles(files []*indexFile) {
 	const unset = math.MaxUint32
-	remap := make([]uint32, len(f.packs))
-	for i := range remap {
-		remap[i] = unset
+	n := 0
+	for _, f := range files {
+		n += len(f.entries)
 	}
 	idx.mu.Lock()
 	defer idx.mu.Unlock()
-	for i := range f.entries {
-		e := &f.entries[i]
-		n := remap[e.pack]
-		if n == unset { // numbered on first use, as entry does: packs without blobs get none
-			n = idx.packNumber(f.packs[e.pack].id)
-			remap[e.pack] = n
-		}
-		e.pack = n
-	}
-	if len(idx.sorted) == 0 && cap(f.entries) <= len(f.entries)+len(f.entries)/4+1024 {
-		idx.sorted = f.entries // the first file's entries become the index: no copy
+	if len(files) == 1 && len(idx.sorted) == 0 && cap(files[0].entries) <= n+n/8+1024 {
+		idx.sorted = files[0].entries[:0] // the file's entries become the index: no copy
 	} else {
-		idx.sorted = append(idx.sorted, f.entries...)
+		idx.sorted = slices.Grow(idx.sorted, n)
 	}
-	f.entries = nil
+	for _, f := range files {
+		remap := make([]uint32, len(f.packs))
+		for i := range remap {
+			remap[i] = unset
+		}
+		for _, e := range f.entries {
+			p := remap[e.pack]
+			if p == unset { // numbered on first use, as entry does: packs without blobs get none
+				p = idx.packNumber(f.packs[e.pack].id)
+				remap[e.pack] = p
+			}
+			e.pack = p
+			idx.sorted = append(idx.sorted, e)
+		}
+		f.entries = nil // garbage as soon as copied
+	}
 	idx.dirty = true
 }
 

@@ -1,6 +1,7 @@
 package repo
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -98,8 +99,10 @@ func decodeIndexJSON(buf []byte) (*IndexJSON, error) {
 
 // decodeIndexFast scans buf into f or returns errSlowIndex.
 func decodeIndexFast(buf []byte, f *indexFile) error {
-	// A blob entry as written takes 110 bytes or more.
-	*f = indexFile{entries: make([]indexEntry, 0, len(buf)/110+4)}
+	// Every blob is an object: the count of '{' (fast to take) bounds the
+	// number of entries, closely for the files restic and cairn write. An
+	// entry takes 15 bytes at least, whatever the braces say.
+	*f = indexFile{entries: make([]indexEntry, 0, min(bytes.Count(buf, []byte{'{'}), len(buf)/15+1))}
 	s := indexScanner{buf: buf}
 	var ok bool
 	if len(buf) > 0 && buf[0] == '[' { // the legacy format: just the packs
