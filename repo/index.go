@@ -171,7 +171,14 @@ func (idx *Index) Merge() {
 
 func (idx *Index) find(h BlobHandle) (lo, hi int) {
 	key := indexEntry{id: h.ID, typ: h.Type}
-	lo = sort.Search(len(idx.sorted), func(i int) bool { return cmpEntry(&idx.sorted[i], &key) >= 0 })
+	kx := binary.BigEndian.Uint64(key.id[:8])
+	lo = sort.Search(len(idx.sorted), func(i int) bool {
+		e := &idx.sorted[i]
+		if x := binary.BigEndian.Uint64(e.id[:8]); x != kx {
+			return x > kx
+		}
+		return cmpEntry(e, &key) >= 0
+	})
 	hi = lo
 	for hi < len(idx.sorted) && idx.sorted[hi].id == h.ID && idx.sorted[hi].typ == h.Type {
 		hi++
