@@ -2,9 +2,11 @@ package repo
 
 import (
 	"bytes"
-	"encoding/json"
+	"encoding/binary"
 	"fmt"
+	"math"
 	"slices"
+	"sort"
 	"sync"
 )
 
@@ -24,6 +26,21 @@ func cmpEntry(a, b *indexEntry) int {
 		return c
 	}
 	return int(a.typ) - int(b.typ)
+}
+
+// byEntry sorts entries in place: slices.SortFunc would pass each pair of
+// 52-byte entries to the comparison by value. IDs are hashes, so their
+// first 8 bytes almost always decide.
+type byEntry []indexEntry
+
+func (s byEntry) Len() int      { return len(s) }
+func (s byEntry) Swap(i, j int) { s[i], s[j] = s[j], s[i] }
+func (s byEntry) Less(i, j int) bool {
+	a, b := &s[i], &s[j]
+	if x, y := binary.BigEndian.Uint64(a.id[:8]), binary.BigEndian.Uint64(b.id[:8]); x != y {
+		return x < y
+	}
+	return cmpEntry(a, b) < 0
 }
 
 // Index maps blobs to their pack locations. Loaded entries live in one
@@ -81,6 +98,40 @@ func (idx *Index) AddLoaded(blobs []PackedBlob) {
 	idx.dirty = true
 }
 
+// addFiles adds the entries of decoded index files, growing the sorted
+// part once. Call Sort once all are in.
+func (idx *Index) addFiles(files []*indexFile) {
+	const unset = math.MaxUint32
+	n := 0
+	for _, f := range files {
+		n += len(f.entries)
+	}
+	idx.mu.Lock()
+	defer idx.mu.Unlock()
+	if len(files) == 1 && len(idx.sorted) == 0 && cap(files[0].entries) <= n+n/8+1024 {
+		idx.sorted = files[0].entries[:0] // the file's entries become the index: no copy
+	} else {
+		idx.sorted = slices.Grow(idx.sorted, n)
+	}
+	for _, f := range files {
+		remap := make([]uint32, len(f.packs))
+		for i := range remap {
+			remap[i] = unset
+		}
+		for _, e := range f.entries {
+			p := remap[e.pack]
+			if p == unset { // numbered on first use, as entry does: packs without blobs get none
+				p = idx.packNumber(f.packs[e.pack].id)
+				remap[e.pack] = p
+			}
+			e.pack = p
+			idx.sorted = append(idx.sorted, e)
+		}
+		f.entries = nil // garbage as soon as copied
+	}
+	idx.dirty = true
+}
+
 // Sort makes loaded entries searchable.
 func (idx *Index) Sort() {
 	idx.mu.Lock()
@@ -94,7 +145,7 @@ func (idx *Index) sortLocked() {
 		idx.sorted = append(make([]indexEntry, 0, len(idx.sorted)), idx.sorted...)
 	}
 	if idx.dirty {
-		slices.SortFunc(idx.sorted, func(a, b indexEntry) int { return cmpEntry(&a, &b) })
+		sort.Sort(byEntry(idx.sorted))
 		idx.dirty = false
 	}
 }
@@ -120,7 +171,14 @@ func (idx *Index) Merge() {
 
 func (idx *Index) find(h BlobHandle) (lo, hi int) {
 	key := indexEntry{id: h.ID, typ: h.Type}
-	lo, _ = slices.BinarySearchFunc(idx.sorted, key, func(a, b indexEntry) int { return cmpEntry(&a, &b) })
+	kx := binary.BigEndian.Uint64(key.id[:8])
+	lo = sort.Search(len(idx.sorted), func(i int) bool {
+		e := &idx.sorted[i]
+		if x := binary.BigEndian.Uint64(e.id[:8]); x != kx {
+			return x > kx
+		}
+		return cmpEntry(e, &key) >= 0
+	})
 	hi = lo
 	for hi < len(idx.sorted) && idx.sorted[hi].id == h.ID && idx.sorted[hi].typ == h.Type {
 		hi++
@@ -223,25 +281,14 @@ type BlobJSON struct {
 }
 
 // DecodeIndex parses an index file's plaintext. It accepts the legacy
-// format (a bare array of packs) too.
+// format (a bare array of packs) too. The result is what encoding/json
+// gives (see indexdecode.go).
 func DecodeIndex(buf []byte) (*IndexJSON, error) {
-	ij := &IndexJSON{}
-	if len(buf) > 0 && buf[0] == '[' {
-		if err := json.Unmarshal(buf, &ij.Packs); err != nil {
-			return nil, fmt.Errorf("decode legacy index: %w", err)
-		}
-		if err := ij.validate(); err != nil {
-			return nil, err
-		}
-		return ij, nil
+	var f indexFile
+	if decodeIndexFast(buf, &f) == nil {
+		return f.json(), nil
 	}
-	if err := json.Unmarshal(buf, ij); err != nil {
-		return nil, fmt.Errorf("decode index: %w", err)
-	}
-	if err := ij.validate(); err != nil {
-		return nil, err
-	}
-	return ij, nil
+	return decodeIndexJSON(buf)
 }
 
 // validate rejects blob entries without a type: the JSON decoder leaves a

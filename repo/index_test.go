@@ -95,3 +95,19 @@ func BenchmarkIndexMemory(b *testing.B) {
 		runtime.KeepAlive(idx)
 	}
 }
+
+// BenchmarkIndexHas is the dedup check a backup makes for every blob.
+func BenchmarkIndexHas(b *testing.B) {
+	blobs := fakeBlobs(200_000, 1000)
+	idx := NewIndex()
+	idx.AddLoaded(blobs)
+	idx.Sort()
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if !idx.Has(blobs[i%len(blobs)].BlobHandle) {
+			b.Fatal("missing")
+		}
+		i += 7919
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/user"
 	"runtime"
@@ -322,10 +323,16 @@ func (r *Repository) LoadUnpacked(ctx context.Context, t FileType, id ID) ([]byt
 	if err != nil {
 		return nil, err
 	}
+	return r.openUnpacked(h, id, buf)
+}
+
+// openUnpacked checks, decrypts (in place: buf is overwritten) and
+// decompresses a loaded file.
+func (r *Repository) openUnpacked(h Handle, id ID, buf []byte) ([]byte, error) {
 	if Hash(buf) != id {
 		return nil, fmt.Errorf("load %v: content does not match its name (the file is damaged)", h)
 	}
-	plain, err := r.key.Open(buf[:0:0], buf)
+	plain, err := r.key.Open(buf[:0], buf)
 	if err != nil {
 		return nil, fmt.Errorf("load %v: %w", h, err)
 	}
@@ -394,12 +401,12 @@ func (r *Repository) FindID(ctx context.Context, t FileType, prefix string) (ID,
 func (r *Repository) LoadIndex(ctx context.Context) error {
 	r.idxMu.Lock()
 	defer r.idxMu.Unlock()
-	ids, err := r.listIndexFiles(ctx)
+	ids, sizes, err := r.listIndexFiles(ctx)
 	if err != nil {
 		return err
 	}
 	idx := NewIndex()
-	loaded, err := r.loadIndexFiles(ctx, idx, ids)
+	loaded, err := r.loadIndexFiles(ctx, idx, ids, sizes)
 	if err != nil {
 		return err
 	}
@@ -422,7 +429,7 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 func (r *Repository) LoadNewIndexes(ctx context.Context) (int, error) {
 	r.idxMu.Lock()
 	defer r.idxMu.Unlock()
-	ids, err := r.listIndexFiles(ctx)
+	ids, sizes, err := r.listIndexFiles(ctx)
 	if err != nil {
 		return 0, err
 	}
@@ -434,7 +441,7 @@ func (r *Repository) LoadNewIndexes(ctx context.Context) (int, error) {
 		idx, done = NewIndex(), map[ID]bool{}
 	}
 	todo := slices.DeleteFunc(ids, func(id ID) bool { return done[id] })
-	loaded, err := r.loadIndexFiles(ctx, idx, todo)
+	loaded, err := r.loadIndexFiles(ctx, idx, todo, sizes)
 	if len(loaded) > 0 {
 		idx.Sort()
 	}
@@ -451,38 +458,69 @@ func (r *Repository) LoadNewIndexes(ctx context.Context) (int, error) {
 	return len(loaded), err
 }
 
-func (r *Repository) listIndexFiles(ctx context.Context) ([]ID, error) {
+func (r *Repository) listIndexFiles(ctx context.Context) ([]ID, map[ID]int64, error) {
 	var ids []ID
-	if err := r.List(ctx, IndexFile, func(id ID, _ int64) error {
+	sizes := map[ID]int64{}
+	if err := r.List(ctx, IndexFile, func(id ID, size int64) error {
 		ids = append(ids, id)
+		sizes[id] = size
 		return nil
 	}); err != nil {
-		return nil, fmt.Errorf("list index files: %w", err)
+		return nil, nil, fmt.Errorf("list index files: %w", err)
 	}
-	return ids, nil
+	return ids, sizes, nil
+}
+
+// loadSized reads a whole file of the size List reported into a buffer of
+// exactly that size (io.ReadAll doubles its way there, leaving garbage
+// about twice the file). A file longer than listed fails the hash check.
+func loadSized(ctx context.Context, be Backend, h Handle, size int64) ([]byte, error) {
+	if size <= 0 || size > 1<<30 {
+		return LoadAll(ctx, be, h)
+	}
+	rd, err := be.Load(ctx, h, 0, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	buf := make([]byte, size)
+	if _, err := io.ReadFull(rd, buf); err != nil {
+		return nil, fmt.Errorf("load %v: %w", h, err)
+	}
+	return buf, nil
 }
 
 // indexLoads is how many index files are read at once. Over a network the
 // round trip, not decoding, is what a load costs, so more are in flight than
-// there are CPUs; each holds one file's bytes.
+// there are CPUs; each holds one file's (compressed) bytes. Decompressing
+// and decoding, which hold several times that, are done by at most
+// GOMAXPROCS at once: more would only add to the peak of memory.
 const indexLoads = 16
 
 // loadIndexFiles adds the entries of the index files ids to idx, in
 // parallel, and returns the files it loaded; the error names the first
 // that failed. A damaged file does not stop the others: LoadNewIndexes
 // keeps what did load and tries the rest again next time.
-func (r *Repository) loadIndexFiles(ctx context.Context, idx *Index, ids []ID) ([]ID, error) {
+func (r *Repository) loadIndexFiles(ctx context.Context, idx *Index, ids []ID, sizes map[ID]int64) ([]ID, error) {
 	var mu sync.Mutex
 	var firstErr error
 	var loaded []ID
+	var files []*indexFile
 	var g errgroup.Group
 	g.SetLimit(indexLoads)
+	decoding := make(chan struct{}, runtime.GOMAXPROCS(0))
 	for _, id := range ids {
 		g.Go(func() error {
-			buf, err := r.LoadUnpacked(ctx, IndexFile, id)
-			var ij *IndexJSON
+			h := Handle{Type: IndexFile, Name: id.String()}
+			buf, err := loadSized(ctx, r.be, h, sizes[id])
+			var f indexFile // escapes: kept in files
 			if err == nil {
-				ij, err = DecodeIndex(buf)
+				decoding <- struct{}{}
+				buf, err = r.openUnpacked(h, id, buf)
+				if err == nil {
+					err = decodeIndexFile(buf, &f)
+				}
+				<-decoding
 			}
 			mu.Lock()
 			if err != nil {
@@ -491,15 +529,15 @@ func (r *Repository) loadIndexFiles(ctx context.Context, idx *Index, ids []ID) (
 				}
 			} else {
 				loaded = append(loaded, id)
+				files = append(files, &f)
 			}
 			mu.Unlock()
-			if err == nil {
-				idx.AddLoaded(ij.Blobs())
-			}
 			return nil
 		})
 	}
 	_ = g.Wait() // never fails: the first error is in firstErr
+	// Added once all are decoded, the index grows once to its final size.
+	idx.addFiles(files)
 	if firstErr != nil {
 		return loaded, fmt.Errorf("%w (run `cairn check`; `cairn repair index` rebuilds the index from the packs)", firstErr)
 	}
