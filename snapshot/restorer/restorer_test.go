@@ -84,6 +84,38 @@ func sameInode(t *testing.T, a, b string) {
 	}
 }
 
+// TestRestoreSmallWindows restores through windows of a few files each:
+// hard links and shared blobs across windows, directory metadata set only
+// after everything inside (read-only and sticky directories), verify.
+func TestRestoreSmallWindows(t *testing.T) {
+	src := rtSource(t, 3<<20+17, 300)
+	// The same content in files far apart in the tree: one blob, needed by
+	// two windows.
+	must(t, os.WriteFile(filepath.Join(src, "aaa-same"), bytes.Repeat([]byte("same"), 3000), 0o644))
+	must(t, os.WriteFile(filepath.Join(src, "extra", "zzz-same"), bytes.Repeat([]byte("same"), 3000), 0o444))
+	must(t, os.Chmod(filepath.Join(src, "extra"), 0o555))
+	defer os.Chmod(filepath.Join(src, "extra"), 0o755)
+	r, _ := rtNewRepo(t, 2, 1<<20)
+	sn := rtBackup(t, r, src)
+	defer func(f, b, i int) { windowFiles, windowBlobs, itemBlobs = f, b, i }(windowFiles, windowBlobs, itemBlobs)
+	windowFiles, windowBlobs, itemBlobs = 5, 7, 2
+	windows := 0
+	setHook(t, func(*restorer) { windows++ })
+	target := filepath.Join(t.TempDir(), "target")
+	if n, failed := rtRestore(t, r, sn, "", RestoreOptions{Target: target, Verify: true, Workers: 3}); n != 0 {
+		t.Fatalf("%d failures: %v", n, failed)
+	}
+	if windows < 50 {
+		t.Errorf("only %d windows", windows)
+	}
+	out := under(target, src)
+	if n := testutil.CompareTrees(t, src, out, testutil.CompareOptions{CompareOwner: true}); n < 300 {
+		t.Errorf("compared only %d entries", n)
+	}
+	sameInode(t, filepath.Join(out, "extra/linked-a"), filepath.Join(out, "extra/linked-b"))
+	os.Chmod(filepath.Join(out, "extra"), 0o755)
+}
+
 func TestRestoreRoundTrip(t *testing.T) {
 	src := rtSource(t, 30<<20+4321, 2000)
 	for _, version := range []int{1, 2} {
@@ -315,6 +347,8 @@ func TestRestoreVerifyDetectsChange(t *testing.T) {
 		OnError: func(p string, err error) { failed = append(failed, p+": "+err.Error()) }})
 	must(t, err)
 	ctx := context.Background()
+	var files []*fileJob // of every window, as planned
+	setHook(t, func(rs *restorer) { files = append(files, rs.win.files...) })
 	must(t, rs.run(ctx, sn, src))
 	if rs.failures() != 0 {
 		t.Fatalf("clean restore failed: %v", failed)
@@ -324,7 +358,7 @@ func TestRestoreVerifyDetectsChange(t *testing.T) {
 	rs.fs, err = openTargetFS(rs.opts.Target) // run closed it
 	must(t, err)
 	defer rs.fs.close()
-	must(t, rs.verify(ctx))
+	must(t, rs.verify(ctx, files))
 	if rs.failures() != 2 || len(failed) != 2 {
 		t.Fatalf("verify after damage: %d failures %v, want 2", rs.failures(), failed)
 	}
