@@ -176,8 +176,10 @@ func newRestorer(r *repo.Repository, opts RestoreOptions) (*restorer, error) {
 		prog = &snapshot.Progress{}
 	}
 	return &restorer{
-		repo:      r,
-		loader:    snapshot.NewTreeLoader(r, 256),
+		repo: r,
+		// The walk asks for each tree once (the read-ahead holds what is
+		// coming); the cache only serves subtrees stored more than once.
+		loader:    snapshot.NewTreeLoader(r, 32),
 		opts:      opts,
 		prog:      prog,
 		linkFirst: map[inodeKey]*fileJob{},

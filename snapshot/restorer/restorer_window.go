@@ -24,12 +24,14 @@ import (
 
 // Variables for the tests.
 var (
-	// windowFiles and windowBlobs bound a window.
-	windowFiles = 8192
-	windowBlobs = 16384
+	// windowFiles and windowBlobs bound a window. The files' nodes keep
+	// their trees alive, so a window holds about windowFiles nodes.
+	windowFiles = 4096
+	windowBlobs = 8192
 	// itemBlobs splits a pack's blobs into work items, so that the small
-	// files of one pack are written by several workers at once.
-	itemBlobs = 512
+	// files of one pack are written by several workers at once; each item
+	// is at least one range request, which costs a round trip on S3.
+	itemBlobs = 1024
 )
 
 // windowsInFlight bounds the sealed windows not yet finished: one being
