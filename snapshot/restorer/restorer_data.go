@@ -110,13 +110,23 @@ func readRaw(rd io.Reader, loc repo.PackedBlob, w *dataWorker) ([]byte, error) {
 		return nil, fmt.Errorf("blob %v in pack %v: implausible size %d", loc.ID.Str(), loc.Pack.Str(), max(loc.Length, loc.UncompressedLength))
 	}
 	if cap(w.raw) < int(loc.Length) {
-		w.raw = make([]byte, loc.Length)
+		w.raw = make([]byte, bufSize(int(loc.Length)))
 	}
 	raw := w.raw[:loc.Length]
 	if _, err := io.ReadFull(rd, raw); err != nil {
 		return nil, fmt.Errorf("read pack %v at %d: %w", loc.Pack.Str(), loc.Offset, err)
 	}
 	return raw, nil
+}
+
+// bufSize rounds a buffer size up to a power of two, so a worker's buffers
+// grow a few times over a restore rather than with every larger blob.
+func bufSize(n int) int {
+	size := 64 << 10
+	for size < n {
+		size *= 2
+	}
+	return size
 }
 
 // errBlobSize: a blob decoded to another length than the index gave it,
@@ -127,15 +137,22 @@ var errBlobSize = errors.New("blob length differs from the index")
 // DecodeBlob checks its SHA-256 against its ID, and here its length against
 // want, the length the file's layout was planned with.
 func (rs *restorer) decode(loc repo.PackedBlob, raw []byte, want uint32, w *dataWorker) ([]byte, error) {
-	if n := int(loc.PlaintextLength()); cap(w.plain) < n {
-		w.plain = make([]byte, 0, n)
+	var plain []byte
+	var err error
+	if !loc.IsCompressed() {
+		// Decrypted in place: raw is not needed afterwards.
+		plain, err = rs.repo.DecodeBlob(loc, raw, raw[:0])
+	} else {
+		if n := int(loc.PlaintextLength()); cap(w.plain) < n {
+			w.plain = make([]byte, 0, bufSize(n))
+		}
+		plain, err = rs.repo.DecodeBlob(loc, raw, w.plain[:0])
+		if err == nil && cap(plain) > cap(w.plain) {
+			w.plain = plain[:0]
+		}
 	}
-	plain, err := rs.repo.DecodeBlob(loc, raw, w.plain[:0])
 	if err != nil {
 		return nil, err
-	}
-	if cap(plain) > cap(w.plain) {
-		w.plain = plain[:0]
 	}
 	if len(plain) != int(want) {
 		return nil, fmt.Errorf("blob %v in pack %v: %w: it holds %d bytes, the index says %d (run `cairn repair index`)",
