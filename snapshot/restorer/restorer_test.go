@@ -448,3 +448,55 @@ func TestRestoreCanceled(t *testing.T) {
 		t.Errorf("canceled restore: %v", err)
 	}
 }
+
+// TestRestoreCreateModes: files get their modes whether they are created
+// with them (fresh directories, modes the umask leaves alone) or chmod'ed
+// afterwards (the umask clears bits, special bits, xattrs, a setgid target,
+// a directory that was there before), under two umasks.
+func TestRestoreCreateModes(t *testing.T) {
+	modes := []os.FileMode{0o644, 0o666, 0o777, 0o600, 0o400, 0, 0o755 | os.ModeSetuid, 0o750 | os.ModeSetgid, 0o644 | os.ModeSticky, 0o640}
+	b := hsNew(t)
+	var files []*snapshot.Node
+	for i, m := range modes {
+		for _, data := range []string{"", "data"} {
+			n := b.file(fmt.Sprintf("f%02d-%d", i, len(data)), data)
+			n.Mode = m
+			files = append(files, n)
+		}
+	}
+	x := b.file("xattr", "with xattr")
+	x.ExtendedAttributes = []snapshot.ExtendedAttribute{{Name: "user.cairn", Value: []byte("v")}}
+	files = append(files, x)
+	sn := b.snapshot(b.dir("d", files...), b.dir("existing", files...))
+	for _, umask := range []int{0o022, 0o027} {
+		for _, setgid := range []bool{false, true} {
+			t.Run(fmt.Sprintf("umask%03o-setgid%v", umask, setgid), func(t *testing.T) {
+				old := unix.Umask(umask)
+				defer unix.Umask(old)
+				target := filepath.Join(t.TempDir(), "t")
+				must(t, os.MkdirAll(filepath.Join(target, "existing"), 0o755))
+				if setgid {
+					must(t, os.Chmod(target, 0o755|os.ModeSetgid))
+				}
+				if n, failed := rtRestore(t, b.r, sn, "", RestoreOptions{Target: target}); n != 0 {
+					t.Fatalf("%d failures: %v", n, failed)
+				}
+				for _, dir := range []string{"d", "existing"} {
+					for _, n := range files {
+						p := filepath.Join(target, dir, n.Name)
+						fi, err := os.Lstat(p)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if fi.Mode() != n.Mode {
+							t.Errorf("%s: mode %v, want %v", p, fi.Mode(), n.Mode)
+						}
+						if !fi.ModTime().Equal(hsTime) {
+							t.Errorf("%s: mtime %v, want %v", p, fi.ModTime(), hsTime)
+						}
+					}
+				}
+			})
+		}
+	}
+}
