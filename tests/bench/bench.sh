@@ -16,7 +16,8 @@
 #   restore reference. Prints one table: wall time and peak RSS per tool,
 #   restic/cairn wall ratio (>1: cairn faster), cairn/restic RSS ratio, and
 #   for restore cp-a wall and cairn/cp-a wall ratio (<=1: cairn as fast).
-#   About 10-15 min on 2 cores (datasets are generated once and cached).
+#   About 12-25 min on 2 shared cores (datasets are generated once and
+#   cached); restored trees are kept until the end (about 20 GiB at scale 1).
 #   Knobs: BENCH_SETS (default "local/big local/small s3/big s3/small"),
 #   BENCH_REPEAT (default 1: runs of backup-unchanged, restore and cp -a, the
 #   median is shown), BENCH_LATENCY (default 20ms), BENCH_SCALE (multiplies
@@ -299,7 +300,7 @@ step() {
 # restore_step TOOL: restores latest into a fresh directory, checks its size
 # (and with BENCH_VERIFY its contents), then deletes it.
 restore_step() {
-	local tool=$1 name=${2:-restore} dst=$BENCH_DIR/restore-$1
+	local tool=$1 name=${2:-restore} dst=${3:-$BENCH_DIR/restore-$1}
 	rm -rf "$dst"
 	sync
 	step "$tool" "$name" restore latest --target "$dst"
@@ -313,7 +314,7 @@ restore_step() {
 		diff -r --no-dereference "$DATA" "$got" >/dev/null || die "$tool: restored tree differs from the dataset ($got)"
 		log "$tool restore verified"
 	fi
-	rm -rf "$dst"
+	[ -n "${3:-}" ] || rm -rf "$dst"
 }
 
 # --- the rows suite -------------------------------------------------------------
@@ -352,11 +353,10 @@ median_of() {
 	done
 }
 
-# cp_step NAME: `cp -a` of the dataset into a fresh directory, measured like a
+# cp_step NAME DST: `cp -a` of the dataset into DST (fresh), measured like a
 # tool's step (recorded as tool "cp-a").
 cp_step() {
-	local name=$1 dst=$BENCH_DIR/restore-cp tf=$BENCH_DIR/logs/cp-a-${1//\//-}.time
-	rm -rf "$dst"
+	local name=$1 dst=$2 tf=$BENCH_DIR/logs/cp-a-${1//\//-}.time
 	mkdir -p "$dst"
 	sync
 	log "cp -a $name"
@@ -365,13 +365,22 @@ cp_step() {
 	read -r wall user sys rss < <(tail -n 1 "$tf")
 	WALL[cp-a,$name]=$wall RSS[cp-a,$name]=$rss
 	CPU[cp-a,$name]=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
-	rm -rf "$dst"
 }
 
 run_rows() {
 	local set backend ds tool i
 	local -A DESC
 	ROWS=()
+	RESTORED=$BENCH_DIR/restored
+	log "removing restored trees of an earlier run"
+	rm -rf "$RESTORED" "$BENCH_DIR/restore-cp"
+	mkdir -p "$RESTORED"
+	# Every restore and cp -a stays on disk until the end (see below): about
+	# 1.3 GiB per set, tool and repetition at scale 1.
+	local need avail
+	need=$(awk -v s="$BENCH_SCALE" -v r="$BENCH_REPEAT" -v n="$(wc -w <<<"$BENCH_SETS")" 'BEGIN { printf "%d", 4 * 1.3 * n * r * s * 1048576 + 1048576 }')
+	avail=$(df -Pk "$BENCH_DIR" | awk 'NR == 2 { print $4 }')
+	[ "$avail" -gt "$need" ] || die "about $((need / 1048576)) GiB free needed in $BENCH_DIR for the restored trees, $((avail / 1048576)) GiB there: set BENCH_DIR elsewhere, or fewer BENCH_SETS or BENCH_REPEAT"
 	for set in $BENCH_SETS; do
 		backend=${set%/*} ds=${set#*/}
 		BENCH_BACKEND=$backend
@@ -391,9 +400,18 @@ run_rows() {
 		for i in $(seq "$BENCH_REPEAT"); do
 			for tool in $BENCH_TOOLS; do step "$tool" "$set/backup-unchanged#$i" backup "$DATA"; done
 		done
+		# Restored trees stay until the run ends, and an untimed cp -a goes
+		# first: on ext4 the first few hundred thousand files created after
+		# a large deletion cost several times more kernel time (its inode
+		# allocator scans the freed inodes), which would fall on whichever
+		# restore came first (seen: the same restore 32 s first, 7 s next).
+		log "cp -a $set (warm-up, not measured)"
+		cp -a "$DATA" "$RESTORED/${set//\//-}-warmup"
 		for i in $(seq "$BENCH_REPEAT"); do
-			for tool in $BENCH_TOOLS; do restore_step "$tool" "$set/restore#$i"; done
-			cp_step "$set/restore#$i"
+			for tool in $BENCH_TOOLS; do
+				restore_step "$tool" "$set/restore#$i" "$RESTORED/${set//\//-}-$tool-$i"
+			done
+			cp_step "$set/restore#$i" "$RESTORED/${set//\//-}-cp-$i"
 		done
 		# shellcheck disable=SC2086
 		median_of "$set/backup-unchanged" $BENCH_TOOLS
@@ -438,6 +456,8 @@ run_rows() {
 	echo "wall r/c: restic/cairn wall time (>1: cairn faster); rss c/r: cairn/restic peak RSS (<=1: cairn no bigger);"
 	echo "c/cp-a: cairn restore / cp -a wall time (<=1: cairn no slower). Noisy on a shared machine: repeat with BENCH_REPEAT=3."
 	echo "logs: $BENCH_DIR/logs; results: $RESULTS"
+	log "removing the restored trees"
+	rm -rf "$RESTORED"
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
