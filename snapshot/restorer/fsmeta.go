@@ -43,10 +43,10 @@ func wantChown(n *snapshot.Node) bool {
 	return euid == 0 && (int(n.UID) != euid || int(n.GID) != egid)
 }
 
-// applyFdMeta sets owner, xattrs, mode and times of an open regular file
-// or directory through its descriptor, so no symlink swapped in can
-// redirect it. name is for messages.
-func applyFdMeta(fd int, name string, n *snapshot.Node) error {
+// applyFdMeta sets owner, xattrs, mode (with chmod set) and times of an open
+// regular file or directory through its descriptor, so no symlink swapped in
+// can redirect it. name is for messages.
+func applyFdMeta(fd int, name string, n *snapshot.Node, chmod bool) error {
 	if wantChown(n) {
 		if err := unix.Fchown(fd, int(n.UID), int(n.GID)); err != nil {
 			return &os.PathError{Op: "chown", Path: name, Err: err}
@@ -57,8 +57,10 @@ func applyFdMeta(fd int, name string, n *snapshot.Node) error {
 			return &os.PathError{Op: "setxattr " + a.Name, Path: name, Err: err}
 		}
 	}
-	if err := unix.Fchmod(fd, unixMode(n.Mode)); err != nil {
-		return &os.PathError{Op: "chmod", Path: name, Err: err}
+	if chmod {
+		if err := unix.Fchmod(fd, unixMode(n.Mode)); err != nil {
+			return &os.PathError{Op: "chmod", Path: name, Err: err}
+		}
 	}
 	ts := nodeTimes(n)
 	// futimens: utimensat with a NULL path acts on fd itself.

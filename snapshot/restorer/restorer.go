@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path"
 	"runtime"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/snapshot/match"
+	"golang.org/x/sys/unix"
 )
 
 // RestoreOptions tune Restore.
@@ -55,8 +57,9 @@ func Restore(ctx context.Context, r *repo.Repository, sn *snapshot.Snapshot, sub
 // memory (each worker holds up to two blob buffers).
 func defaultWorkers() int { return min(max(2*runtime.GOMAXPROCS(0), 4), 8) }
 
-// restorer holds the plan built by the tree pass and the state of the data
-// pass.
+// restorer walks the tree and plans files into windows (restorer_window.go)
+// whose data is restored while the walk goes on; per-file state lives only
+// as long as its window.
 type restorer struct {
 	repo   *repo.Repository
 	loader *snapshot.TreeLoader
@@ -72,13 +75,11 @@ type restorer struct {
 	errMu  sync.Mutex
 	failed int
 
-	files     []*fileJob
-	dirs      []*dirState // created directories, parents before children
-	links     []hardLink
+	// linkFirst: the first name of each hard-linked inode (Links > 1) seen
+	// so far; the only per-file state kept for the whole restore.
 	linkFirst map[inodeKey]*fileJob
-	blobs     map[repo.ID]*blobJob
-	packs     map[repo.ID]*packJob
-	packOrder []*packJob // first-seen order: files tend to complete in tree order
+	win       *window // being planned
+	pipe      *pipeline
 }
 
 // fileJob is one regular file to restore. It is created on the first write
@@ -132,6 +133,9 @@ type dirState struct {
 	parent  *dirState
 	created bool
 	bad     bool
+	// fresh: created empty by this restore below fresh parents, so a file
+	// created in it gets exactly its create mode less the umask.
+	fresh bool
 
 	// Owned by targetFS: the open descriptor while cached.
 	fd   int
@@ -172,14 +176,14 @@ func newRestorer(r *repo.Repository, opts RestoreOptions) (*restorer, error) {
 		prog = &snapshot.Progress{}
 	}
 	return &restorer{
-		repo:      r,
-		loader:    snapshot.NewTreeLoader(r, 256),
+		repo: r,
+		// The walk asks for each tree once (the read-ahead holds what is
+		// coming); the cache only serves subtrees stored more than once.
+		loader:    snapshot.NewTreeLoader(r, 32),
 		opts:      opts,
 		prog:      prog,
 		linkFirst: map[inodeKey]*fileJob{},
 		onPath:    map[repo.ID]struct{}{},
-		blobs:     map[repo.ID]*blobJob{},
-		packs:     map[repo.ID]*packJob{},
 	}, nil
 }
 
@@ -219,7 +223,7 @@ func (rs *restorer) run(ctx context.Context, sn *snapshot.Snapshot, subpath stri
 		return err
 	}
 	defer rs.fs.close()
-	root := &dirState{snap: "/", rel: ".", created: true, fd: rs.fs.root}
+	root := &dirState{snap: "/", rel: ".", created: true, fd: rs.fs.root, fresh: rs.fs.exactModes}
 	rs.ra = rs.loader.ReadAhead(ctx, func(p string, n *snapshot.Node) bool {
 		_, descend := rs.selected(p, n)
 		return descend
@@ -234,31 +238,31 @@ func (rs *restorer) run(ctx context.Context, sn *snapshot.Snapshot, subpath stri
 			return fmt.Errorf("restore: %w", err)
 		}
 		root.snap = path.Clean("/" + subpath)
+	} else {
+		root.snap = path.Dir(path.Clean("/" + subpath))
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	rs.pipe = rs.startPipeline(ctx)
+	rs.win = newWindow(0)
+	if start.Type == snapshot.NodeDir {
 		err = rs.planTree(ctx, *start.Subtree, root)
 	} else {
 		// A single file: it lands in Target under its own name.
-		p := path.Clean("/" + subpath)
-		root.snap = path.Dir(p)
-		err = rs.planNode(ctx, start, p, root)
+		err = rs.planNode(ctx, start, path.Clean("/"+subpath), root)
 	}
 	rs.ra.Close()
+	if err == nil {
+		rs.prog.ScanDone.Store(true)
+		err = rs.seal(ctx)
+	}
 	if err != nil {
-		return err
+		cancel() // the pipeline drops what is queued
 	}
-	rs.prog.ScanDone.Store(true)
-	if testHookAfterPlan != nil {
-		testHookAfterPlan(rs)
+	if perr := rs.pipe.wait(); err == nil {
+		err = perr
 	}
-	if err := rs.restoreData(ctx); err != nil {
-		return err
-	}
-	rs.makeLinks()
-	if rs.opts.Verify {
-		if err := rs.verify(ctx); err != nil {
-			return err
-		}
-	}
-	return rs.finishDirs(ctx)
+	return err
 }
 
 // planTree creates the directory structure below d and records files.
@@ -284,6 +288,11 @@ func (rs *restorer) planTree(ctx context.Context, id repo.ID, d *dirState) error
 	for _, n := range t.Nodes {
 		if err := rs.planNode(ctx, n, snapshot.JoinPath(d.snap, n.Name), d); err != nil {
 			return err
+		}
+		if rs.win.full() {
+			if err := rs.seal(ctx); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -325,7 +334,13 @@ func (rs *restorer) planNode(ctx context.Context, n *snapshot.Node, p string, d 
 		if take && !rs.ensureDir(child) {
 			return nil
 		}
-		return rs.planTree(ctx, *n.Subtree, child)
+		err := rs.planTree(ctx, *n.Subtree, child)
+		if child.created {
+			// Its walk is over: its metadata is set once the window
+			// planned now (and every earlier one) is written.
+			rs.win.dirs = append(rs.win.dirs, child)
+		}
+		return err
 	}
 	if !rs.ensureDir(d) {
 		return nil
@@ -376,8 +391,9 @@ func (rs *restorer) ensureDir(d *dirState) bool {
 		return false
 	}
 	pfd, err := rs.fs.acquire(d.parent)
+	existed := false
 	if err == nil {
-		_, err = mkdirAt(pfd, d.name, rs.fs.display(d.rel))
+		existed, err = mkdirAt(pfd, d.name, rs.fs.display(d.rel))
 		rs.fs.release(d.parent)
 	}
 	if err != nil {
@@ -386,7 +402,7 @@ func (rs *restorer) ensureDir(d *dirState) bool {
 		return false
 	}
 	d.created = true
-	rs.dirs = append(rs.dirs, d)
+	d.fresh = !existed && d.parent.fresh
 	rs.prog.Dirs.Add(1)
 	rs.prog.SetCurrent(d.snap)
 	return true
@@ -397,16 +413,18 @@ func (rs *restorer) ensureDir(d *dirState) bool {
 // Further names of a hard-linked inode become links to the first one.
 func (rs *restorer) planFile(n *snapshot.Node, p string, d *dirState) {
 	key := inodeKey{n.DeviceID, n.Inode}
+	w := rs.win
 	if n.Links > 1 {
 		if first, ok := rs.linkFirst[key]; ok {
-			rs.links = append(rs.links, hardLink{snap: p, dir: d, name: n.Name, first: first})
+			// Made once this window is written: first's is no later.
+			w.links = append(w.links, hardLink{snap: p, dir: d, name: n.Name, first: first})
 			return
 		}
 	}
 	// Look every blob up before registering any, so a file with a missing
 	// blob leaves no half-registered writes behind.
 	for _, id := range n.Content {
-		if rs.blobs[id] == nil && !rs.repo.HasBlob(repo.DataBlob, id) {
+		if w.blobs[id] == nil && !rs.repo.HasBlob(repo.DataBlob, id) {
 			rs.fail(p, fmt.Errorf("data blob %v: %w", id.Str(), repo.ErrBlobNotFound))
 			return
 		}
@@ -414,16 +432,16 @@ func (rs *restorer) planFile(n *snapshot.Node, p string, d *dirState) {
 	fj := &fileJob{snap: p, dir: d, rel: d.join(n.Name), node: n, content: make([]*blobJob, 0, len(n.Content))}
 	var off int64
 	for _, id := range n.Content {
-		b := rs.blobs[id]
+		b := w.blobs[id]
 		if b == nil {
 			locs := rs.repo.LookupBlob(repo.DataBlob, id)
 			b = &blobJob{id: id, locs: locs, size: locs[0].PlaintextLength()}
-			rs.blobs[id] = b
-			pj := rs.packs[locs[0].Pack]
+			w.blobs[id] = b
+			pj := w.packs[locs[0].Pack]
 			if pj == nil {
 				pj = &packJob{id: locs[0].Pack}
-				rs.packs[pj.id] = pj
-				rs.packOrder = append(rs.packOrder, pj)
+				w.packs[pj.id] = pj
+				w.packOrder = append(w.packOrder, pj)
 			}
 			pj.blobs = append(pj.blobs, b)
 		}
@@ -433,7 +451,7 @@ func (rs *restorer) planFile(n *snapshot.Node, p string, d *dirState) {
 	}
 	fj.size = off
 	fj.remaining.Store(int32(len(fj.content)))
-	rs.files = append(rs.files, fj)
+	w.files = append(w.files, fj)
 	if n.Links > 1 {
 		rs.linkFirst[key] = fj
 	}
@@ -445,14 +463,14 @@ func (rs *restorer) planFile(n *snapshot.Node, p string, d *dirState) {
 }
 
 func (rs *restorer) finishEmpty(fj *fileJob) {
-	f, err := rs.createFile(fj)
+	fd, exact, err := rs.createFile(fj)
 	if err != nil {
 		rs.failFile(fj, err)
 		return
 	}
-	err = applyFdMeta(int(f.Fd()), f.Name(), fj.node)
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	err = applyFdMeta(fd, rs.fs.display(fj.rel), fj.node, !exact)
+	if cerr := unix.Close(fd); err == nil && cerr != nil {
+		err = &os.PathError{Op: "close", Path: rs.fs.display(fj.rel), Err: cerr}
 	}
 	if err != nil {
 		rs.failFile(fj, err)
@@ -463,8 +481,8 @@ func (rs *restorer) finishEmpty(fj *fileJob) {
 
 // makeLinks recreates hard links once the first name of each inode holds
 // its data.
-func (rs *restorer) makeLinks() {
-	for _, l := range rs.links {
+func (rs *restorer) makeLinks(links []hardLink) {
+	for _, l := range links {
 		if !l.first.created {
 			rs.fail(l.snap, fmt.Errorf("hard link to %s: that file was not restored", l.first.snap))
 			continue
@@ -477,17 +495,16 @@ func (rs *restorer) makeLinks() {
 	}
 }
 
-// finishDirs sets directory metadata after everything inside is written,
-// children before parents (rs.dirs lists parents first).
-func (rs *restorer) finishDirs(ctx context.Context) error {
-	for i := len(rs.dirs) - 1; i >= 0; i-- {
+// finishDirs sets directory metadata after everything inside is written;
+// dirs lists children before parents (the order their walks ended).
+func (rs *restorer) finishDirs(ctx context.Context, dirs []*dirState) error {
+	for _, d := range dirs {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		d := rs.dirs[i]
 		fd, err := rs.fs.acquire(d)
 		if err == nil {
-			err = applyFdMeta(fd, rs.fs.display(d.rel), d.node)
+			err = applyFdMeta(fd, rs.fs.display(d.rel), d.node, true)
 			rs.fs.release(d)
 		}
 		if err != nil {

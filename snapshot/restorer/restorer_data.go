@@ -3,16 +3,13 @@ package restorer
 import (
 	"bufio"
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"slices"
 
 	"github.com/cairn-backup/cairn/repo"
-	"golang.org/x/sync/errgroup"
 	"golang.org/x/sys/unix"
 )
 
@@ -41,56 +38,22 @@ func (w *dataWorker) reader(rd io.Reader) *bufio.Reader {
 	return w.br
 }
 
-// restoreData reads every needed pack once, several in parallel, and writes
-// each blob to all places that need it.
-func (rs *restorer) restoreData(ctx context.Context) error {
-	if len(rs.packOrder) == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// Workers, each with its buffers; a blob that cannot be read fails
-	// its files (blobFailed) and the others go on.
-	work := make(chan *packJob)
-	var g errgroup.Group
-	for range min(rs.opts.Workers, len(rs.packOrder)) {
-		g.Go(func() error {
-			w := &dataWorker{}
-			for pj := range work {
-				rs.restorePack(ctx, pj, w)
-			}
-			return nil
-		})
-	}
-	for _, pj := range rs.packOrder {
-		select {
-		case work <- pj:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	close(work)
-	_ = g.Wait() // never fails: failures are per file
-	return ctx.Err()
-}
-
-// restorePack reads the needed blobs of one pack in as few contiguous
-// ranges as the gaps between them allow, streaming blob by blob.
-func (rs *restorer) restorePack(ctx context.Context, pj *packJob, w *dataWorker) {
-	slices.SortFunc(pj.blobs, func(a, b *blobJob) int { return cmp.Compare(a.locs[0].Offset, b.locs[0].Offset) })
-	for start := 0; start < len(pj.blobs); {
+// restoreItem reads a work item's blobs (one pack's, sorted by offset) in
+// as few contiguous ranges as the gaps between them allow, streaming blob
+// by blob.
+func (rs *restorer) restoreItem(ctx context.Context, it workItem, w *dataWorker) {
+	blobs := it.blobs
+	for start := 0; start < len(blobs); {
 		end := start + 1
-		for end < len(pj.blobs) {
-			prev, next := pj.blobs[end-1].locs[0], pj.blobs[end].locs[0]
+		for end < len(blobs) {
+			prev, next := blobs[end-1].locs[0], blobs[end].locs[0]
 			prevEnd := int64(prev.Offset) + int64(prev.Length)
 			if int64(next.Offset) < prevEnd || int64(next.Offset)-prevEnd > maxRangeGap {
 				break
 			}
 			end++
 		}
-		rs.restoreRange(ctx, pj, pj.blobs[start:end], w)
+		rs.restoreRange(ctx, it.pack, blobs[start:end], w)
 		start = end
 	}
 }
@@ -147,13 +110,23 @@ func readRaw(rd io.Reader, loc repo.PackedBlob, w *dataWorker) ([]byte, error) {
 		return nil, fmt.Errorf("blob %v in pack %v: implausible size %d", loc.ID.Str(), loc.Pack.Str(), max(loc.Length, loc.UncompressedLength))
 	}
 	if cap(w.raw) < int(loc.Length) {
-		w.raw = make([]byte, loc.Length)
+		w.raw = make([]byte, bufSize(int(loc.Length)))
 	}
 	raw := w.raw[:loc.Length]
 	if _, err := io.ReadFull(rd, raw); err != nil {
 		return nil, fmt.Errorf("read pack %v at %d: %w", loc.Pack.Str(), loc.Offset, err)
 	}
 	return raw, nil
+}
+
+// bufSize rounds a buffer size up to a power of two, so a worker's buffers
+// grow a few times over a restore rather than with every larger blob.
+func bufSize(n int) int {
+	size := 64 << 10
+	for size < n {
+		size *= 2
+	}
+	return size
 }
 
 // errBlobSize: a blob decoded to another length than the index gave it,
@@ -164,15 +137,22 @@ var errBlobSize = errors.New("blob length differs from the index")
 // DecodeBlob checks its SHA-256 against its ID, and here its length against
 // want, the length the file's layout was planned with.
 func (rs *restorer) decode(loc repo.PackedBlob, raw []byte, want uint32, w *dataWorker) ([]byte, error) {
-	if n := int(loc.PlaintextLength()); cap(w.plain) < n {
-		w.plain = make([]byte, 0, n)
+	var plain []byte
+	var err error
+	if !loc.IsCompressed() {
+		// Decrypted in place: raw is not needed afterwards.
+		plain, err = rs.repo.DecodeBlob(loc, raw, raw[:0])
+	} else {
+		if n := int(loc.PlaintextLength()); cap(w.plain) < n {
+			w.plain = make([]byte, 0, bufSize(n))
+		}
+		plain, err = rs.repo.DecodeBlob(loc, raw, w.plain[:0])
+		if err == nil && cap(plain) > cap(w.plain) {
+			w.plain = plain[:0]
+		}
 	}
-	plain, err := rs.repo.DecodeBlob(loc, raw, w.plain[:0])
 	if err != nil {
 		return nil, err
-	}
-	if cap(plain) > cap(w.plain) {
-		w.plain = plain[:0]
 	}
 	if len(plain) != int(want) {
 		return nil, fmt.Errorf("blob %v in pack %v: %w: it holds %d bytes, the index says %d (run `cairn repair index`)",
@@ -202,7 +182,7 @@ func (rs *restorer) blobFailed(ctx context.Context, b *blobJob, cause error, w *
 	}
 	for _, t := range b.targets {
 		rs.failFile(t.file, fmt.Errorf("data blob %v: %w", b.id.Str(), cause))
-		rs.doneWrite(t.file, nil)
+		rs.doneWrite(t.file, -1, false)
 	}
 }
 
@@ -237,57 +217,80 @@ func (rs *restorer) writeBlob(b *blobJob, plain []byte) {
 }
 
 func (rs *restorer) writeFile(fj *fileJob, targets []blobTarget, plain []byte, zero bool) {
-	var f *os.File
-	var err error
+	fd := -1
+	exact := false
 	if !fj.bad.Load() {
-		f, err = rs.openFile(fj)
-		if err != nil {
+		var err error
+		if fd, exact, err = rs.openFile(fj); err != nil {
 			rs.failFile(fj, err)
 		}
 	}
 	for k, t := range targets {
-		if f != nil && !fj.bad.Load() {
+		if fd >= 0 && !fj.bad.Load() {
 			// All-zero blobs stay holes in the new file; the final
 			// truncate gives it its size should they come last.
 			if zero {
 				fj.sparse.Store(true)
-			} else if _, err := f.WriteAt(plain, t.off); err != nil {
-				rs.failFile(fj, err)
+			} else if err := pwriteAll(fd, plain, t.off); err != nil {
+				rs.failFile(fj, &os.PathError{Op: "write", Path: rs.fs.display(fj.rel), Err: err})
 			}
 			rs.prog.Bytes.Add(uint64(len(plain)))
 		}
 		if k == len(targets)-1 {
-			rs.doneWrite(fj, f) // closes f
+			rs.doneWrite(fj, fd, exact) // closes fd
 		} else {
-			rs.doneWrite(fj, nil)
+			rs.doneWrite(fj, -1, false)
 		}
 	}
 }
 
-// openFile creates the file on its first write, or opens it again.
-func (rs *restorer) openFile(fj *fileJob) (*os.File, error) {
+func pwriteAll(fd int, p []byte, off int64) error {
+	for len(p) > 0 {
+		n, err := unix.Pwrite(fd, p, off)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			return err
+		}
+		if n == 0 {
+			return io.ErrShortWrite
+		}
+		p, off = p[n:], off+int64(n)
+	}
+	return nil
+}
+
+// openFile creates the file on its first write, or opens it again. exact
+// reports a file created with its final mode.
+func (rs *restorer) openFile(fj *fileJob) (fd int, exact bool, err error) {
 	fj.mu.Lock()
 	defer fj.mu.Unlock()
 	if fj.created {
-		return rs.reopen(fj, unix.O_WRONLY)
+		fd, err = rs.reopen(fj, unix.O_WRONLY)
+		return fd, false, err
 	}
 	return rs.createFile(fj)
 }
 
 // doneWrite counts one write of fj as done (or given up). The write that
-// completes the file sets its metadata through f. f, if any, is closed.
-func (rs *restorer) doneWrite(fj *fileJob, f *os.File) {
+// completes the file sets its metadata through fd (the mode too, unless
+// exact). fd, if any, is closed.
+func (rs *restorer) doneWrite(fj *fileJob, fd int, exact bool) {
 	last := fj.remaining.Add(-1) == 0
 	if last && !fj.bad.Load() {
 		var err error
-		if f == nil {
-			f, err = rs.reopen(fj, unix.O_WRONLY)
+		if fd < 0 {
+			fd, err = rs.reopen(fj, unix.O_WRONLY)
+			exact = false
 		}
 		if err == nil && fj.sparse.Load() {
-			err = f.Truncate(fj.size)
+			if err = unix.Ftruncate(fd, fj.size); err != nil {
+				err = &os.PathError{Op: "truncate", Path: rs.fs.display(fj.rel), Err: err}
+			}
 		}
 		if err == nil {
-			err = applyFdMeta(int(f.Fd()), f.Name(), fj.node)
+			err = applyFdMeta(fd, rs.fs.display(fj.rel), fj.node, !exact)
 		}
 		if err != nil {
 			rs.failFile(fj, err)
@@ -296,9 +299,9 @@ func (rs *restorer) doneWrite(fj *fileJob, f *os.File) {
 			rs.prog.SetCurrent(fj.snap)
 		}
 	}
-	if f != nil {
-		if err := f.Close(); err != nil && !fj.bad.Load() {
-			rs.failFile(fj, err)
+	if fd >= 0 {
+		if err := unix.Close(fd); err != nil && !fj.bad.Load() {
+			rs.failFile(fj, &os.PathError{Op: "close", Path: rs.fs.display(fj.rel), Err: err})
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -41,6 +43,10 @@ type targetFS struct {
 	path    string // as given, for messages
 	root    int
 	openat2 bool
+	// exactModes: a file created in a fresh directory gets exactly its
+	// create mode less umask (see exactCreateModes).
+	exactModes bool
+	umask      uint32
 
 	mu  sync.Mutex
 	lru list.List // of *dirState holding an open fd; front = most recent
@@ -57,6 +63,7 @@ func openTargetFS(target string) (*targetFS, error) {
 		return nil, fmt.Errorf("restore: open target %s: %w", target, err)
 	}
 	t := &targetFS{path: target, root: fd}
+	t.umask, t.exactModes = exactCreateModes(fd)
 	if !forceDirWalk {
 		probe, err := unix.Openat2(fd, ".", &unix.OpenHow{Flags: unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: resolveBeneath})
 		if err == nil {
@@ -164,9 +171,41 @@ func (t *targetFS) openDir(d *dirState) (int, error) {
 	return fd, nil
 }
 
-// openFile opens the entry name of directory d (rel is its path below the
+// exactCreateModes reports the process's umask and whether files created in
+// directories this restore makes below root get exactly their create mode
+// less the umask: not when root has a default ACL (inherited by those
+// directories, it replaces the umask) or the setgid bit (inherited too),
+// nor when the umask cannot be read without changing it (Linux before 4.7).
+func exactCreateModes(root int) (umask uint32, ok bool) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, found := strings.CutPrefix(line, "Umask:"); found {
+			u, err := strconv.ParseUint(strings.TrimSpace(v), 8, 32)
+			if err != nil {
+				return 0, false
+			}
+			umask, ok = uint32(u), true
+		}
+	}
+	var st unix.Stat_t
+	if !ok || unix.Fstat(root, &st) != nil || st.Mode&unix.S_ISGID != 0 {
+		return 0, false
+	}
+	_, err = unix.Fgetxattr(root, "system.posix_acl_default", nil)
+	if !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.ENOTSUP) {
+		return 0, false // a default ACL, or unknown
+	}
+	return umask, true
+}
+
+// openFd opens the entry name of directory d (rel is its path below the
 // target) with flags, never following a symlink anywhere below the target.
-func (t *targetFS) openFile(d *dirState, name, rel string, flags int, mode uint32) (*os.File, error) {
+// It returns the bare descriptor: no *os.File to set up and finalize, as
+// restores open one per file.
+func (t *targetFS) openFd(d *dirState, name, rel string, flags int, mode uint32) (int, error) {
 	flags |= unix.O_NOFOLLOW | unix.O_CLOEXEC
 	var fd int
 	var err error
@@ -175,15 +214,15 @@ func (t *targetFS) openFile(d *dirState, name, rel string, flags int, mode uint3
 	} else {
 		var pfd int
 		if pfd, err = t.acquire(d); err != nil {
-			return nil, err
+			return -1, err
 		}
 		fd, err = unix.Openat(pfd, name, flags, mode)
 		t.release(d)
 	}
 	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: t.display(rel), Err: noFollowErr(err)}
+		return -1, &os.PathError{Op: "open", Path: t.display(rel), Err: noFollowErr(err)}
 	}
-	return os.NewFile(uintptr(fd), t.display(rel)), nil
+	return fd, nil
 }
 
 // errSymlinkInPath explains ELOOP from a no-follow open: the usual cause is
@@ -243,10 +282,12 @@ func removeAllAt(dirfd int, name string) error {
 
 // createFile creates fj's file, replacing whatever is at its name. O_EXCL
 // never follows a symlink and never writes into another hard link of an
-// existing file.
-func (rs *restorer) createFile(fj *fileJob) (*os.File, error) {
+// existing file. exact reports that it was created with its final mode, so
+// no chmod is needed (see exactMode).
+func (rs *restorer) createFile(fj *fileJob) (fd int, exact bool, err error) {
 	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL
-	f, err := rs.fs.openFile(fj.dir, fj.node.Name, fj.rel, flags, 0o600)
+	mode, exact := rs.exactMode(fj)
+	fd, err = rs.fs.openFd(fj.dir, fj.node.Name, fj.rel, flags, mode)
 	if errors.Is(err, unix.EEXIST) {
 		var pfd int
 		if pfd, err = rs.fs.acquire(fj.dir); err == nil {
@@ -254,22 +295,40 @@ func (rs *restorer) createFile(fj *fileJob) (*os.File, error) {
 			rs.fs.release(fj.dir)
 		}
 		if err == nil {
-			f, err = rs.fs.openFile(fj.dir, fj.node.Name, fj.rel, flags, 0o600)
+			fd, err = rs.fs.openFd(fj.dir, fj.node.Name, fj.rel, flags, mode)
 		}
 	}
 	if err != nil {
-		return nil, err
+		return -1, false, err
 	}
 	if rs.opts.Verify || fj.needsIdentity() {
 		var st unix.Stat_t
-		if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-			f.Close()
-			return nil, &os.PathError{Op: "stat", Path: f.Name(), Err: err}
+		if err := unix.Fstat(fd, &st); err != nil {
+			unix.Close(fd)
+			return -1, false, &os.PathError{Op: "stat", Path: rs.fs.display(fj.rel), Err: err}
 		}
 		fj.ino, fj.dev = st.Ino, st.Dev
 	}
 	fj.created = true
-	return f, nil
+	return fd, exact, nil
+}
+
+// exactMode returns the mode to create fj's file with, and whether that is
+// provably its final mode, so the chmod after writing can be skipped: the
+// directory is fresh (no default ACL, no setgid, see exactCreateModes), the
+// mode has no bits the umask clears and no setuid/setgid/sticky bits (a
+// chown would clear those), no chown or xattrs follow (an ACL xattr sets
+// the mode), and the file is written through this one descriptor (a
+// reopen needs the owner's write permission; verify needs read). Otherwise
+// it is created 0600 and its mode is set after its content.
+func (rs *restorer) exactMode(fj *fileJob) (uint32, bool) {
+	n := fj.node
+	m := unixMode(n.Mode)
+	if !fj.dir.fresh || m&^0o777 != 0 || m&rs.fs.umask != 0 || wantChown(n) || len(n.ExtendedAttributes) > 0 ||
+		fj.needsIdentity() || (rs.opts.Verify && euid != 0 && m&0o400 == 0) {
+		return 0o600, false
+	}
+	return m, true
 }
 
 // errReplaced: the name of a file being restored no longer leads to the
@@ -278,21 +337,21 @@ var errReplaced = errors.New("replaced by something else during the restore")
 
 // reopen opens fj's file again (for more writes or for verify), refusing
 // anything but the inode created for it.
-func (rs *restorer) reopen(fj *fileJob, flags int) (*os.File, error) {
-	f, err := rs.fs.openFile(fj.dir, fj.node.Name, fj.rel, flags, 0)
+func (rs *restorer) reopen(fj *fileJob, flags int) (int, error) {
+	fd, err := rs.fs.openFd(fj.dir, fj.node.Name, fj.rel, flags, 0)
 	if err != nil {
-		return nil, err
+		return -1, err
 	}
 	var st unix.Stat_t
-	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
-		f.Close()
-		return nil, &os.PathError{Op: "stat", Path: f.Name(), Err: err}
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return -1, &os.PathError{Op: "stat", Path: rs.fs.display(fj.rel), Err: err}
 	}
 	if st.Ino != fj.ino || st.Dev != fj.dev {
-		f.Close()
-		return nil, fmt.Errorf("%s: %w", f.Name(), errReplaced)
+		unix.Close(fd)
+		return -1, fmt.Errorf("%s: %w", rs.fs.display(fj.rel), errReplaced)
 	}
-	return f, nil
+	return fd, nil
 }
 
 // link makes l a hard link of its first name, both reached through their

@@ -84,6 +84,38 @@ func sameInode(t *testing.T, a, b string) {
 	}
 }
 
+// TestRestoreSmallWindows restores through windows of a few files each:
+// hard links and shared blobs across windows, directory metadata set only
+// after everything inside (read-only and sticky directories), verify.
+func TestRestoreSmallWindows(t *testing.T) {
+	src := rtSource(t, 3<<20+17, 300)
+	// The same content in files far apart in the tree: one blob, needed by
+	// two windows.
+	must(t, os.WriteFile(filepath.Join(src, "aaa-same"), bytes.Repeat([]byte("same"), 3000), 0o644))
+	must(t, os.WriteFile(filepath.Join(src, "extra", "zzz-same"), bytes.Repeat([]byte("same"), 3000), 0o444))
+	must(t, os.Chmod(filepath.Join(src, "extra"), 0o555))
+	defer os.Chmod(filepath.Join(src, "extra"), 0o755)
+	r, _ := rtNewRepo(t, 2, 1<<20)
+	sn := rtBackup(t, r, src)
+	defer func(f, b, i int) { windowFiles, windowBlobs, itemBlobs = f, b, i }(windowFiles, windowBlobs, itemBlobs)
+	windowFiles, windowBlobs, itemBlobs = 5, 7, 2
+	windows := 0
+	setHook(t, func(*restorer) { windows++ })
+	target := filepath.Join(t.TempDir(), "target")
+	if n, failed := rtRestore(t, r, sn, "", RestoreOptions{Target: target, Verify: true, Workers: 3}); n != 0 {
+		t.Fatalf("%d failures: %v", n, failed)
+	}
+	if windows < 50 {
+		t.Errorf("only %d windows", windows)
+	}
+	out := under(target, src)
+	if n := testutil.CompareTrees(t, src, out, testutil.CompareOptions{CompareOwner: true}); n < 300 {
+		t.Errorf("compared only %d entries", n)
+	}
+	sameInode(t, filepath.Join(out, "extra/linked-a"), filepath.Join(out, "extra/linked-b"))
+	os.Chmod(filepath.Join(out, "extra"), 0o755)
+}
+
 func TestRestoreRoundTrip(t *testing.T) {
 	src := rtSource(t, 30<<20+4321, 2000)
 	for _, version := range []int{1, 2} {
@@ -315,6 +347,8 @@ func TestRestoreVerifyDetectsChange(t *testing.T) {
 		OnError: func(p string, err error) { failed = append(failed, p+": "+err.Error()) }})
 	must(t, err)
 	ctx := context.Background()
+	var files []*fileJob // of every window, as planned
+	setHook(t, func(rs *restorer) { files = append(files, rs.win.files...) })
 	must(t, rs.run(ctx, sn, src))
 	if rs.failures() != 0 {
 		t.Fatalf("clean restore failed: %v", failed)
@@ -324,7 +358,7 @@ func TestRestoreVerifyDetectsChange(t *testing.T) {
 	rs.fs, err = openTargetFS(rs.opts.Target) // run closed it
 	must(t, err)
 	defer rs.fs.close()
-	must(t, rs.verify(ctx))
+	must(t, rs.verify(ctx, files))
 	if rs.failures() != 2 || len(failed) != 2 {
 		t.Fatalf("verify after damage: %d failures %v, want 2", rs.failures(), failed)
 	}
@@ -412,5 +446,57 @@ func TestRestoreCanceled(t *testing.T) {
 	_, err := Restore(ctx, r, sn, "", RestoreOptions{Target: t.TempDir()})
 	if !errors.Is(err, context.Canceled) {
 		t.Errorf("canceled restore: %v", err)
+	}
+}
+
+// TestRestoreCreateModes: files get their modes whether they are created
+// with them (fresh directories, modes the umask leaves alone) or chmod'ed
+// afterwards (the umask clears bits, special bits, xattrs, a setgid target,
+// a directory that was there before), under two umasks.
+func TestRestoreCreateModes(t *testing.T) {
+	modes := []os.FileMode{0o644, 0o666, 0o777, 0o600, 0o400, 0, 0o755 | os.ModeSetuid, 0o750 | os.ModeSetgid, 0o644 | os.ModeSticky, 0o640}
+	b := hsNew(t)
+	var files []*snapshot.Node
+	for i, m := range modes {
+		for _, data := range []string{"", "data"} {
+			n := b.file(fmt.Sprintf("f%02d-%d", i, len(data)), data)
+			n.Mode = m
+			files = append(files, n)
+		}
+	}
+	x := b.file("xattr", "with xattr")
+	x.ExtendedAttributes = []snapshot.ExtendedAttribute{{Name: "user.cairn", Value: []byte("v")}}
+	files = append(files, x)
+	sn := b.snapshot(b.dir("d", files...), b.dir("existing", files...))
+	for _, umask := range []int{0o022, 0o027} {
+		for _, setgid := range []bool{false, true} {
+			t.Run(fmt.Sprintf("umask%03o-setgid%v", umask, setgid), func(t *testing.T) {
+				old := unix.Umask(umask)
+				defer unix.Umask(old)
+				target := filepath.Join(t.TempDir(), "t")
+				must(t, os.MkdirAll(filepath.Join(target, "existing"), 0o755))
+				if setgid {
+					must(t, os.Chmod(target, 0o755|os.ModeSetgid))
+				}
+				if n, failed := rtRestore(t, b.r, sn, "", RestoreOptions{Target: target}); n != 0 {
+					t.Fatalf("%d failures: %v", n, failed)
+				}
+				for _, dir := range []string{"d", "existing"} {
+					for _, n := range files {
+						p := filepath.Join(target, dir, n.Name)
+						fi, err := os.Lstat(p)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if fi.Mode() != n.Mode {
+							t.Errorf("%s: mode %v, want %v", p, fi.Mode(), n.Mode)
+						}
+						if !fi.ModTime().Equal(hsTime) {
+							t.Errorf("%s: mtime %v, want %v", p, fi.ModTime(), hsTime)
+						}
+					}
+				}
+			})
+		}
 	}
 }

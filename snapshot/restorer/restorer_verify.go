@@ -15,7 +15,7 @@ import (
 
 // verify re-reads every restored file and checks each blob-sized piece
 // against the blob's hash. Mismatches fail the file.
-func (rs *restorer) verify(ctx context.Context) error {
+func (rs *restorer) verify(ctx context.Context, files []*fileJob) error {
 	// Workers, each with its buffer; a file that fails verification fails
 	// alone and the others go on. Hashing is CPU-bound; more readers than
 	// cores would only contend.
@@ -36,7 +36,7 @@ func (rs *restorer) verify(ctx context.Context) error {
 		close(work)
 		_ = g.Wait() // never fails: failures are per file
 	}()
-	for _, fj := range rs.files {
+	for _, fj := range files {
 		if fj.bad.Load() || !fj.created {
 			continue
 		}
@@ -85,9 +85,12 @@ func (rs *restorer) verifyFile(fj *fileJob, buf *[]byte) error {
 // openForVerify avoids updating the atime that restore just set; O_NOATIME
 // needs ownership (or root), so fall back without it.
 func (rs *restorer) openForVerify(fj *fileJob) (*os.File, error) {
-	f, err := rs.reopen(fj, unix.O_RDONLY|unix.O_NOATIME)
+	fd, err := rs.reopen(fj, unix.O_RDONLY|unix.O_NOATIME)
 	if errors.Is(err, unix.EPERM) {
-		f, err = rs.reopen(fj, unix.O_RDONLY)
+		fd, err = rs.reopen(fj, unix.O_RDONLY)
 	}
-	return f, err
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), rs.fs.display(fj.rel)), nil
 }

@@ -3,7 +3,32 @@
 #
 #   bash tests/bench/bench.sh          (or: make bench)
 #
-# Steps, for each tool, on a fresh local repository:
+# Two suites (BENCH_SUITE):
+#
+# rows (the default): the performance table of issue 16, every row in one run.
+#   Two datasets: "big" (about 1.5 GiB in 20,000 files: 4 x 128 MiB random,
+#   a 256 MiB duplicate, 100 MiB of logs, 20,000 files of 1-64 KiB) and
+#   "small" (200,000 files of 1-2 KiB, about 0.3 GiB, 100 a directory); each
+#   on a local repository and on S3 (MinIO on 127.0.0.1 behind the latency
+#   proxy, 20 ms each way = 40 ms round trip). Per set and tool (cairn and
+#   restic, step by step in turn): init, backup-first, backup-unchanged,
+#   restore into a fresh directory; plus `cp -a` of the same tree as the
+#   restore reference. Prints one table: wall time and peak RSS per tool,
+#   restic/cairn wall ratio (>1: cairn faster), cairn/restic RSS ratio, and
+#   for restore cp-a wall and cairn/cp-a wall ratio (<=1: cairn as fast).
+#   About 12-25 min on 2 shared cores (datasets are generated once and
+#   cached); restored trees are kept until the end (about 20 GiB at scale 1).
+#   Knobs: BENCH_SETS (default "local/big local/small s3/big s3/small"),
+#   BENCH_REPEAT (default 1: runs of backup-unchanged, restore and cp -a, the
+#   median is shown), BENCH_LATENCY (default 20ms), BENCH_SCALE (multiplies
+#   both datasets' size and file count: 0.1 for a quick run of about 2 min),
+#   BENCH_TOOLS, BENCH_RESTIC, BENCH_VERIFY, BENCH_DIR as below.
+#
+# single: the older one-dataset run described below; chosen by
+#   BENCH_SUITE=single, and also when BENCH_BACKEND, BENCH_DATASET or
+#   BENCH_MUTATE is set (they only mean something there).
+#
+# Steps of the single suite, for each tool, on a fresh local repository:
 #   init, backup-first, backup-unchanged, (dataset mutated once) backup-changed,
 #   restore (into a fresh directory, deleted afterwards).
 # The dataset is identical for both tools at each step: both run their first and
@@ -56,13 +81,20 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$ROOT"
 
+if [ -z "${BENCH_SUITE:-}" ]; then
+	BENCH_SUITE=rows
+	if [ -n "${BENCH_BACKEND:-}${BENCH_DATASET:-}${BENCH_MUTATE:-}" ]; then BENCH_SUITE=single; fi
+fi
+case $BENCH_SUITE in rows | single) ;; *) echo "bench: error: BENCH_SUITE must be rows or single, not '$BENCH_SUITE'" >&2; exit 1 ;; esac
 BENCH_DIR=${BENCH_DIR:-/tmp/cairn-bench}
 BENCH_SCALE=${BENCH_SCALE:-1}
+BENCH_SETS=${BENCH_SETS:-local/big local/small s3/big s3/small}
+BENCH_REPEAT=${BENCH_REPEAT:-1}
 BENCH_MUTATE=${BENCH_MUTATE:-5}
 BENCH_TOOLS=${BENCH_TOOLS:-cairn restic}
 BENCH_VERIFY=${BENCH_VERIFY:-0}
 BENCH_BACKEND=${BENCH_BACKEND:-local}
-BENCH_LATENCY=${BENCH_LATENCY:-0}
+if [ "$BENCH_SUITE" = rows ]; then BENCH_LATENCY=${BENCH_LATENCY:-20ms}; else BENCH_LATENCY=${BENCH_LATENCY:-0}; fi
 case $BENCH_BACKEND in
 local) BENCH_DATASET=${BENCH_DATASET:-standard} ;;
 s3) BENCH_DATASET=${BENCH_DATASET:-trees} ;;
@@ -84,7 +116,11 @@ for tool in $BENCH_TOOLS; do
 done
 awk -v s="$BENCH_SCALE" 'BEGIN { exit !(s + 0 > 0) }' || die "BENCH_SCALE must be a positive number, not '$BENCH_SCALE'"
 case $BENCH_DATASET in standard | trees) ;; *) die "BENCH_DATASET must be standard or trees, not '$BENCH_DATASET'" ;; esac
-if [ "$BENCH_LATENCY" != 0 ] && [ "$BENCH_BACKEND" != s3 ]; then
+[[ $BENCH_REPEAT =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEAT must be a positive integer, not '$BENCH_REPEAT'"
+for set in $BENCH_SETS; do
+	case $set in local/big | local/small | s3/big | s3/small) ;; *) die "unknown set '$set' in BENCH_SETS (local/big, local/small, s3/big, s3/small)" ;; esac
+done
+if [ "$BENCH_SUITE" = single ] && [ "$BENCH_LATENCY" != 0 ] && [ "$BENCH_BACKEND" != s3 ]; then
 	die "BENCH_LATENCY=$BENCH_LATENCY needs BENCH_BACKEND=s3 (the delay is added in front of MinIO)"
 fi
 
@@ -139,28 +175,30 @@ fi
 # --- dataset -----------------------------------------------------------------
 GENDATA=$BENCH_DIR/bin/gendata
 go build -o "$GENDATA" ./tests/bench/gendata
-if [ "$BENCH_DATASET" = trees ]; then
-	BASE=$BENCH_DIR/base-trees-seed$SEED
-	GENFLAGS=(-scale 0.1 -small 10000 -per-dir 5 -small-max 8192)
-else
-	BASE=$BENCH_DIR/base-scale$BENCH_SCALE-seed$SEED
-	GENFLAGS=(-scale "$BENCH_SCALE")
+if [ "$BENCH_SUITE" = single ]; then
+	if [ "$BENCH_DATASET" = trees ]; then
+		BASE=$BENCH_DIR/base-trees-seed$SEED
+		GENFLAGS=(-scale 0.1 -small 10000 -per-dir 5 -small-max 8192)
+	else
+		BASE=$BENCH_DIR/base-scale$BENCH_SCALE-seed$SEED
+		GENFLAGS=(-scale "$BENCH_SCALE")
+	fi
+	DATA=$BENCH_DIR/data
+	if ! [ -f "$BASE.done" ]; then
+		log "generating the dataset ($BENCH_DATASET: ${GENFLAGS[*]}) into $BASE"
+		rm -rf "$BASE"
+		"$GENDATA" "${GENFLAGS[@]}" -seed "$SEED" "$BASE" >&2
+		touch "$BASE.done"
+	fi
+	log "copying the dataset to $DATA"
+	rm -rf "$DATA"
+	cp -a "$BASE" "$DATA"
+	sync
+	DATA_BYTES=$(du -sb "$DATA" | cut -f1)
+	DATA_FILES=$(find "$DATA" -type f | wc -l)
+	DATA_DIRS=$(find "$DATA" -type d | wc -l)
+	log "dataset: $DATA_FILES files, $DATA_BYTES bytes ($(awk -v b="$DATA_BYTES" 'BEGIN { printf "%.1f MiB", b / 1048576 }'))"
 fi
-DATA=$BENCH_DIR/data
-if ! [ -f "$BASE.done" ]; then
-	log "generating the dataset ($BENCH_DATASET: ${GENFLAGS[*]}) into $BASE"
-	rm -rf "$BASE"
-	"$GENDATA" "${GENFLAGS[@]}" -seed "$SEED" "$BASE" >&2
-	touch "$BASE.done"
-fi
-log "copying the dataset to $DATA"
-rm -rf "$DATA"
-cp -a "$BASE" "$DATA"
-sync
-DATA_BYTES=$(du -sb "$DATA" | cut -f1)
-DATA_FILES=$(find "$DATA" -type f | wc -l)
-DATA_DIRS=$(find "$DATA" -type d | wc -l)
-log "dataset: $DATA_FILES files, $DATA_BYTES bytes ($(awk -v b="$DATA_BYTES" 'BEGIN { printf "%.1f MiB", b / 1048576 }'))"
 
 # Timings are only comparable on an otherwise idle machine.
 load=$(cut -d' ' -f1 /proc/loadavg)
@@ -235,7 +273,7 @@ tool_cmd() {
 step() {
 	local tool=$1 name=$2
 	shift 2
-	local logf=$BENCH_DIR/logs/$tool-$name.log tf=$BENCH_DIR/logs/$tool-$name.time
+	local logf=$BENCH_DIR/logs/$tool-${name//\//-}.log tf=$BENCH_DIR/logs/$tool-${name//\//-}.time
 	log "$tool $name"
 	local CMD
 	tool_cmd "$tool"
@@ -262,9 +300,10 @@ step() {
 # restore_step TOOL: restores latest into a fresh directory, checks its size
 # (and with BENCH_VERIFY its contents), then deletes it.
 restore_step() {
-	local tool=$1 dst=$BENCH_DIR/restore-$1
+	local tool=$1 name=${2:-restore} dst=${3:-$BENCH_DIR/restore-$1}
 	rm -rf "$dst"
-	step "$tool" restore restore latest --target "$dst"
+	sync
+	step "$tool" "$name" restore latest --target "$dst"
 	# restic-like tools restore the backed-up absolute path below the target.
 	local got=$dst$DATA
 	[ -d "$got" ] || got=$dst
@@ -275,8 +314,159 @@ restore_step() {
 		diff -r --no-dereference "$DATA" "$got" >/dev/null || die "$tool: restored tree differs from the dataset ($got)"
 		log "$tool restore verified"
 	fi
-	rm -rf "$dst"
+	[ -n "${3:-}" ] || rm -rf "$dst"
 }
+
+# --- the rows suite -------------------------------------------------------------
+# rows_dataset NAME: generates (once, cached) and selects the dataset NAME.
+rows_dataset() {
+	local flags
+	case $1 in
+	big) flags=(-scale "$BENCH_SCALE" -n 4) ;;
+	small) flags=(-small-only -small "$(awk -v s="$BENCH_SCALE" 'BEGIN { printf "%d", 200000 * s }')" -small-max 2048) ;;
+	esac
+	DATA=$BENCH_DIR/data-$1-scale$BENCH_SCALE-seed$SEED
+	if ! [ -f "$DATA.done" ]; then
+		log "generating the $1 dataset (${flags[*]}) into $DATA"
+		rm -rf "$DATA"
+		"$GENDATA" "${flags[@]}" -seed "$SEED" "$DATA" >&2
+		sync
+		touch "$DATA.done"
+	fi
+	DATA_BYTES=$(du -sb --apparent-size "$DATA" | cut -f1)
+	DATA_FILES=$(find "$DATA" -type f | wc -l)
+	DATA_DIRS=$(find "$DATA" -type d | wc -l)
+	DESC[$1]="$DATA_FILES files in $DATA_DIRS directories, $(mib "$DATA_BYTES") MiB"
+	log "$1 dataset: ${DESC[$1]}"
+}
+
+# median_of NAME TOOLS...: WALL and RSS of NAME become the medians of the
+# runs NAME#1..NAME#BENCH_REPEAT (the upper middle one for an even count).
+median_of() {
+	local name=$1 tool i
+	shift
+	med() { sort -g | awk '{ v[NR] = $1 } END { print v[int(NR / 2) + 1] }'; }
+	for tool in "$@"; do
+		WALL[$tool,$name]=$(for i in $(seq "$BENCH_REPEAT"); do echo "${WALL[$tool,$name#$i]}"; done | med)
+		RSS[$tool,$name]=$(for i in $(seq "$BENCH_REPEAT"); do echo "${RSS[$tool,$name#$i]}"; done | med)
+		CPU[$tool,$name]=$(for i in $(seq "$BENCH_REPEAT"); do echo "${CPU[$tool,$name#$i]}"; done | med)
+	done
+}
+
+# cp_step NAME DST: `cp -a` of the dataset into DST (fresh), measured like a
+# tool's step (recorded as tool "cp-a").
+cp_step() {
+	local name=$1 dst=$2 tf=$BENCH_DIR/logs/cp-a-${1//\//-}.time
+	mkdir -p "$dst"
+	sync
+	log "cp -a $name"
+	"$TIME" -f '%e %U %S %M' -o "$tf" cp -a "$DATA" "$dst/" || die "cp -a $DATA $dst/ failed"
+	local wall user sys rss
+	read -r wall user sys rss < <(tail -n 1 "$tf")
+	WALL[cp-a,$name]=$wall RSS[cp-a,$name]=$rss
+	CPU[cp-a,$name]=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
+}
+
+run_rows() {
+	local set backend ds tool i
+	local -A DESC
+	ROWS=()
+	RESTORED=$BENCH_DIR/restored
+	log "removing restored trees of an earlier run"
+	rm -rf "$RESTORED" "$BENCH_DIR/restore-cp"
+	mkdir -p "$RESTORED"
+	# Every restore and cp -a stays on disk until the end (see below): about
+	# 1.3 GiB per set, tool and repetition at scale 1.
+	local need avail
+	need=$(awk -v s="$BENCH_SCALE" -v r="$BENCH_REPEAT" -v n="$(wc -w <<<"$BENCH_SETS")" 'BEGIN { printf "%d", 4 * 1.3 * n * r * s * 1048576 + 1048576 }')
+	avail=$(df -Pk "$BENCH_DIR" | awk 'NR == 2 { print $4 }')
+	[ "$avail" -gt "$need" ] || die "about $((need / 1048576)) GiB free needed in $BENCH_DIR for the restored trees, $((avail / 1048576)) GiB there: set BENCH_DIR elsewhere, or fewer BENCH_SETS or BENCH_REPEAT"
+	for set in $BENCH_SETS; do
+		backend=${set%/*} ds=${set#*/}
+		BENCH_BACKEND=$backend
+		rows_dataset "$ds"
+		if [ "$backend" = s3 ] && [ -z "${MINIO_URL:-}" ]; then start_minio; fi
+		for tool in $BENCH_TOOLS; do
+			if [ "$backend" = s3 ]; then
+				LOC[$tool]=$MINIO_URL/bench-$ds-$tool DIR[$tool]=$MINIO_DATA/bench-$ds-$tool
+			else
+				LOC[$tool]=$BENCH_DIR/repo-$tool DIR[$tool]=$BENCH_DIR/repo-$tool
+			fi
+			rm -rf "$BENCH_DIR/repo-$tool" "$BENCH_DIR/cache-$tool" "$BENCH_DIR/restore-$tool"
+		done
+		# Tools take turns step by step, so that a noisy minute hits both.
+		for tool in $BENCH_TOOLS; do step "$tool" "$set/init" init; done
+		for tool in $BENCH_TOOLS; do sync; step "$tool" "$set/backup-first" backup "$DATA"; done
+		for i in $(seq "$BENCH_REPEAT"); do
+			for tool in $BENCH_TOOLS; do step "$tool" "$set/backup-unchanged#$i" backup "$DATA"; done
+		done
+		# Restored trees stay until the run ends, and an untimed cp -a goes
+		# first: on ext4 the first few hundred thousand files created after
+		# a large deletion cost several times more kernel time (its inode
+		# allocator scans the freed inodes), which would fall on whichever
+		# restore came first (seen: the same restore 32 s first, 7 s next).
+		log "cp -a $set (warm-up, not measured)"
+		cp -a "$DATA" "$RESTORED/${set//\//-}-warmup"
+		for i in $(seq "$BENCH_REPEAT"); do
+			for tool in $BENCH_TOOLS; do
+				restore_step "$tool" "$set/restore#$i" "$RESTORED/${set//\//-}-$tool-$i"
+			done
+			cp_step "$set/restore#$i" "$RESTORED/${set//\//-}-cp-$i"
+		done
+		# shellcheck disable=SC2086
+		median_of "$set/backup-unchanged" $BENCH_TOOLS
+		# shellcheck disable=SC2086
+		median_of "$set/restore" $BENCH_TOOLS cp-a
+		ROWS+=("$set/backup-first" "$set/backup-unchanged" "$set/restore")
+		# Local repositories go (MinIO's buckets stay: their files are its own).
+		for tool in $BENCH_TOOLS; do rm -rf "$BENCH_DIR/repo-$tool" "$BENCH_DIR/cache-$tool"; done
+	done
+
+	read -r -a TOOLS <<<"$BENCH_TOOLS"
+	echo
+	echo "cairn benchmark $RUN_ID (suite rows, scale $BENCH_SCALE, median of $BENCH_REPEAT for unchanged and restore), $(nproc) cores, load before: $load"
+	for ds in big small; do [ -n "${DESC[$ds]:-}" ] && echo "  $ds: ${DESC[$ds]}"; done
+	echo "  s3: MinIO on 127.0.0.1 behind the latency proxy, $BENCH_LATENCY each way"
+	for tool in "${TOOLS[@]}"; do
+		case $tool in
+		cairn) echo "  cairn:  $CAIRN ($CAIRN_REV)" ;;
+		restic) echo "  restic: $RESTIC ($("$RESTIC" version))" ;;
+		esac
+	done
+	local header row c r
+	header=$(printf '%-28s' case)
+	for tool in "${TOOLS[@]}"; do header+=$(printf ' | %-6s %7s %7s' "$tool" wall_s rss_MiB); done
+	header+=$(printf ' | %8s %8s | %7s %8s' 'wall r/c' 'rss c/r' 'cp-a_s' 'c/cp-a')
+	echo "$header"
+	echo "${header//?/-}"
+	for s in "${ROWS[@]}"; do
+		row=$(printf '%-28s' "$s")
+		for tool in "${TOOLS[@]}"; do
+			row+=$(printf ' | %-6s %7s %7s' "" "${WALL[$tool,$s]}" "$(awk -v k="${RSS[$tool,$s]}" 'BEGIN { printf "%.0f", k / 1024 }')")
+		done
+		c=${WALL[cairn,$s]:-} r=${WALL[restic,$s]:-}
+		row+=$(printf ' | %8s %8s' "$(ratio "$r" "$c")" "$(ratio "${RSS[cairn,$s]:-}" "${RSS[restic,$s]:-}")")
+		if [[ $s == */restore ]]; then
+			row+=$(printf ' | %7s %8s' "${WALL[cp-a,$s]}" "$(ratio "$c" "${WALL[cp-a,$s]}")")
+		else
+			row+=$(printf ' | %7s %8s' "" "")
+		fi
+		echo "$row"
+	done
+	echo "wall r/c: restic/cairn wall time (>1: cairn faster); rss c/r: cairn/restic peak RSS (<=1: cairn no bigger);"
+	echo "c/cp-a: cairn restore / cp -a wall time (<=1: cairn no slower). Noisy on a shared machine: repeat with BENCH_REPEAT=3."
+	echo "logs: $BENCH_DIR/logs; results: $RESULTS"
+	log "removing the restored trees"
+	rm -rf "$RESTORED"
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
+mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
+
+if [ "$BENCH_SUITE" = rows ]; then
+	run_rows
+	exit 0
+fi
 
 [ "$BENCH_BACKEND" = s3 ] && start_minio
 for tool in $BENCH_TOOLS; do
@@ -329,8 +519,6 @@ fi
 
 # --- table ---------------------------------------------------------------------
 read -r -a TOOLS <<<"$BENCH_TOOLS"
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
-mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 
 echo
 if [ "$BENCH_BACKEND" = s3 ]; then

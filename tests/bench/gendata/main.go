@@ -17,7 +17,9 @@
 // files (small-file sizes stay 1-64 KiB). The same flags always give the same
 // bytes. -small, -per-dir and -small-max set the number of small files, how
 // many share a directory and their largest size instead (the remote benchmark
-// uses 10,000 files of 1-8 KiB, 5 a directory: many trees, little data).
+// uses 10,000 files of 1-8 KiB, 5 a directory: many trees, little data);
+// -small-only writes nothing else (the many-small-files dataset of the rows
+// suite: 200,000 files of 1-2 KiB, about 0.3 GiB).
 //
 // -mutate PCT changes about PCT percent of the data in place, deterministically
 // for a given -mutate-seed: files of 1 MiB or more get PCT% of their bytes
@@ -67,6 +69,7 @@ var (
 	smallN     = flag.Int("small", -1, "number of small files (default 20,000 × scale)")
 	perDir     = flag.Int("per-dir", smallPerDir, "small files per directory")
 	smallMaxF  = flag.Int("small-max", smallMax, "largest small-file size in bytes (at least 1 KiB)")
+	smallOnly  = flag.Bool("small-only", false, "write only the small files (no large, duplicate or log files)")
 	jobs       = flag.Int("j", runtime.NumCPU(), "files written in parallel")
 	quiet      = flag.Bool("q", false, "print nothing but errors")
 )
@@ -199,9 +202,18 @@ func generate(dir string) (files int, total int64, err error) {
 		total += size
 	}
 	for _, d := range []string{"large", "small", "dup", "logs"} {
+		if *smallOnly && d != "small" {
+			continue
+		}
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
 			return 0, 0, err
 		}
+	}
+	if *smallOnly {
+		if err := addSmall(dir, add); err != nil {
+			return 0, 0, err
+		}
+		return files, total, runJobs(list)
 	}
 
 	// The duplicate goes first: it is the biggest job.
@@ -236,6 +248,15 @@ func generate(dir string) (files int, total int64, err error) {
 			return writeLog(w, rand.New(rand.NewPCG(*seed, uint64(i))), logSize, i)
 		})
 	}
+	if err := addSmall(dir, add); err != nil {
+		return 0, 0, err
+	}
+	return files, total, runJobs(list)
+}
+
+// addSmall makes the small files' directories (-per-dir files each) and adds
+// their jobs.
+func addSmall(dir string, add func(rel string, size int64, write func(w *bufio.Writer, buf []byte) error)) error {
 	nSmall := int(scaled(smallCount))
 	if *smallN >= 0 {
 		nSmall = *smallN
@@ -245,7 +266,7 @@ func generate(dir string) (files int, total int64, err error) {
 		d := fmt.Sprintf("small/d%03d", i / *perDir)
 		if i%*perDir == 0 {
 			if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-				return 0, 0, err
+				return err
 			}
 		}
 		size := int64(smallMin + sizes.IntN(*smallMaxF-smallMin+1))
@@ -253,7 +274,7 @@ func generate(dir string) (files int, total int64, err error) {
 			return writeRandom(w, buf, chacha("small", *seed, uint64(i)), size)
 		})
 	}
-	return files, total, runJobs(list)
+	return nil
 }
 
 var (
