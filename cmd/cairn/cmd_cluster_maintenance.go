@@ -18,6 +18,7 @@ import (
 	"github.com/cairn-backup/cairn/retention"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -46,11 +47,47 @@ func newClusterMaintenanceCmd(g *globalOptions, co *clusterOptions) *cobra.Comma
 	return cmd
 }
 
+// maintenanceOptions are the run's flags that `maintenance create`
+// takes too and passes on to the run.
+type maintenanceOptions struct {
+	keepRecords int
+	noPrune     bool
+	pf          pruneFlags
+}
+
+func (o *maintenanceOptions) add(fs *pflag.FlagSet) {
+	fs.IntVar(&o.keepRecords, "keep-records", maintenance.DefaultKeepRecords, "keep this `many` maintenance records (0: all)")
+	fs.BoolVar(&o.noPrune, "no-prune", false, "forget, but leave the data for a later prune")
+	o.pf.add(fs)
+}
+
+func (o *maintenanceOptions) check() error {
+	if _, err := o.pf.options(0); err != nil {
+		return err
+	}
+	if o.keepRecords < 0 {
+		return errors.New("--keep-records must be 0 (all) or more")
+	}
+	return nil
+}
+
+// args are the options set on fs, as the run's command-line words.
+func (o *maintenanceOptions) args(fs *pflag.FlagSet) []string {
+	own := pflag.NewFlagSet("maintenance", pflag.ContinueOnError)
+	(&maintenanceOptions{}).add(own)
+	var out []string
+	own.VisitAll(func(fl *pflag.Flag) {
+		if set := fs.Lookup(fl.Name); set != nil && set.Changed {
+			out = append(out, "--"+fl.Name+"="+set.Value.String())
+		}
+	})
+	return out
+}
+
 type maintenanceRunFlags struct {
-	dryRun, noPrune bool
-	keepRecords     int
-	clusterName     string
-	pf              pruneFlags
+	maintenanceOptions
+	dryRun      bool
+	clusterName string
 }
 
 func newMaintenanceRunCmd(g *globalOptions, co *clusterOptions, ns *string) *cobra.Command {
@@ -74,10 +111,8 @@ an exclusive lock: backups wait (--retry-lock) or fail while it runs.`,
 	}
 	fs := cmd.Flags()
 	fs.BoolVarP(&f.dryRun, "dry-run", "n", false, "only print what would be forgotten; change nothing, record nothing")
-	fs.BoolVar(&f.noPrune, "no-prune", false, "forget, but leave the data for a later prune")
-	fs.IntVar(&f.keepRecords, "keep-records", maintenance.DefaultKeepRecords, "keep this `many` maintenance records (0: all)")
 	fs.StringVar(&f.clusterName, "cluster-name", "", "the `name` the record gives the cluster (default: the kubeconfig context's cluster)")
-	f.pf.add(fs)
+	f.add(fs)
 	return cmd
 }
 
@@ -111,11 +146,8 @@ func schedulePolicies(ctx context.Context, cl *kube.Clients, ns string) (map[str
 }
 
 func runMaintenance(ctx context.Context, g *globalOptions, co *clusterOptions, ns string, f *maintenanceRunFlags) error {
-	if _, err := f.pf.options(0); err != nil {
+	if err := f.check(); err != nil {
 		return err
-	}
-	if f.keepRecords < 0 {
-		return errors.New("--keep-records must be 0 (all) or more")
 	}
 	if !f.dryRun {
 		if err := g.declareWrite("cluster maintenance run", exclusiveLock); err != nil {
@@ -356,11 +388,9 @@ func printMaintenanceLog(ctx context.Context, g *globalOptions, r *repo.Reposito
 }
 
 type maintenanceCreateFlags struct {
+	maintenanceOptions
 	schedule, image, pullPolicy, serviceAccount, secret string
 	dryRun                                              bool
-	keepRecords                                         int
-	noPrune                                             bool
-	pf                                                  pruneFlags
 }
 
 func newMaintenanceCreateCmd(g *globalOptions, co *clusterOptions, ns *string) *cobra.Command {
@@ -387,24 +417,17 @@ never runs twice at once.`,
 	fs.StringVar(&f.serviceAccount, "service-account", install.ServerName, "the `ServiceAccount` maintenance runs as")
 	fs.StringVar(&f.secret, "secret", install.SecretName, "the repository `Secret` (CAIRN_REPOSITORY, CAIRN_PASSWORD, AWS_*)")
 	fs.BoolVar(&f.dryRun, "dry-run", false, "have the API server validate the CronJob (server-side dry run), print it, create nothing")
-	fs.IntVar(&f.keepRecords, "keep-records", maintenance.DefaultKeepRecords, "keep this `many` maintenance records (0: all)")
-	fs.BoolVar(&f.noPrune, "no-prune", false, "only forget; leave the data for a later prune")
-	f.pf.add(fs)
+	f.add(fs)
 	return cmd
 }
 
 func runMaintenanceCreate(cmd *cobra.Command, g *globalOptions, co *clusterOptions, ns string, f *maintenanceCreateFlags) error {
 	ctx := cmd.Context()
-	if _, err := f.pf.options(0); err != nil {
+	if err := f.check(); err != nil {
 		return err
 	}
 	// The run's flags, as given (the defaults are the run's too).
-	var extra []string
-	for _, name := range []string{"keep-records", "no-prune", "max-unused", "max-repack-size", "repack-small"} {
-		if fl := cmd.Flags().Lookup(name); fl.Changed {
-			extra = append(extra, "--"+name+"="+fl.Value.String())
-		}
-	}
+	extra := f.args(cmd.Flags())
 	// A backup holds a shared lock for its whole run: wait for it.
 	extra = append(extra, "--retry-lock=1h")
 	o := schedule.Options{Namespace: ns, Schedule: f.schedule, Image: f.image, ImagePullPolicy: f.pullPolicy,
