@@ -126,7 +126,9 @@ func main() {
 		<-ctx.Done()
 		stop()
 	}()
+	stopProfiling := startProfiling()
 	code := run(ctx, os.Args[1:], osEnv())
+	stopProfiling()
 	stop()
 	os.Exit(code)
 }
