@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sync"
+
+	"github.com/cairn-backup/cairn/crypto"
 )
 
 // indexMaxBlobs keeps index files well below restic's 8 MiB limit.
@@ -16,6 +18,7 @@ type packer struct {
 	r        *Repository
 	mu       sync.Mutex
 	cur      map[BlobType]*packFile
+	slots    *packSlots
 	inflight map[BlobHandle]struct{}
 	written  []PackedBlob // stored in packs, not yet in an index file
 	err      error
@@ -52,7 +55,10 @@ func getBuf(n int) *[]byte {
 
 func (r *Repository) packer() *packer {
 	r.pkOnce.Do(func() { // SaveBlob is called from many goroutines at once
-		r.pk = &packer{r: r, cur: map[BlobType]*packFile{}, inflight: map[BlobHandle]struct{}{}, adding: map[uint64]int{}}
+		r.pk = &packer{r: r, cur: map[BlobType]*packFile{}, inflight: map[BlobHandle]struct{}{}, adding: map[uint64]int{},
+			// One open pack per blob type and one per uploader: a writer
+			// waits for a buffer only while every uploader is busy.
+			slots: newPackSlots(r.opts.Uploaders+2, r.opts.PackSize)}
 		r.pk.addDone = sync.NewCond(&r.pk.mu)
 		r.pk.uploaded = sync.NewCond(&r.pk.mu)
 	})
@@ -86,12 +92,7 @@ func (p *packer) startUploaders(ctx context.Context) {
 }
 
 func (p *packer) upload(ctx context.Context, pf *packFile) {
-	id, size, err := pf.finish(p.r.key)
-	if err != nil {
-		pf.discard()
-		p.fail(err)
-		return
-	}
+	id, size := pf.finish(p.r.key)
 	h := Handle{Type: PackFile, Name: id.String()}
 	if pf.t == TreeBlob {
 		p.r.announceTreePack(id)
@@ -141,60 +142,87 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte, id I
 	p.mu.Unlock()
 
 	payload, ulen := data, uint32(0)
-	var cbuf *[]byte
 	if r.cfg.Version >= 2 && r.opts.Compression != CompressionOff && len(data) > 0 {
 		// Room for zstd's worst case, so the encoder never reallocates.
-		cbuf = getBuf(len(data) + len(data)/128 + 1024)
+		cbuf := getBuf(len(data) + len(data)/128 + 1024)
+		defer bufPool.Put(cbuf)
 		c := compress(*cbuf, data, r.opts.Compression)
 		*cbuf = c[:0]
 		if len(c) < len(data) {
 			payload, ulen = c, uint32(len(data))
 		}
 	}
-	sbuf := getBuf(len(payload) + 32)
-	sealed := r.key.Seal(*sbuf, payload)
-	*sbuf = sealed[:0]
-	if cbuf != nil {
-		bufPool.Put(cbuf)
-	}
-	defer bufPool.Put(sbuf)
+	n := len(payload) + crypto.Extension
 
 	p.startUploaders(context.WithoutCancel(ctx))
 	p.mu.Lock()
-	pf := p.cur[t]
-	if pf == nil {
-		var err error
-		if pf, err = newPackFile(r.be, t); err != nil {
-			p.added(gen)
-			p.mu.Unlock()
-			p.fail(err)
-			return id, false, 0, err
+	var pf *packFile
+	var spare *packBuf
+	for {
+		pf = p.cur[t]
+		if pf != nil && !pf.fits(n) {
+			// Only a blob larger than a chunk (a huge directory's tree)
+			// gets here: the pack cannot grow while others seal into it.
+			old := pf
+			pf = nil
+			if p.full(old) {
+				p.mu.Unlock()
+				p.uploads <- old
+				p.mu.Lock()
+				continue
+			}
 		}
-		p.cur[t] = pf
-	}
-	err := pf.add(h, sealed, ulen)
-	p.added(gen)
-	if err != nil {
-		delete(p.cur, t)
+		if pf != nil {
+			break
+		}
+		if spare != nil {
+			pf = newPackFile(t, spare)
+			spare = nil
+			p.cur[t] = pf
+			break
+		}
+		// A buffer may have to wait for an uploader: never under p.mu,
+		// which the writers of full packs need to hand them over.
 		p.mu.Unlock()
-		pf.discard()
-		p.fail(err)
-		return id, false, 0, err
+		spare = p.slots.get()
+		p.mu.Lock()
 	}
-	var full *packFile
+	dst := pf.reserve(h, n, ulen)
 	if pf.size >= r.opts.PackSize {
-		full = pf
-		delete(p.cur, t)
-		p.pending++
+		p.full(pf)
 	}
 	p.mu.Unlock()
-	if full != nil {
+	if spare != nil {
+		spare.put() // another writer opened a pack meanwhile
+	}
+
+	// Sealed straight into the pack, outside the lock: writers encrypt
+	// in parallel and nothing is copied.
+	r.key.Seal(dst, payload)
+
+	p.mu.Lock()
+	pf.writers--
+	send := pf.isFull && pf.writers == 0
+	p.added(gen)
+	p.mu.Unlock()
+	if send {
 		// Handed over even when ctx ends: other writers were told its
 		// blobs are known, and the uploaders (never cancelled) drain the
 		// channel.
-		p.uploads <- full
+		p.uploads <- pf
 	}
-	return id, false, len(sealed), nil
+	return id, false, n, nil
+}
+
+// full takes pf out of the writers' hands; p.mu is held. It counts as
+// pending at once. It reports whether the caller must send it to an
+// uploader (after unlocking): when nobody is sealing into it; otherwise
+// the last writer sends it.
+func (p *packer) full(pf *packFile) bool {
+	delete(p.cur, pf.t)
+	pf.isFull = true
+	p.pending++
+	return pf.writers == 0
 }
 
 // added ends a SaveBlob call counted in adding; p.mu is held.
@@ -223,11 +251,11 @@ func (r *Repository) Flush(ctx context.Context) error {
 		p.addDone.Wait()
 	}
 	var rest []*packFile
-	for t, pf := range p.cur {
-		rest = append(rest, pf)
-		delete(p.cur, t)
+	for _, pf := range p.cur {
+		if p.full(pf) {
+			rest = append(rest, pf)
+		}
 	}
-	p.pending += len(rest)
 	p.mu.Unlock()
 	if len(rest) > 0 {
 		p.startUploaders(context.WithoutCancel(ctx))

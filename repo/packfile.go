@@ -1,13 +1,9 @@
 package repo
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
-	"fmt"
-	"hash"
-	"io"
-	"os"
 
 	"github.com/cairn-backup/cairn/crypto"
 )
@@ -22,80 +18,82 @@ type fileSaver interface {
 	SaveFile(ctx context.Context, h Handle, path string) error
 }
 
-// packFile is a pack being written straight to a temp file, hashed as it
-// grows, so a pack never sits in memory. Writes go through a buffer: blobs
-// of small files are added one by one under the packer's lock, and a
-// system call each would serialize the writers on it.
+// packFile is a pack being assembled in memory. Appending a blob under the
+// packer's lock is a copy; hashing the pack and writing it out happen in
+// an uploader, in parallel with the writers. A local repository gets the
+// pack by direct I/O (writeDirect): through the page cache, writing and
+// later flushing it cost the CPU more than compressing and encrypting it.
 type packFile struct {
 	t     BlobType
-	f     *os.File
-	w     *bufio.Writer
-	sum   hash.Hash
+	buf   *packBuf
 	size  int
 	blobs []PackedBlob
+	// Under the packer's lock: writers sealing into reserved space, and
+	// whether the pack takes no more blobs.
+	writers int
+	isFull  bool
 }
 
-func newPackFile(be Backend, t BlobType) (*packFile, error) {
-	dir := os.TempDir()
-	if td, ok := be.(tempDirer); ok {
-		dir = td.TempDir()
-	}
-	f, err := os.CreateTemp(dir, "pack-*")
-	if err != nil {
-		return nil, fmt.Errorf("create pack temp file: %w", diskFull(err))
-	}
-	return &packFile{t: t, f: f, w: bufio.NewWriterSize(f, 256<<10), sum: sha256.New()}, nil
+func newPackFile(t BlobType, buf *packBuf) *packFile {
+	return &packFile{t: t, buf: buf}
 }
 
-func (p *packFile) add(h BlobHandle, sealed []byte, ulen uint32) error {
-	if _, err := p.w.Write(sealed); err != nil {
-		return fmt.Errorf("write pack temp file: %w", diskFull(err))
-	}
-	p.sum.Write(sealed)
+// fits reports whether n more bytes can be reserved without moving the
+// buffer (an empty pack grows to any size).
+func (p *packFile) fits(n int) bool {
+	return p.size == 0 || p.size+n <= cap(p.buf.mem)
+}
+
+// reserve adds an entry for a sealed blob of n bytes and returns the
+// empty slice, of capacity n, to seal it into. The pack's writers are
+// counted up; the caller counts them down once sealed.
+func (p *packFile) reserve(h BlobHandle, n int, ulen uint32) []byte {
+	p.buf.grow(n)
+	off := len(p.buf.b)
+	p.buf.b = p.buf.b[:off+n]
+	p.blobs = append(p.blobs, PackedBlob{BlobHandle: h, Offset: uint32(p.size), Length: uint32(n), UncompressedLength: ulen})
+	p.size += n
+	p.writers++
+	return p.buf.b[off : off : off+n]
+}
+
+// add appends a blob that is sealed already.
+func (p *packFile) add(h BlobHandle, sealed []byte, ulen uint32) {
+	p.buf.append(sealed)
 	p.blobs = append(p.blobs, PackedBlob{BlobHandle: h, Offset: uint32(p.size), Length: uint32(len(sealed)), UncompressedLength: ulen})
 	p.size += len(sealed)
-	return nil
 }
 
-// finish writes the header and returns the pack's ID.
-func (p *packFile) finish(key *crypto.Key) (ID, int64, error) {
-	trailer := appendPackTrailer(nil, key, p.blobs)
-	if _, err := p.w.Write(trailer); err != nil {
-		return ID{}, 0, fmt.Errorf("write pack temp file: %w", diskFull(err))
-	}
-	if err := p.w.Flush(); err != nil {
-		return ID{}, 0, fmt.Errorf("write pack temp file: %w", diskFull(err))
-	}
-	p.sum.Write(trailer)
-	var id ID
-	p.sum.Sum(id[:0])
+// finish appends the header and returns the pack's ID.
+func (p *packFile) finish(key *crypto.Key) (ID, int64) {
+	p.buf.append(appendPackTrailer(nil, key, p.blobs))
+	id := ID(sha256.Sum256(p.buf.b))
 	for i := range p.blobs {
 		p.blobs[i].Pack = id
 	}
-	return id, int64(p.size + len(trailer)), nil
+	return id, int64(len(p.buf.b))
 }
 
-// store hands the finished pack to the backend and removes the temp file.
+// store hands the finished pack to the backend and gives its buffer back.
 func (p *packFile) store(ctx context.Context, be Backend, h Handle, size int64) error {
-	defer os.Remove(p.f.Name())
+	defer p.discard()
+	data := p.buf.b[:size]
 	if fs, ok := be.(fileSaver); ok {
-		if err := p.f.Sync(); err != nil {
-			p.f.Close()
-			return fmt.Errorf("sync pack: %w", diskFull(err))
+		if td, ok := be.(tempDirer); ok {
+			path, err := writeTemp(td.TempDir(), p.buf)
+			if err != nil {
+				return err
+			}
+			return fs.SaveFile(ctx, h, path)
 		}
-		if err := p.f.Close(); err != nil {
-			return err
-		}
-		return fs.SaveFile(ctx, h, p.f.Name())
 	}
-	defer p.f.Close()
-	if _, err := p.f.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	return be.Save(ctx, h, p.f, size)
+	return be.Save(ctx, h, bytes.NewReader(data), size)
 }
 
+// discard gives the pack's buffer back; the pack is not stored.
 func (p *packFile) discard() {
-	p.f.Close()
-	os.Remove(p.f.Name())
+	if p.buf != nil {
+		p.buf.put()
+		p.buf = nil
+	}
 }

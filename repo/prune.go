@@ -247,18 +247,16 @@ func (r *Repository) repack(ctx context.Context, copies []PackedBlob, res *Prune
 
 	var out []PackedBlob
 	cur := map[BlobType]*packFile{}
+	slots := newPackSlots(2, r.opts.PackSize) // one open pack per blob type
 	defer func() {
 		for _, pf := range cur {
 			pf.discard()
 		}
+		slots.close()
 	}()
 	save := func(pf *packFile) error {
 		delete(cur, pf.t)
-		id, size, err := pf.finish(r.key)
-		if err != nil {
-			pf.discard()
-			return err
-		}
+		id, size := pf.finish(r.key)
 		if err := pf.store(ctx, r.be, Handle{Type: PackFile, Name: id.String()}, size); err != nil {
 			return fmt.Errorf("save pack: %w", err)
 		}
@@ -273,17 +271,10 @@ func (r *Repository) repack(ctx context.Context, copies []PackedBlob, res *Prune
 		}
 		pf := cur[rb.b.Type]
 		if pf == nil {
-			var err error
-			if pf, err = newPackFile(r.be, rb.b.Type); err != nil {
-				fail(err)
-				continue
-			}
+			pf = newPackFile(rb.b.Type, slots.get())
 			cur[rb.b.Type] = pf
 		}
-		if err := pf.add(rb.b.BlobHandle, rb.raw, rb.b.UncompressedLength); err != nil {
-			fail(err)
-			continue
-		}
+		pf.add(rb.b.BlobHandle, rb.raw, rb.b.UncompressedLength)
 		res.CopiedBlobs++
 		if pf.size >= r.opts.PackSize {
 			if err := save(pf); err != nil {

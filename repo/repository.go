@@ -593,6 +593,7 @@ func (r *Repository) Close() error {
 			delete(r.pk.cur, t)
 		}
 		r.pk.mu.Unlock()
+		r.pk.slots.close()
 	}
 	return r.be.Close()
 }
