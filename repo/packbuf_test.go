@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -157,5 +158,81 @@ func TestSaveBlobManyWritersSealInPlace(t *testing.T) {
 	}
 	if len(problems) > 0 {
 		t.Fatalf("check: %v", problems)
+	}
+}
+
+// Full index files are saved while the backup goes on, each pack's blobs
+// in one file, and Flush saves only the rest.
+func TestIndexFilesSavedWhenFull(t *testing.T) {
+	defer func(n int) { indexMaxBlobs = n }(indexMaxBlobs)
+	indexMaxBlobs = 100
+	r, dir := newTestRepo(t, 2)
+	r.opts.PackSize = 8 << 10
+	ctx := context.Background()
+	var ids []ID
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 1000 {
+		data := make([]byte, 1000) // random: about 8 a pack
+		for j := range data {
+			data[j] = byte(rng.Uint32())
+		}
+		id, _, _, err := r.SaveBlob(ctx, DataBlob, data, ID{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	countIndex := func() int {
+		n := 0
+		r.be.List(ctx, IndexFile, func(FileInfo) error { n++; return nil })
+		return n
+	}
+	// The uploaders may still be at work: wait for most files.
+	for i := 0; countIndex() < 8 && i < 500; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := countIndex(); n < 8 {
+		t.Fatalf("%d index files before Flush, want the full ones (8 or more)", n)
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	be, _ := OpenLocal(dir)
+	r2, err := Open(ctx, be, "secret", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	packsSeen := map[ID]ID{} // pack -> index file
+	err = r2.be.List(ctx, IndexFile, func(fi FileInfo) error {
+		id, _ := ParseID(fi.Name)
+		plain, err := r2.LoadUnpacked(ctx, IndexFile, id)
+		if err != nil {
+			return err
+		}
+		ij, err := DecodeIndex(plain)
+		if err != nil {
+			return err
+		}
+		n := 0
+		for _, p := range ij.Packs {
+			n += len(p.Blobs)
+			if other, ok := packsSeen[p.ID]; ok {
+				t.Errorf("pack %v in index files %v and %v", p.ID.Str(), other.Str(), id.Str())
+			}
+			packsSeen[p.ID] = id
+		}
+		if n > indexMaxBlobs {
+			t.Errorf("index file %v lists %d blobs", id.Str(), n)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r2.Index().Len() != len(ids) {
+		t.Fatalf("index has %d blobs, want %d", r2.Index().Len(), len(ids))
 	}
 }

@@ -9,11 +9,12 @@ import (
 )
 
 // indexMaxBlobs keeps index files well below restic's 8 MiB limit.
-const indexMaxBlobs = 50000
+var indexMaxBlobs = 50000 // a variable for tests
 
-// packer groups new blobs into packs per type, written straight to temp
-// files, and uploads full packs in the background. Blobs become visible in
-// the index once their pack is stored; index files are written by Flush.
+// packer groups new blobs into packs per type, assembled in memory, and
+// uploads full packs in the background. Blobs become visible in the index
+// once their pack is stored; an index file is written once it is full, the
+// rest by Flush.
 type packer struct {
 	r        *Repository
 	mu       sync.Mutex
@@ -109,7 +110,19 @@ func (p *packer) upload(ctx context.Context, pf *packFile) {
 		delete(p.inflight, b.BlobHandle)
 	}
 	p.written = append(p.written, pf.blobs...)
+	var full []PackedBlob
+	if len(p.written) >= indexMaxBlobs {
+		full, p.written = p.written, nil
+	}
 	p.mu.Unlock()
+	// A full index file is saved now, by this uploader, not all at the
+	// end by Flush: a backup of many small files would otherwise wait for
+	// every index file after its last pack.
+	if full != nil {
+		if err := p.r.saveIndexFiles(ctx, full); err != nil {
+			p.fail(fmt.Errorf("save index: %w", err))
+		}
+	}
 }
 
 // SaveBlob stores data as a blob of type t unless the repository already
@@ -273,25 +286,38 @@ func (r *Repository) Flush(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var saved []ID
-	for _, ij := range BuildIndexJSON(written, indexMaxBlobs) {
-		id, err := r.SaveJSONUnpacked(ctx, IndexFile, ij)
-		if err != nil {
-			return fmt.Errorf("save index: %w", err)
-		}
-		saved = append(saved, id)
+	if err := r.saveIndexFiles(ctx, written); err != nil {
+		return fmt.Errorf("save index: %w", err)
 	}
 	r.idx.Merge()
-	// Their entries are in the index already: LoadNewIndexes (a long-
-	// running writer such as the node agent calls it) must not add them
-	// a second time.
-	r.idxMu.Lock()
-	if r.idxLoaded != nil && r.idxLoadedFor == r.idx {
-		for _, id := range saved {
+	return nil
+}
+
+// saveIndexFiles saves index files listing blobs (adjacent per pack, as
+// the packer appends them), at most indexMaxBlobs each.
+func (r *Repository) saveIndexFiles(ctx context.Context, blobs []PackedBlob) error {
+	for len(blobs) > 0 {
+		n := min(len(blobs), indexMaxBlobs)
+		for n < len(blobs) && n > 1 && blobs[n].Pack == blobs[n-1].Pack {
+			n-- // a pack's blobs stay in one file
+		}
+		if n == 1 && len(blobs) > 1 && blobs[1].Pack == blobs[0].Pack {
+			n = min(len(blobs), indexMaxBlobs) // one pack of more blobs than a file takes
+		}
+		id, err := r.SaveUnpacked(ctx, IndexFile, appendIndexJSON(nil, blobs[:n]))
+		if err != nil {
+			return err
+		}
+		blobs = blobs[n:]
+		// Its entries are in the index already: LoadNewIndexes (a long-
+		// running writer such as the node agent calls it) must not add
+		// them a second time.
+		r.idxMu.Lock()
+		if r.idxLoaded != nil && r.idxLoadedFor == r.idx {
 			r.idxLoaded[id] = true
 		}
+		r.idxMu.Unlock()
 	}
-	r.idxMu.Unlock()
 	return nil
 }
 
