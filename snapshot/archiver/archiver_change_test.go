@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // arChangeHook makes the archiver run change on path once, right after its
@@ -173,5 +175,55 @@ func TestArchiverProcFileNotReported(t *testing.T) {
 	}
 	if got := arContent(t, r, arLookup(t, r, *sn.Tree, p)); !bytes.Contains(got, []byte("Pid:")) {
 		t.Fatalf("stored %q", got)
+	}
+}
+
+// A small file replaced by another after the walk listed it, before it is
+// opened, is stored as read and reported: the node's metadata is the
+// listed file's, the content the new one's. A file replaced by a FIFO is
+// left out with an error, without hanging.
+func TestBackupSmallFileReplacedAfterListing(t *testing.T) {
+	r, _ := arNewRepo(t)
+	src := filepath.Join(t.TempDir(), "src")
+	file := filepath.Join(src, "f")
+	fifo := filepath.Join(src, "p")
+	arWrite(t, file, []byte("listed content"))
+	arWrite(t, fifo, []byte("a file while listed"))
+	orig := openFile
+	openFile = func(path string) (int, error) {
+		switch path {
+		case file:
+			next := path + ".next"
+			arWrite(t, next, []byte("the replacement"))
+			if err := os.Rename(next, path); err != nil {
+				t.Error(err)
+			}
+		case fifo:
+			os.Remove(path)
+			if err := unix.Mkfifo(path, 0o600); err != nil {
+				t.Error(err)
+			}
+		}
+		return orig(path)
+	}
+	t.Cleanup(func() { openFile = orig })
+	var ch arChanges
+	sn, _ := arBackup(t, r, []string{src}, ch.opts())
+	replaced := false
+	for _, m := range ch.msgs {
+		replaced = replaced || strings.HasPrefix(m, "changed while being read (replaced by another file")
+	}
+	if len(ch.paths) != 1 || ch.paths[0] != file || !replaced {
+		t.Errorf("changes reported: %q %q", ch.paths, ch.msgs)
+	}
+	if got := arContent(t, r, arLookup(t, r, *sn.Tree, file)); string(got) != "the replacement" {
+		t.Errorf("stored %q", got)
+	}
+	found := false
+	for _, m := range ch.msgs {
+		found = found || strings.Contains(m, "error: "+fifo+": ") && strings.Contains(m, "no longer a regular file")
+	}
+	if !found {
+		t.Errorf("no error for the file that became a FIFO: %q", ch.msgs)
 	}
 }

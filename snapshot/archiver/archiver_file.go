@@ -75,6 +75,11 @@ type archFile struct {
 	node *snapshot.Node
 	old  *snapshot.Node
 	done func(*snapshot.Node)
+	// listed is the file's state when the walk lstat'ed it, nil if
+	// unknown; xattrs: its extended attributes are read from the open
+	// descriptor (no second path lookup).
+	listed *fileState
+	xattrs bool
 	// changed is set by the reader, before the file is finished, when the
 	// file changed while it was read (wraps ErrFileChanged).
 	changed error
@@ -151,6 +156,11 @@ func (rn *archRun) release(fs *archFileState) {
 // saveFile reads one regular file. Files smaller than the chunker's minimum
 // size are one chunk: they are read whole and stored right here; larger
 // ones are chunked, their chunks stored by the blob workers.
+//
+// A small file's state as listed serves as its state before reading: one
+// fstat after reading tells whether it is still that regular file, unchanged.
+// (Reading first is safe: the open does not follow links or block, and at
+// most the chunker's minimum size is read before the type is known.)
 func (rn *archRun) saveFile(job *archFile) {
 	a := rn.a
 	a.progress.SetCurrent(job.path)
@@ -159,34 +169,49 @@ func (rn *archRun) saveFile(job *archFile) {
 		rn.finishFile(job, nil, 0, err)
 		return
 	}
-	var before unix.Stat_t
-	if err := fstat(fd, &before); err != nil || before.Mode&unix.S_IFMT != unix.S_IFREG {
-		if err == nil {
-			err = errors.New("no longer a regular file")
+	if job.node.Size >= chunk.MinSize || job.listed == nil {
+		var st unix.Stat_t
+		if err := fstat(fd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFREG {
+			if err == nil {
+				err = errNotRegular
+			}
+			unix.Close(fd)
+			rn.finishFile(job, nil, 0, err)
+			return
 		}
-		unix.Close(fd)
-		rn.finishFile(job, nil, 0, err)
-		return
-	}
-	if job.node.Size >= chunk.MinSize {
-		f := os.NewFile(uintptr(fd), job.path)
-		defer f.Close()
-		rn.chunkFile(job, f, fd, &before)
-		return
+		before := stateOf(&st)
+		if job.node.Size >= chunk.MinSize {
+			rn.readXattrs(job, fd)
+			f := os.NewFile(uintptr(fd), job.path)
+			defer f.Close()
+			rn.chunkFile(job, f, fd, &before)
+			return
+		}
+		job.listed = &before
 	}
 	buf := a.getBuf()
 	defer a.putBuf(buf)
-	n, err := readSmall(fd, buf[:chunk.MinSize], before.Size)
+	n, err := readSmall(fd, buf[:chunk.MinSize], job.listed.size)
 	a.noteRead(n)
 	if afterFirstRead != nil {
 		afterFirstRead(job.path)
 	}
-	switch {
-	case err != nil:
+	var after unix.Stat_t
+	if err == nil {
+		if err = fstat(fd, &after); err == nil && after.Mode&unix.S_IFMT != unix.S_IFREG {
+			err = errNotRegular
+		}
+	} else {
+		err = &os.PathError{Op: "read", Path: job.path, Err: err}
+	}
+	if err != nil {
 		unix.Close(fd)
-		rn.finishFile(job, nil, 0, &os.PathError{Op: "read", Path: job.path, Err: err})
-	case n < chunk.MinSize:
-		job.changed = changedWhileRead(fd, &before, uint64(n))
+		rn.finishFile(job, nil, 0, err)
+		return
+	}
+	rn.readXattrs(job, fd)
+	if n < chunk.MinSize {
+		job.changed = job.listed.changed(stateOf(&after), uint64(n))
 		unix.Close(fd)
 		content := []repo.ID{}
 		if n > 0 {
@@ -198,10 +223,21 @@ func (rn *archRun) saveFile(job *archFile) {
 			content = append(content, id)
 		}
 		rn.finishFile(job, content, uint64(n), nil)
-	default: // it grew: chunk it, starting with what was read
-		f := os.NewFile(uintptr(fd), job.path)
-		defer f.Close()
-		rn.chunkFile(job, io.MultiReader(bytes.NewReader(buf[:n]), f), fd, &before)
+		return
+	}
+	// It grew: chunk it, starting with what was read.
+	f := os.NewFile(uintptr(fd), job.path)
+	defer f.Close()
+	rn.chunkFile(job, io.MultiReader(bytes.NewReader(buf[:n]), f), fd, job.listed)
+}
+
+var errNotRegular = errors.New("no longer a regular file")
+
+// readXattrs reads the extended attributes of the file open as fd when
+// the walk left them to the reader.
+func (rn *archRun) readXattrs(job *archFile, fd int) {
+	if job.xattrs {
+		job.node.ExtendedAttributes = readXattrsFd(fd)
 	}
 }
 
@@ -226,32 +262,61 @@ func readSmall(fd int, buf []byte, size int64) (int, error) {
 	return n, nil
 }
 
+// fileState is what tells whether a file changed: its identity, size and
+// times.
+type fileState struct {
+	dev, ino     uint64
+	size         int64
+	mtime, ctime unix.Timespec
+}
+
+func stateOf(st *unix.Stat_t) fileState {
+	return fileState{dev: st.Dev, ino: st.Ino, size: st.Size, mtime: st.Mtim, ctime: st.Ctim}
+}
+
+// listedState is the state of an lstat result, nil when the file info
+// does not carry one.
+func listedState(fi os.FileInfo) *fileState {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	return &fileState{dev: st.Dev, ino: st.Ino, size: st.Size,
+		mtime: unix.Timespec(st.Mtim), ctime: unix.Timespec(st.Ctim)}
+}
+
 // changedWhileRead compares f's state after reading (fstat on the same
-// descriptor) with before, its state when opened, and with the number of
-// bytes read. It returns an error wrapping ErrFileChanged, or nil.
+// descriptor) with before, its state when opened or listed, and with the
+// number of bytes read. It returns an error wrapping ErrFileChanged, or nil.
 //
 // The node keeps the metadata seen before reading: the change that was
 // noticed left a newer ctime or another size, so the next backup does
 // not take the torn copy for unchanged and reads the file again. A change
 // within the file system's timestamp granularity that leaves the size as
 // it was cannot be seen here.
-func changedWhileRead(fd int, before *unix.Stat_t, read uint64) error {
+func changedWhileRead(fd int, before *fileState, read uint64) error {
 	var after unix.Stat_t
 	if err := fstat(fd, &after); err != nil {
 		return fmt.Errorf("%w: stat after reading: %v", ErrFileChanged, err)
 	}
+	return before.changed(stateOf(&after), read)
+}
+
+func (before *fileState) changed(after fileState, read uint64) error {
 	var what []string
 	switch {
-	case after.Size != before.Size:
-		what = append(what, fmt.Sprintf("size %d -> %d bytes", before.Size, after.Size))
-	case uint64(before.Size) != read && before.Size != 0:
+	case after.dev != before.dev || after.ino != before.ino:
+		what = append(what, "replaced by another file since it was listed")
+	case after.size != before.size:
+		what = append(what, fmt.Sprintf("size %d -> %d bytes", before.size, after.size))
+	case uint64(before.size) != read && before.size != 0:
 		// (Files in /proc and /sys say 0 bytes and hold more.)
-		what = append(what, fmt.Sprintf("%d bytes read of %d", read, before.Size))
+		what = append(what, fmt.Sprintf("%d bytes read of %d", read, before.size))
 	}
-	if after.Mtim != before.Mtim {
+	if after.mtime != before.mtime {
 		what = append(what, "modification time changed")
 	}
-	if after.Ctim != before.Ctim {
+	if after.ctime != before.ctime {
 		what = append(what, "status change time changed")
 	}
 	if len(what) == 0 {
@@ -269,7 +334,7 @@ func (a *Archiver) noteRead(n int) {
 // number of chunk buffers bounds how far reading runs ahead.
 // fd and before are the open file and its state when opened, to notice a
 // change once everything is read.
-func (rn *archRun) chunkFile(job *archFile, rd io.Reader, fd int, before *unix.Stat_t) {
+func (rn *archRun) chunkFile(job *archFile, rd io.Reader, fd int, before *fileState) {
 	a := rn.a
 	ch := chunkers.Get().(*chunk.Chunker)
 	ch.Reset(rd, a.pol)

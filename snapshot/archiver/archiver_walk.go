@@ -191,27 +191,33 @@ func (rn *archRun) entry(path string, fi os.FileInfo, old *snapshot.Node, done f
 		done(nil)
 		return
 	}
-	if !a.opts.NoXattrs {
-		if a.xattrsFromParent && sameInode(node, old) {
-			// Setting or removing an attribute changes the ctime.
-			node.ExtendedAttributes = old.ExtendedAttributes
-		} else {
-			node.ExtendedAttributes = readXattrs(path)
-		}
+	// Extended attributes: a cairn parent's for an unchanged inode (setting
+	// or removing one changes the ctime); a file to be read gets them
+	// from its open descriptor.
+	xattrs := !a.opts.NoXattrs
+	if xattrs && a.xattrsFromParent && sameInode(node, old) {
+		node.ExtendedAttributes = old.ExtendedAttributes
+		xattrs = false
 	}
 	switch node.Type {
 	case snapshot.NodeFile:
 		if rn.reuse(node, old) {
+			if xattrs {
+				node.ExtendedAttributes = readXattrs(path)
+			}
 			a.st.filesUnmodified.Add(1)
 			a.countFile(node.Size)
 			done(node)
 			return
 		}
 		select {
-		case rn.files <- &archFile{path: path, node: node, old: old, done: done}:
+		case rn.files <- &archFile{path: path, node: node, old: old, done: done, listed: listedState(fi), xattrs: xattrs}:
 		case <-rn.ctx.Done():
 		}
 	case snapshot.NodeDir:
+		if xattrs {
+			node.ExtendedAttributes = readXattrs(path)
+		}
 		err := rn.walkDir(path, rn.oldTree(path, old), func(id repo.ID) {
 			node.Subtree = &id
 			a.countDir(old, id)
@@ -222,6 +228,9 @@ func (rn *archRun) entry(path string, fi os.FileInfo, old *snapshot.Node, done f
 			done(nil)
 		}
 	default:
+		if xattrs {
+			node.ExtendedAttributes = readXattrs(path)
+		}
 		done(node)
 	}
 }

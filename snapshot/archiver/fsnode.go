@@ -131,13 +131,26 @@ func lookupID(id uint32, cache *map[uint32]string, lookup func(string) (string, 
 // readXattrs returns the extended attributes of path (not following
 // symlinks), sorted by name so equal files give equal trees.
 func readXattrs(path string) []snapshot.ExtendedAttribute {
+	return xattrsWith(
+		func(buf []byte) (int, error) { return unix.Llistxattr(path, buf) },
+		func(name string, buf []byte) (int, error) { return unix.Lgetxattr(path, name, buf) })
+}
+
+// readXattrsFd is readXattrs for an open file.
+func readXattrsFd(fd int) []snapshot.ExtendedAttribute {
+	return xattrsWith(
+		func(buf []byte) (int, error) { return unix.Flistxattr(fd, buf) },
+		func(name string, buf []byte) (int, error) { return unix.Fgetxattr(fd, name, buf) })
+}
+
+func xattrsWith(list func([]byte) (int, error), get func(string, []byte) (int, error)) []snapshot.ExtendedAttribute {
 	var stack [1024]byte
 	buf := stack[:]
-	sz, err := unix.Llistxattr(path, buf)
+	sz, err := list(buf)
 	if errors.Is(err, unix.ERANGE) {
-		if sz, err = unix.Llistxattr(path, nil); err == nil {
+		if sz, err = list(nil); err == nil {
 			buf = make([]byte, sz)
-			sz, err = unix.Llistxattr(path, buf)
+			sz, err = list(buf)
 		}
 	}
 	if err != nil || sz <= 0 {
@@ -150,7 +163,7 @@ func readXattrs(path string) []snapshot.ExtendedAttribute {
 		if name == "" {
 			continue
 		}
-		val, err := getXattr(path, name)
+		val, err := getXattr(get, name)
 		if err != nil {
 			continue // vanished or not readable: skip this one attribute
 		}
@@ -159,12 +172,12 @@ func readXattrs(path string) []snapshot.ExtendedAttribute {
 	return out
 }
 
-func getXattr(path, name string) ([]byte, error) {
+func getXattr(get func(string, []byte) (int, error), name string) ([]byte, error) {
 	buf := make([]byte, 256)
 	for {
-		sz, err := unix.Lgetxattr(path, name, buf)
+		sz, err := get(name, buf)
 		if errors.Is(err, unix.ERANGE) {
-			if sz, err = unix.Lgetxattr(path, name, nil); err != nil {
+			if sz, err = get(name, nil); err != nil {
 				return nil, err
 			}
 			buf = make([]byte, sz+1)
