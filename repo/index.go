@@ -51,13 +51,18 @@ type Index struct {
 	packs   []ID
 	packNum map[ID]uint32
 	sorted  []indexEntry
-	added   map[BlobHandle][]indexEntry
-	dirty   bool // sorted has unsorted tail
+	// Entries added in this run: a list, and where the last of each blob
+	// is in it (no allocation per blob). addedDups: some blob was added
+	// twice, so Lookup must look through the list.
+	added     map[BlobHandle]int32
+	addedList []indexEntry
+	addedDups bool
+	dirty     bool // sorted has unsorted tail
 }
 
 // NewIndex returns an empty index.
 func NewIndex() *Index {
-	return &Index{packNum: map[ID]uint32{}, added: map[BlobHandle][]indexEntry{}}
+	return &Index{packNum: map[ID]uint32{}, added: map[BlobHandle]int32{}}
 }
 
 func (idx *Index) packNumber(pack ID) uint32 {
@@ -154,17 +159,21 @@ func (idx *Index) sortLocked() {
 func (idx *Index) Add(pb PackedBlob) {
 	idx.mu.Lock()
 	defer idx.mu.Unlock()
-	idx.added[pb.BlobHandle] = append(idx.added[pb.BlobHandle], idx.entry(pb))
+	if _, ok := idx.added[pb.BlobHandle]; ok {
+		idx.addedDups = true
+	}
+	idx.added[pb.BlobHandle] = int32(len(idx.addedList))
+	idx.addedList = append(idx.addedList, idx.entry(pb))
 }
 
 // Merge moves blobs added in this run into the sorted part.
 func (idx *Index) Merge() {
 	idx.mu.Lock()
 	defer idx.mu.Unlock()
-	for _, es := range idx.added {
-		idx.sorted = append(idx.sorted, es...)
-	}
+	idx.sorted = append(slices.Grow(idx.sorted, len(idx.addedList)), idx.addedList...)
+	idx.addedList = idx.addedList[:0]
 	clear(idx.added)
+	idx.addedDups = false
 	idx.dirty = true
 	idx.sortLocked()
 }
@@ -191,8 +200,16 @@ func (idx *Index) Lookup(h BlobHandle) []PackedBlob {
 	idx.mu.RLock()
 	defer idx.mu.RUnlock()
 	var out []PackedBlob
-	for i := range idx.added[h] {
-		out = append(out, idx.packed(&idx.added[h][i]))
+	if at, ok := idx.added[h]; ok {
+		if !idx.addedDups {
+			out = append(out, idx.packed(&idx.addedList[at]))
+		} else {
+			for i := range idx.addedList {
+				if e := &idx.addedList[i]; e.id == h.ID && e.typ == h.Type {
+					out = append(out, idx.packed(e))
+				}
+			}
+		}
 	}
 	if idx.dirty {
 		for i := range idx.sorted {
@@ -213,7 +230,7 @@ func (idx *Index) Lookup(h BlobHandle) []PackedBlob {
 func (idx *Index) Has(h BlobHandle) bool {
 	idx.mu.RLock()
 	defer idx.mu.RUnlock()
-	if len(idx.added[h]) > 0 {
+	if _, ok := idx.added[h]; ok {
 		return true
 	}
 	if idx.dirty {
@@ -227,11 +244,7 @@ func (idx *Index) Has(h BlobHandle) bool {
 func (idx *Index) Len() int {
 	idx.mu.RLock()
 	defer idx.mu.RUnlock()
-	n := len(idx.sorted)
-	for _, es := range idx.added {
-		n += len(es)
-	}
-	return n
+	return len(idx.sorted) + len(idx.addedList)
 }
 
 // Each calls fn for every entry, in no particular order, under a read lock.
@@ -243,11 +256,9 @@ func (idx *Index) Each(fn func(PackedBlob) bool) {
 			return
 		}
 	}
-	for _, es := range idx.added {
-		for i := range es {
-			if !fn(idx.packed(&es[i])) {
-				return
-			}
+	for i := range idx.addedList {
+		if !fn(idx.packed(&idx.addedList[i])) {
+			return
 		}
 	}
 }

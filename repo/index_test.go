@@ -111,3 +111,32 @@ func BenchmarkIndexHas(b *testing.B) {
 		i += 7919
 	}
 }
+
+// A blob added twice in this run (stored in two packs) is found at both
+// places before and after Merge; others at theirs.
+func TestIndexAddedTwice(t *testing.T) {
+	idx := NewIndex()
+	h := BlobHandle{ID: ID{1}, Type: DataBlob}
+	other := BlobHandle{ID: ID{2}, Type: DataBlob}
+	idx.Add(PackedBlob{BlobHandle: h, Pack: ID{0xa}, Offset: 1, Length: 40})
+	idx.Add(PackedBlob{BlobHandle: other, Pack: ID{0xa}, Offset: 41, Length: 40})
+	if got := idx.Lookup(h); len(got) != 1 || got[0].Offset != 1 {
+		t.Fatalf("one location: %+v", got)
+	}
+	idx.Add(PackedBlob{BlobHandle: h, Pack: ID{0xb}, Offset: 7, Length: 40})
+	for _, when := range []string{"before Merge", "after Merge"} {
+		got := idx.Lookup(h)
+		if len(got) != 2 || got[0].Pack == got[1].Pack {
+			t.Fatalf("%s: %+v", when, got)
+		}
+		if o := idx.Lookup(other); len(o) != 1 || o[0].Offset != 41 {
+			t.Fatalf("%s: other blob %+v", when, o)
+		}
+		n := 0
+		idx.Each(func(PackedBlob) bool { n++; return true })
+		if !idx.Has(h) || idx.Len() != 3 || n != 3 {
+			t.Fatalf("%s: Has %v, Len %d, Each %d", when, idx.Has(h), idx.Len(), n)
+		}
+		idx.Merge()
+	}
+}

@@ -304,7 +304,8 @@ func (r *Repository) saveIndexFiles(ctx context.Context, blobs []PackedBlob) err
 		if n == 1 && len(blobs) > 1 && blobs[1].Pack == blobs[0].Pack {
 			n = min(len(blobs), indexMaxBlobs) // one pack of more blobs than a file takes
 		}
-		id, err := r.SaveUnpacked(ctx, IndexFile, appendIndexJSON(nil, blobs[:n]))
+		// About 200 bytes of JSON a blob: grown once.
+		id, err := r.SaveUnpacked(ctx, IndexFile, appendIndexJSON(make([]byte, 0, 64+n*220), blobs[:n]))
 		if err != nil {
 			return err
 		}

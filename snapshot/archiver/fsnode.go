@@ -131,32 +131,42 @@ func lookupID(id uint32, cache *map[uint32]string, lookup func(string) (string, 
 // readXattrs returns the extended attributes of path (not following
 // symlinks), sorted by name so equal files give equal trees.
 func readXattrs(path string) []snapshot.ExtendedAttribute {
-	return xattrsWith(
-		func(buf []byte) (int, error) { return unix.Llistxattr(path, buf) },
-		func(name string, buf []byte) (int, error) { return unix.Lgetxattr(path, name, buf) })
-}
-
-// readXattrsFd is readXattrs for an open file.
-func readXattrsFd(fd int) []snapshot.ExtendedAttribute {
-	return xattrsWith(
-		func(buf []byte) (int, error) { return unix.Flistxattr(fd, buf) },
-		func(name string, buf []byte) (int, error) { return unix.Fgetxattr(fd, name, buf) })
-}
-
-func xattrsWith(list func([]byte) (int, error), get func(string, []byte) (int, error)) []snapshot.ExtendedAttribute {
-	var stack [1024]byte
+	var stack [1024]byte // no allocation for the usual empty list
 	buf := stack[:]
-	sz, err := list(buf)
+	sz, err := unix.Llistxattr(path, buf)
 	if errors.Is(err, unix.ERANGE) {
-		if sz, err = list(nil); err == nil {
+		if sz, err = unix.Llistxattr(path, nil); err == nil {
 			buf = make([]byte, sz)
-			sz, err = list(buf)
+			sz, err = unix.Llistxattr(path, buf)
 		}
 	}
 	if err != nil || sz <= 0 {
 		return nil
 	}
-	names := strings.Split(strings.TrimRight(string(buf[:sz]), "\x00"), "\x00")
+	return xattrValues(buf[:sz], func(name string, b []byte) (int, error) { return unix.Lgetxattr(path, name, b) })
+}
+
+// readXattrsFd is readXattrs for an open file.
+func readXattrsFd(fd int) []snapshot.ExtendedAttribute {
+	var stack [1024]byte
+	buf := stack[:]
+	sz, err := unix.Flistxattr(fd, buf)
+	if errors.Is(err, unix.ERANGE) {
+		if sz, err = unix.Flistxattr(fd, nil); err == nil {
+			buf = make([]byte, sz)
+			sz, err = unix.Flistxattr(fd, buf)
+		}
+	}
+	if err != nil || sz <= 0 {
+		return nil
+	}
+	return xattrValues(buf[:sz], func(name string, b []byte) (int, error) { return unix.Fgetxattr(fd, name, b) })
+}
+
+// xattrValues reads the value of each name in list (NUL-terminated names)
+// with get, sorted by name.
+func xattrValues(list []byte, get func(string, []byte) (int, error)) []snapshot.ExtendedAttribute {
+	names := strings.Split(strings.TrimRight(string(list), "\x00"), "\x00")
 	slices.Sort(names)
 	var out []snapshot.ExtendedAttribute
 	for _, name := range names {
