@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"runtime/pprof"
 	"runtime/trace"
@@ -12,25 +13,29 @@ import (
 // a whole command's time goes. It returns the function that ends both.
 func startProfiling() func() {
 	var stops []func()
-	if path := os.Getenv("CAIRN_CPUPROFILE"); path != "" {
-		if f, err := os.Create(path); err != nil {
-			fmt.Fprintf(os.Stderr, "cairn: CAIRN_CPUPROFILE: %v\n", err)
-		} else if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(os.Stderr, "cairn: CAIRN_CPUPROFILE: %v\n", err)
-			f.Close()
-		} else {
-			stops = append(stops, func() { pprof.StopCPUProfile(); f.Close() })
+	for _, p := range []struct {
+		env   string
+		start func(io.Writer) error
+		stop  func()
+	}{
+		{"CAIRN_CPUPROFILE", pprof.StartCPUProfile, pprof.StopCPUProfile},
+		{"CAIRN_TRACE", trace.Start, trace.Stop},
+	} {
+		path := os.Getenv(p.env)
+		if path == "" {
+			continue
 		}
-	}
-	if path := os.Getenv("CAIRN_TRACE"); path != "" {
-		if f, err := os.Create(path); err != nil {
-			fmt.Fprintf(os.Stderr, "cairn: CAIRN_TRACE: %v\n", err)
-		} else if err := trace.Start(f); err != nil {
-			fmt.Fprintf(os.Stderr, "cairn: CAIRN_TRACE: %v\n", err)
-			f.Close()
-		} else {
-			stops = append(stops, func() { trace.Stop(); f.Close() })
+		f, err := os.Create(path)
+		if err == nil {
+			if err = p.start(f); err != nil {
+				f.Close()
+			}
 		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "cairn: %s: %v\n", p.env, err)
+			continue
+		}
+		stops = append(stops, func() { p.stop(); f.Close() })
 	}
 	return func() {
 		for _, stop := range stops {
