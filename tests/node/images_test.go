@@ -133,7 +133,13 @@ func TestLocalVolumeFileServer(t *testing.T) {
 	get := func(url string) string {
 		t.Helper()
 		client := &http.Client{Timeout: 5 * time.Second}
+		// Ready means started (no probe): the server may not listen yet
+		// when the first request comes (seen once under CI load).
 		resp, err := client.Get(url)
+		for deadline := time.Now().Add(15 * time.Second); err != nil && time.Now().Before(deadline); {
+			time.Sleep(200 * time.Millisecond)
+			resp, err = client.Get(url)
+		}
 		if err != nil {
 			t.Fatalf("GET %s: %v", url, err)
 		}
