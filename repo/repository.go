@@ -33,6 +33,14 @@ type Options struct {
 	// Warn, when set, is told about problems that do not stop an
 	// operation (a key file that is skipped).
 	Warn func(msg string)
+	// Prefetch lists locks, snapshots and index files while Open derives
+	// the key. The first Lock, the first listing of snapshots and
+	// LoadIndex then start from them: a round trip each saved over a
+	// network. Only for commands to which a snapshot listing taken before
+	// their lock is as good as one taken after (a backup choosing its
+	// parent); never for one that removes data by what it lists. LoadIndex
+	// lists again after the lock and reconciles (see LoadIndex).
+	Prefetch bool
 }
 
 // DefaultPackSize is restic's default target pack size.
@@ -65,7 +73,12 @@ type Repository struct {
 
 	locksMu sync.Mutex
 	locks   map[*Lock]bool // held by this Repository
+	// lockFiles holds the lock files read or written so far: a lock
+	// file's name is the hash of its content, so it never needs reading
+	// twice.
+	lockFiles map[ID]*LockJSON
 
+	pre *prefetch // listings sent by Open (Options.Prefetch)
 }
 
 func (o *Options) defaults() {
@@ -117,19 +130,34 @@ func Init(ctx context.Context, be Backend, password string, version int, opts Op
 	return r, nil
 }
 
-// Open finds a key that the password opens and reads the config.
+// Open finds a key that the password opens and reads the config. The
+// config and the key files are read at once: over a network, one round
+// trip before scrypt instead of three.
 func Open(ctx context.Context, be Backend, password string, opts Options) (*Repository, error) {
 	opts.defaults()
-	cfgBuf, err := LoadAll(ctx, be, Handle{Type: ConfigFile})
-	if err != nil {
-		if IsNotExist(err) {
+	r := &Repository{be: be, opts: opts, idx: NewIndex()}
+	var cfgBuf []byte
+	var cfgErr error
+	cfgDone := make(chan struct{})
+	go func() {
+		defer close(cfgDone)
+		cfgBuf, cfgErr = LoadAll(ctx, be, Handle{Type: ConfigFile})
+	}()
+	if opts.Prefetch {
+		r.pre = startPrefetch(ctx, be)
+	}
+	keyErr := r.openKey(ctx, password)
+	<-cfgDone
+	r.pre.wait()
+	// A missing config says more than a missing key (no repository).
+	if cfgErr != nil {
+		if IsNotExist(cfgErr) {
 			return nil, fmt.Errorf("no repository at %s (no config file): %w; create one with `cairn init`", be.Location(), ErrNotExist)
 		}
-		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
+		return nil, fmt.Errorf("open repository %s: %w", be.Location(), cfgErr)
 	}
-	r := &Repository{be: be, opts: opts, idx: NewIndex()}
-	if err := r.openKey(ctx, password); err != nil {
-		return nil, err
+	if keyErr != nil {
+		return nil, keyErr
 	}
 	// scrypt's tens of MiB are garbage now; collected at once they are
 	// reused, instead of setting a heap goal that lets the index load and
@@ -154,6 +182,9 @@ func Open(ctx context.Context, be Backend, password string, opts Options) (*Repo
 // maxKeyFileSize skips key files no key could need: a forged one might
 // be gigabytes.
 const maxKeyFileSize = 64 << 10
+
+// keyLoads is how many key files are read at once.
+const keyLoads = 8
 
 // keyBudget bounds the scrypt work (N*r*p summed) one Open spends on a
 // password: two keys of the largest allowed cost.
@@ -183,13 +214,29 @@ func (r *Repository) openKey(ctx context.Context, password string) error {
 		skipped++
 		r.warnf("skipping key file %s: %s", name, fmt.Sprintf(format, args...))
 	}
+	// Key files are read all at once (each is a round trip over a
+	// network), then judged in listing order.
+	bufs := make([][]byte, len(files))
+	errs := make([]error, len(files))
+	var g errgroup.Group
+	g.SetLimit(keyLoads)
+	for i, fi := range files {
+		if fi.Size > maxKeyFileSize {
+			continue
+		}
+		g.Go(func() error {
+			bufs[i], errs[i] = LoadAll(ctx, r.be, Handle{Type: KeyFile, Name: fi.Name})
+			return nil
+		})
+	}
+	_ = g.Wait() // never fails: the errors are in errs
 	var cands []candidate
-	for _, fi := range files {
+	for i, fi := range files {
 		if fi.Size > maxKeyFileSize {
 			skip(fi.Name, "%d bytes is too large for a key file", fi.Size)
 			continue
 		}
-		buf, err := LoadAll(ctx, r.be, Handle{Type: KeyFile, Name: fi.Name})
+		buf, err := bufs[i], errs[i]
 		if err != nil {
 			if IsNotExist(err) {
 				continue // removed meanwhile
@@ -356,7 +403,22 @@ func (r *Repository) LoadJSONUnpacked(ctx context.Context, t FileType, id ID, v 
 }
 
 // List calls fn with the ID and size of every valid-named file of type t.
+//
+// With Options.Prefetch, the first listing of snapshots is the one Open
+// sent.
 func (r *Repository) List(ctx context.Context, t FileType, fn func(ID, int64) error) error {
+	if t == SnapshotFile {
+		if files := r.pre.take(ctx, t); files != nil {
+			for _, fi := range files {
+				if id, err := ParseID(fi.Name); err == nil {
+					if err := fn(id, fi.Size); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}
+	}
 	return r.be.List(ctx, t, func(fi FileInfo) error {
 		id, err := ParseID(fi.Name)
 		if err != nil {
@@ -398,17 +460,29 @@ func (r *Repository) FindID(ctx context.Context, t FileType, prefix string) (ID,
 
 // LoadIndex reads every index file into memory, in parallel, replacing
 // the in-memory index.
+//
+// With a listing prefetched by Open (Options.Prefetch), its files are
+// loaded while the index is listed again: that listing is the one that
+// counts, taken after the caller's lock. If a prefetched file is gone from
+// it (a prune or repair replaced the index meanwhile) everything is loaded
+// again from the new listing; files only added meanwhile are loaded too.
 func (r *Repository) LoadIndex(ctx context.Context) error {
 	r.idxMu.Lock()
 	defer r.idxMu.Unlock()
-	ids, sizes, err := r.listIndexFiles(ctx)
-	if err != nil {
-		return err
+	var idx *Index
+	var loaded []ID
+	if pre := r.pre.take(ctx, IndexFile); pre != nil {
+		idx, loaded = r.loadIndexAhead(ctx, pre)
 	}
-	idx := NewIndex()
-	loaded, err := r.loadIndexFiles(ctx, idx, ids, sizes)
-	if err != nil {
-		return err
+	if idx == nil {
+		ids, sizes, err := r.listIndexFiles(ctx)
+		if err != nil {
+			return err
+		}
+		idx = NewIndex()
+		if loaded, err = r.loadIndexFiles(ctx, idx, ids, sizes); err != nil {
+			return err
+		}
 	}
 	idx.Sort()
 	r.idx = idx
@@ -419,6 +493,52 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	}
 	r.announceTreePacks(idx, true)
 	return nil
+}
+
+// loadIndexAhead loads the index files of a prefetched listing while
+// listing them again, and returns the index when the new listing still
+// has every one of them (and the files it added are loaded too); nil when
+// LoadIndex must start over from a listing of its own.
+func (r *Repository) loadIndexAhead(ctx context.Context, pre []FileInfo) (*Index, []ID) {
+	type listed struct {
+		ids   []ID
+		sizes map[ID]int64
+		err   error
+	}
+	fresh := make(chan listed, 1)
+	go func() {
+		ids, sizes, err := r.listIndexFiles(ctx)
+		fresh <- listed{ids, sizes, err}
+	}()
+	var ids []ID
+	sizes := map[ID]int64{}
+	for _, fi := range pre {
+		if id, err := ParseID(fi.Name); err == nil {
+			ids = append(ids, id)
+			sizes[id] = fi.Size
+		}
+	}
+	idx := NewIndex()
+	loaded, err := r.loadIndexFiles(ctx, idx, ids, sizes)
+	now := <-fresh
+	if err != nil || now.err != nil {
+		return nil, nil
+	}
+	for _, id := range ids {
+		if _, ok := now.sizes[id]; !ok {
+			return nil, nil
+		}
+	}
+	had := make(map[ID]bool, len(ids))
+	for _, id := range ids {
+		had[id] = true
+	}
+	added := slices.DeleteFunc(now.ids, func(id ID) bool { return had[id] })
+	more, err := r.loadIndexFiles(ctx, idx, added, now.sizes)
+	if err != nil {
+		return nil, nil
+	}
+	return idx, append(loaded, more...)
 }
 
 // LoadNewIndexes adds the index files that this Repository has not loaded

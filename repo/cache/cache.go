@@ -57,6 +57,10 @@ type Backend struct {
 	inflight  map[string]*fetch
 	packBytes int64 // approximate size of data/
 	noWrite   bool  // a write failed: serve what is there, add nothing
+	// early holds the names of complete listings made before Attach
+	// (prefetched while the key was derived); Attach drops what they
+	// lack, as List does afterwards.
+	early map[repo.FileType]map[string]bool
 }
 
 // fetch lets concurrent loads of one file share a single download.
@@ -96,6 +100,13 @@ func (c *Backend) Attach(repoID string) {
 	_ = os.Chtimes(dir, now, now) // marks the cache as used, see Old
 	c.packBytes = c.removeStale()
 	c.evictLRU()
+	c.mu.Lock()
+	early := c.early
+	c.early = nil
+	c.mu.Unlock()
+	for t, seen := range early {
+		c.dropUnlisted(filepath.Join(dir, subdirs[t]), func(name string) bool { return seen[name] })
+	}
 }
 
 // Dir is the repository's cache directory, "" when there is none.
@@ -269,7 +280,7 @@ func (c *Backend) Remove(ctx context.Context, h repo.Handle) error {
 // forgot them).
 func (c *Backend) List(ctx context.Context, t repo.FileType, fn func(repo.FileInfo) error) error {
 	sub, cached := subdirs[t]
-	if !cached || c.dir == "" {
+	if !cached || t == repo.PackFile && c.dir == "" {
 		return c.Backend.List(ctx, t, fn)
 	}
 	seen := map[string]bool{}
@@ -277,7 +288,16 @@ func (c *Backend) List(ctx context.Context, t repo.FileType, fn func(repo.FileIn
 		seen[fi.Name] = true
 		return fn(fi)
 	})
-	if err == nil {
+	switch {
+	case err != nil:
+	case c.dir == "":
+		c.mu.Lock()
+		if c.early == nil {
+			c.early = map[repo.FileType]map[string]bool{}
+		}
+		c.early[t] = seen
+		c.mu.Unlock()
+	default:
 		c.dropUnlisted(filepath.Join(c.dir, sub), func(name string) bool { return seen[name] })
 	}
 	return err

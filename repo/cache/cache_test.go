@@ -273,6 +273,31 @@ func TestOtherWriterRemoved(t *testing.T) {
 	}
 }
 
+// A listing made before Attach (prefetched while the key was derived)
+// drops what the backend no longer has once the cache is attached.
+func TestListBeforeAttachDropsRemoved(t *testing.T) {
+	ctx := context.Background()
+	be, dir := newLocal(t), t.TempDir()
+	c := open(t, be, dir, nil)
+	gone := save(t, c, repo.SnapshotFile, randBytes(100))
+	keep := save(t, c, repo.SnapshotFile, randBytes(100))
+	if err := be.Remove(ctx, gone); err != nil { // another process forgets
+		t.Fatal(err)
+	}
+	c2 := Wrap(be, Options{Dir: dir})
+	n := 0
+	if err := c2.List(ctx, repo.SnapshotFile, func(repo.FileInfo) error { n++; return nil }); err != nil || n != 1 {
+		t.Fatalf("listed %d (%v), want 1", n, err)
+	}
+	c2.Attach(testRepoID)
+	if _, err := os.Stat(c2.path(gone)); err == nil {
+		t.Error("a forgotten snapshot stayed in the cache")
+	}
+	if _, err := os.Stat(c2.path(keep)); err != nil {
+		t.Error("a listed snapshot was dropped")
+	}
+}
+
 // TestUnusableDir: a cache directory that cannot be made, or is read-only,
 // gives one warning and no cache; the backend works as before.
 func TestUnusableDir(t *testing.T) {
