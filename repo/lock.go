@@ -74,6 +74,12 @@ type Lock struct {
 	done      chan struct{}
 	refreshed time.Time // when the lock file in place was written
 	lost      bool
+
+	// Set by LockAhead: ready is closed once the lock file is written and
+	// checked (err says why not); indexAfter lists the index files then.
+	ready      chan struct{}
+	err        error
+	indexAfter map[ID]bool
 }
 
 // gap is how long the lock went unrefreshed, by the monotonic and the wall
@@ -290,7 +296,19 @@ func (l *Lock) refresh(ctx context.Context) {
 
 // Unlock stops refreshing and removes the lock file.
 func (l *Lock) Unlock(ctx context.Context) error {
-	if l == nil || l.stop == nil {
+	if l == nil {
+		return nil
+	}
+	if l.ready != nil {
+		<-l.ready // a lock taken ahead: its file is written (or failed)
+		if l.err != nil {
+			l.r.locksMu.Lock()
+			delete(l.r.locks, l)
+			l.r.locksMu.Unlock()
+			return nil // its file is removed already
+		}
+	}
+	if l.stop == nil {
 		return nil
 	}
 	close(l.stop)

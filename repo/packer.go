@@ -93,6 +93,11 @@ func (p *packer) upload(ctx context.Context, pf *packFile) {
 		return
 	}
 	h := Handle{Type: PackFile, Name: id.String()}
+	if err := p.r.awaitLocks(ctx); err != nil { // a lock taken ahead must hold first
+		pf.discard()
+		p.fail(fmt.Errorf("save pack: %w", err))
+		return
+	}
 	if pf.t == TreeBlob {
 		p.r.announceTreePack(id)
 	}

@@ -4,7 +4,6 @@ package repo
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -67,6 +66,9 @@ type Repository struct {
 	idxMu        sync.Mutex
 	idxLoaded    map[ID]bool
 	idxLoadedFor *Index // the index idxLoaded describes
+	// idxEarly are index files loaded while a lock taken ahead was not
+	// confirmed yet; awaitLocks checks they are still there.
+	idxEarly []ID
 
 	pk     *packer
 	pkOnce sync.Once
@@ -179,119 +181,6 @@ func Open(ctx context.Context, be Backend, password string, opts Options) (*Repo
 	return r, nil
 }
 
-// maxKeyFileSize skips key files no key could need: a forged one might
-// be gigabytes.
-const maxKeyFileSize = 64 << 10
-
-// keyLoads is how many key files are read at once.
-const keyLoads = 8
-
-// keyBudget bounds the scrypt work (N*r*p summed) one Open spends on a
-// password: two keys of the largest allowed cost.
-var keyBudget uint64 = 2 * crypto.MaxKDFWork
-
-// openKey tries the key files that can be opened at all, cheapest first,
-// within keyBudget. Key files that are unreadable, malformed or out of
-// bounds are skipped with a warning: one bad key file must not lock out
-// the holders of the others.
-func (r *Repository) openKey(ctx context.Context, password string) error {
-	type candidate struct {
-		name string
-		kf   crypto.KeyFile
-	}
-	var files []FileInfo
-	if err := r.be.List(ctx, KeyFile, func(fi FileInfo) error {
-		files = append(files, fi)
-		return nil
-	}); err != nil {
-		return fmt.Errorf("list keys: %w", err)
-	}
-	if len(files) == 0 {
-		return fmt.Errorf("repository %s has no key files", r.be.Location())
-	}
-	skipped := 0
-	skip := func(name string, format string, args ...any) {
-		skipped++
-		r.warnf("skipping key file %s: %s", name, fmt.Sprintf(format, args...))
-	}
-	// Key files are read all at once (each is a round trip over a
-	// network), then judged in listing order.
-	bufs := make([][]byte, len(files))
-	errs := make([]error, len(files))
-	var g errgroup.Group
-	g.SetLimit(keyLoads)
-	for i, fi := range files {
-		if fi.Size > maxKeyFileSize {
-			continue
-		}
-		g.Go(func() error {
-			bufs[i], errs[i] = LoadAll(ctx, r.be, Handle{Type: KeyFile, Name: fi.Name})
-			return nil
-		})
-	}
-	_ = g.Wait() // never fails: the errors are in errs
-	var cands []candidate
-	for i, fi := range files {
-		if fi.Size > maxKeyFileSize {
-			skip(fi.Name, "%d bytes is too large for a key file", fi.Size)
-			continue
-		}
-		buf, err := bufs[i], errs[i]
-		if err != nil {
-			if IsNotExist(err) {
-				continue // removed meanwhile
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			skip(fi.Name, "%v", err)
-			continue
-		}
-		var c candidate
-		c.name = fi.Name
-		if err := json.Unmarshal(buf, &c.kf); err != nil {
-			skip(fi.Name, "not a key file (%v)", err)
-			continue
-		}
-		if err := c.kf.Check(); err != nil {
-			skip(fi.Name, "%v", err)
-			continue
-		}
-		cands = append(cands, c)
-	}
-	slices.SortFunc(cands, func(a, b candidate) int {
-		if c := cmp.Compare(a.kf.Params().Work(), b.kf.Params().Work()); c != 0 {
-			return c
-		}
-		return strings.Compare(a.name, b.name)
-	})
-	var spent uint64
-	for i, c := range cands {
-		if i == maxKeyTries || spent+c.kf.Params().Work() > keyBudget {
-			r.warnf("gave up after trying %d key files (the scrypt budget is spent); %d more were not tried", i, len(cands)-i)
-			break
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		spent += c.kf.Params().Work()
-		k, err := c.kf.Open(password)
-		if err != nil {
-			if !errors.Is(err, crypto.ErrWrongPassword) {
-				skip(c.name, "%v", err)
-			}
-			continue
-		}
-		r.key = k
-		r.keyID, _ = ParseID(c.name)
-		return nil
-	}
-	if skipped > 0 {
-		return fmt.Errorf("%w for repository %s (%d key files were skipped, see the warnings)", ErrWrongPassword, r.be.Location(), skipped)
-	}
-	return fmt.Errorf("%w for repository %s", ErrWrongPassword, r.be.Location())
-}
-
 // warnf reports a problem that does not stop the operation.
 func (r *Repository) warnf(format string, args ...any) {
 	if r.opts.Warn != nil {
@@ -336,6 +225,9 @@ func (r *Repository) saveRaw(ctx context.Context, h Handle, buf []byte) error {
 		return fmt.Errorf("save %v: %w", h, ErrReadOnly)
 	}
 	if h.Type != LockFile {
+		if err := r.awaitLocks(ctx); err != nil {
+			return fmt.Errorf("save %v: %w", h, err)
+		}
 		if err := r.checkLocks(); err != nil {
 			return fmt.Errorf("save %v: %w", h, err)
 		}
@@ -471,7 +363,16 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	defer r.idxMu.Unlock()
 	var idx *Index
 	var loaded []ID
-	if pre := r.pre.take(ctx, IndexFile); pre != nil {
+	early := r.pendingLocks()
+	pre := r.pre.take(ctx, IndexFile)
+	if early && pre != nil {
+		// Checked once the lock is confirmed (awaitLocks), not now. A
+		// file that fails to load is tried again from a new listing.
+		var err error
+		if idx, loaded, err = r.loadListed(ctx, pre); err != nil {
+			idx = nil
+		}
+	} else if pre != nil {
 		idx, loaded = r.loadIndexAhead(ctx, pre)
 	}
 	if idx == nil {
@@ -491,8 +392,31 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	for _, id := range loaded {
 		r.idxLoaded[id] = true
 	}
+	if early {
+		r.idxEarly = loaded
+	}
 	r.announceTreePacks(idx, true)
 	return nil
+}
+
+// loadListed loads the index files of a listing into a new index.
+func (r *Repository) loadListed(ctx context.Context, files []FileInfo) (*Index, []ID, error) {
+	ids, sizes := listedIDs(files)
+	idx := NewIndex()
+	loaded, err := r.loadIndexFiles(ctx, idx, ids, sizes)
+	return idx, loaded, err
+}
+
+func listedIDs(files []FileInfo) ([]ID, map[ID]int64) {
+	var ids []ID
+	sizes := map[ID]int64{}
+	for _, fi := range files {
+		if id, err := ParseID(fi.Name); err == nil {
+			ids = append(ids, id)
+			sizes[id] = fi.Size
+		}
+	}
+	return ids, sizes
 }
 
 // loadIndexAhead loads the index files of a prefetched listing while
@@ -510,14 +434,7 @@ func (r *Repository) loadIndexAhead(ctx context.Context, pre []FileInfo) (*Index
 		ids, sizes, err := r.listIndexFiles(ctx)
 		fresh <- listed{ids, sizes, err}
 	}()
-	var ids []ID
-	sizes := map[ID]int64{}
-	for _, fi := range pre {
-		if id, err := ParseID(fi.Name); err == nil {
-			ids = append(ids, id)
-			sizes[id] = fi.Size
-		}
-	}
+	ids, sizes := listedIDs(pre)
 	idx := NewIndex()
 	loaded, err := r.loadIndexFiles(ctx, idx, ids, sizes)
 	now := <-fresh
@@ -549,6 +466,7 @@ func (r *Repository) loadIndexAhead(ctx context.Context, pre []FileInfo) (*Index
 func (r *Repository) LoadNewIndexes(ctx context.Context) (int, error) {
 	r.idxMu.Lock()
 	defer r.idxMu.Unlock()
+	early := r.pendingLocks()
 	ids, sizes, err := r.listIndexFiles(ctx)
 	if err != nil {
 		return 0, err
@@ -567,6 +485,9 @@ func (r *Repository) LoadNewIndexes(ctx context.Context) (int, error) {
 	}
 	for _, id := range loaded {
 		done[id] = true
+	}
+	if early {
+		r.idxEarly = append(r.idxEarly, loaded...)
 	}
 	if fresh {
 		// Only here is r.idx replaced: readers use it concurrently.

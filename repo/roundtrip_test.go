@@ -1,8 +1,11 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -298,4 +301,184 @@ func (b *countingBackend) loads(t FileType) int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.count[t]
+}
+
+// gateBackend holds the first lock file's Save until open is closed, and
+// records the order in which files were saved.
+type gateBackend struct {
+	Backend
+	open  chan struct{}
+	mu    sync.Mutex
+	saved []Handle
+}
+
+func (b *gateBackend) Save(ctx context.Context, h Handle, rd io.Reader, size int64) error {
+	if h.Type == LockFile {
+		<-b.open
+	}
+	err := b.Backend.Save(ctx, h, rd, size)
+	b.mu.Lock()
+	b.saved = append(b.saved, h)
+	b.mu.Unlock()
+	return err
+}
+
+func (b *gateBackend) order() []Handle {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.saved)
+}
+
+// lockAheadRepo is a repository with one snapshot and one pack, opened
+// again over a gateBackend with a lock taken ahead.
+func lockAheadRepo(t *testing.T) (*Repository, *gateBackend, *Lock, Backend) {
+	t.Helper()
+	ctx := context.Background()
+	r, dir := newTestRepo(t, 2)
+	if _, err := r.SaveJSONUnpacked(ctx, SnapshotFile, map[string]any{"tree": "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := r.SaveBlob(ctx, DataBlob, randomBytes(1000), ID{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	local, _ := OpenLocal(dir)
+	be := &gateBackend{Backend: local, open: make(chan struct{})}
+	r2, err := Open(ctx, be, "secret", Options{Prefetch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := r2.LockAhead(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r2, be, l, local
+}
+
+// A lock taken ahead lets the command read at once; its writes wait for
+// the lock file, packs included.
+func TestLockAheadReadsFirstWritesWait(t *testing.T) {
+	ctx := context.Background()
+	r, be, l, _ := lockAheadRepo(t)
+	// The lock file is not written yet, and reading goes on.
+	if err := r.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	if err := r.List(ctx, SnapshotFile, func(ID, int64) error { n++; return nil }); err != nil || n != 1 {
+		t.Fatalf("listed %d snapshots (%v)", n, err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		if _, _, _, err := r.SaveBlob(ctx, DataBlob, randomBytes(2000), ID{}); err != nil {
+			done <- err
+			return
+		}
+		if err := r.Flush(ctx); err != nil {
+			done <- err
+			return
+		}
+		_, err := r.SaveJSONUnpacked(ctx, SnapshotFile, map[string]any{"tree": "y"})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("the writes did not wait for the lock (err %v)", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if got := be.order(); len(got) != 0 {
+		t.Fatalf("saved before the lock: %v", got)
+	}
+	close(be.open)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	got := be.order()
+	if len(got) != 4 || got[0].Type != LockFile || got[1].Type != PackFile || got[2].Type != IndexFile || got[3].Type != SnapshotFile {
+		t.Fatalf("saved in order %v, want lock, pack, index, snapshot", got)
+	}
+	if err := l.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if locks, _ := r.ListLocks(ctx); len(locks) != 0 {
+		t.Fatalf("%d locks left", len(locks))
+	}
+}
+
+// An exclusive lock that appears while the lock is taken ahead: nothing
+// is written, the writes say why, and the lock file goes.
+func TestLockAheadConflict(t *testing.T) {
+	ctx := context.Background()
+	r, be, l, local := lockAheadRepo(t)
+	if err := r.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	other := &LockJSON{Time: time.Now(), Exclusive: true, Hostname: "elsewhere", PID: 7}
+	buf := r.key.Seal(nil, encodeUnpacked(2, LockFile, mustJSON(t, other)))
+	if err := local.Save(ctx, Handle{Type: LockFile, Name: Hash(buf).String()}, bytes.NewReader(buf), int64(len(buf))); err != nil {
+		t.Fatal(err)
+	}
+	close(be.open)
+	_, err := r.SaveJSONUnpacked(ctx, SnapshotFile, map[string]any{"tree": "y"})
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "elsewhere") {
+		t.Fatalf("save under a conflicting lock: %v", err)
+	}
+	if _, _, _, err := r.SaveBlob(ctx, DataBlob, randomBytes(2000), ID{}); err == nil {
+		if err := r.Flush(ctx); !errors.Is(err, ErrLocked) {
+			t.Fatalf("flush under a conflicting lock: %v", err)
+		}
+	}
+	for _, h := range be.order() {
+		if h.Type != LockFile {
+			t.Fatalf("saved %v under a conflicting lock", h)
+		}
+	}
+	if err := l.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if locks, _ := r.ListLocks(ctx); len(locks) != 1 {
+		t.Fatalf("%d locks left, want only the other one", len(locks))
+	}
+}
+
+// An index file removed (a prune ran) between the index read ahead and
+// the lock's check: what was read is not trusted, nothing is written.
+func TestLockAheadIndexReplaced(t *testing.T) {
+	ctx := context.Background()
+	r, be, l, local := lockAheadRepo(t)
+	if err := r.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var files []ID
+	_ = r.List(ctx, IndexFile, func(id ID, _ int64) error { files = append(files, id); return nil })
+	if len(files) != 1 {
+		t.Fatalf("%d index files", len(files))
+	}
+	if err := local.Remove(ctx, Handle{Type: IndexFile, Name: files[0].String()}); err != nil {
+		t.Fatal(err)
+	}
+	close(be.open)
+	_, err := r.SaveJSONUnpacked(ctx, SnapshotFile, map[string]any{"tree": "y"})
+	if !errors.Is(err, ErrIndexChanged) {
+		t.Fatalf("save after the index was replaced: %v", err)
+	}
+	for _, h := range be.order() {
+		if h.Type != LockFile {
+			t.Fatalf("saved %v after the index was replaced", h)
+		}
+	}
+	if err := l.Unlock(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	buf, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return buf
 }

@@ -355,7 +355,15 @@ func (g *globalOptions) lock(ctx context.Context, r *repo.Repository, exclusive 
 	if r.ReadOnly() && g.writer {
 		return nil, fmt.Errorf("internal error: a command that writes opened the repository read-only")
 	}
-	l, err := r.Lock(ctx, exclusive)
+	take := r.Lock
+	if g.prefetch && g.retryLock == 0 {
+		// The lock file is written and checked while the command reads;
+		// the repository holds every write until then (repo.LockAhead).
+		// Not with --retry-lock: a conflict found then could not be
+		// waited out.
+		take = r.LockAhead
+	}
+	l, err := take(ctx, exclusive)
 	deadline, wait := time.Now().Add(g.retryLock), 250*time.Millisecond
 	for errors.Is(err, repo.ErrLocked) && g.retryLock > 0 {
 		left := time.Until(deadline)

@@ -205,6 +205,9 @@ func (c *Backend) keeps(h repo.Handle) string {
 // Load serves cached types from the cache, fetching the whole file once.
 func (c *Backend) Load(ctx context.Context, h repo.Handle, length int, offset int64) (io.ReadCloser, error) {
 	p := c.keeps(h)
+	if h.Type == repo.KeyFile {
+		p = c.keyPath(h.Name)
+	}
 	if p == "" || (h.Type == repo.PackFile && length == 0 && offset == 0) {
 		// A whole-pack read is check or repair looking at the repository
 		// itself, not at a copy.
@@ -269,7 +272,11 @@ func (c *Backend) Save(ctx context.Context, h repo.Handle, rd io.Reader, size in
 // Remove removes h from the backend and the cache.
 func (c *Backend) Remove(ctx context.Context, h repo.Handle) error {
 	err := c.Backend.Remove(ctx, h)
-	if p := c.path(h); p != "" {
+	p := c.path(h)
+	if h.Type == repo.KeyFile {
+		p = c.keyPath(h.Name)
+	}
+	if p != "" {
 		c.drop(p)
 	}
 	return err
@@ -279,6 +286,9 @@ func (c *Backend) Remove(ctx context.Context, h repo.Handle) error {
 // cache entries the backend no longer has (another process pruned or
 // forgot them).
 func (c *Backend) List(ctx context.Context, t repo.FileType, fn func(repo.FileInfo) error) error {
+	if t == repo.KeyFile {
+		return c.listKeys(ctx, fn)
+	}
 	sub, cached := subdirs[t]
 	if !cached || t == repo.PackFile && c.dir == "" {
 		return c.Backend.List(ctx, t, fn)
