@@ -37,8 +37,9 @@ type Options struct {
 	// LoadIndex then start from them: a round trip each saved over a
 	// network. Only for commands to which a snapshot listing taken before
 	// their lock is as good as one taken after (a backup choosing its
-	// parent); never for one that removes data by what it lists. LoadIndex
-	// lists again after the lock and reconciles (see LoadIndex).
+	// parent); never for one that removes data by what it lists. The
+	// index read from the early listing is checked against one taken after
+	// the lock (see LoadIndex and LockAhead).
 	Prefetch bool
 }
 
@@ -358,6 +359,9 @@ func (r *Repository) FindID(ctx context.Context, t FileType, prefix string) (ID,
 // counts, taken after the caller's lock. If a prefetched file is gone from
 // it (a prune or repair replaced the index meanwhile) everything is loaded
 // again from the new listing; files only added meanwhile are loaded too.
+// Under a lock taken ahead and not yet confirmed (LockAhead) nothing is
+// listed again now: the lock's own index listing is checked before the
+// first write (awaitLocks).
 func (r *Repository) LoadIndex(ctx context.Context) error {
 	r.idxMu.Lock()
 	defer r.idxMu.Unlock()
