@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -77,9 +78,10 @@ type Lock struct {
 
 	// Set by LockAhead: ready is closed once the lock file is written and
 	// checked (err says why not); indexAfter lists the index files then.
-	ready      chan struct{}
-	err        error
-	indexAfter map[ID]bool
+	ready        chan struct{}
+	err          error
+	indexAfter   map[ID]bool
+	indexChecked atomic.Bool // verifyIndex passed once it was ready
 }
 
 // gap is how long the lock went unrefreshed, by the monotonic and the wall

@@ -115,6 +115,7 @@ func (r *Repository) awaitLocks(ctx context.Context) error {
 		}
 	}
 	r.locksMu.Unlock()
+	checked := true
 	for _, l := range ahead {
 		select {
 		case <-l.ready:
@@ -124,11 +125,20 @@ func (r *Repository) awaitLocks(ctx context.Context) error {
 		if l.err != nil {
 			return l.err
 		}
+		checked = checked && l.indexChecked.Load()
 	}
-	if len(ahead) == 0 {
+	if checked {
+		// Index files are loaded early only while a lock taken ahead
+		// is unconfirmed: none since these were checked.
 		return nil
 	}
-	return r.verifyIndex(ctx, ahead[0].indexAfter)
+	if err := r.verifyIndex(ctx, ahead[0].indexAfter); err != nil {
+		return err
+	}
+	for _, l := range ahead {
+		l.indexChecked.Store(true)
+	}
+	return nil
 }
 
 // verifyIndex checks that every index file loaded from a listing taken
