@@ -1,9 +1,11 @@
 package repo
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -154,5 +156,61 @@ func TestOpenKeyBudget(t *testing.T) {
 	keyBudget = old
 	if _, err := Open(ctx, be, "right", Options{}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// keyCacheBackend plays a cache that holds key files: also ones the
+// repository no longer has.
+type keyCacheBackend struct {
+	Backend
+	cached map[string][]byte
+}
+
+func (b *keyCacheBackend) CachedKeys() []string {
+	var names []string
+	for name := range b.cached {
+		names = append(names, name)
+	}
+	return names
+}
+
+func (b *keyCacheBackend) Load(ctx context.Context, h Handle, length int, offset int64) (io.ReadCloser, error) {
+	if buf, ok := b.cached[h.Name]; ok && h.Type == KeyFile {
+		return io.NopCloser(bytes.NewReader(buf)), nil
+	}
+	return b.Backend.Load(ctx, h, length, offset)
+}
+
+// A cached key file opens the repository only while the repository
+// still lists it: a removed key's password must stop working.
+func TestOpenCachedKeyMustBeListed(t *testing.T) {
+	ctx := context.Background()
+	r, dir := newTestRepo(t, 2)
+	oldID, err := r.AddKey(ctx, "old")
+	if err != nil {
+		t.Fatal(err)
+	}
+	local, _ := OpenLocal(dir)
+	buf, err := LoadAll(ctx, local, Handle{Type: KeyFile, Name: oldID.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := &keyCacheBackend{Backend: local, cached: map[string][]byte{oldID.String(): buf}}
+	if _, err := Open(ctx, be, "old", Options{}); err != nil {
+		t.Fatalf("cached and listed key: %v", err)
+	}
+	if err := local.Remove(ctx, Handle{Type: KeyFile, Name: oldID.String()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, be, "old", Options{}); !errors.Is(err, ErrWrongPassword) {
+		t.Fatalf("a removed key, still cached, opened the repository: %v", err)
+	}
+	// The other key still opens, the cached one tried first or not.
+	r2, err := Open(ctx, be, "secret", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r2.KeyID() == oldID {
+		t.Fatal("opened with the removed key")
 	}
 }

@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // LockFile is restic's lock document.
@@ -72,6 +75,13 @@ type Lock struct {
 	done      chan struct{}
 	refreshed time.Time // when the lock file in place was written
 	lost      bool
+
+	// Set by LockAhead: ready is closed once the lock file is written and
+	// checked (err says why not); indexAfter lists the index files then.
+	ready        chan struct{}
+	err          error
+	indexAfter   map[ID]bool
+	indexChecked atomic.Bool // verifyIndex passed once it was ready
 }
 
 // gap is how long the lock went unrefreshed, by the monotonic and the wall
@@ -107,26 +117,82 @@ func (r *Repository) checkLocks() error {
 
 // ListLocks loads all lock files; vanished or unreadable ones are skipped.
 func (r *Repository) ListLocks(ctx context.Context) (map[ID]*LockJSON, error) {
-	out := map[ID]*LockJSON{}
-	var ids []ID
-	if err := r.List(ctx, LockFile, func(id ID, _ int64) error { ids = append(ids, id); return nil }); err != nil {
-		return nil, fmt.Errorf("list locks: %w", err)
+	return r.listLocks(ctx, false)
+}
+
+// lockLoads is how many lock files are read at once.
+const lockLoads = 8
+
+// listLocks lists and reads the lock files, each only once per Repository
+// (see lockFiles); with early set, a listing prefetched by Open may stand
+// in for a new one.
+func (r *Repository) listLocks(ctx context.Context, early bool) (map[ID]*LockJSON, error) {
+	var files []FileInfo
+	if early {
+		files = r.pre.take(ctx, LockFile)
 	}
+	if files == nil {
+		if err := r.be.List(ctx, LockFile, func(fi FileInfo) error { files = append(files, fi); return nil }); err != nil {
+			return nil, fmt.Errorf("list locks: %w", err)
+		}
+	}
+	var ids []ID
+	for _, fi := range files {
+		if id, err := ParseID(fi.Name); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	out := map[ID]*LockJSON{}
+	var todo []ID
+	r.locksMu.Lock()
 	for _, id := range ids {
-		var l LockJSON
-		if err := r.LoadJSONUnpacked(ctx, LockFile, id, &l); err != nil {
+		if l, ok := r.lockFiles[id]; ok {
+			out[id] = l
+		} else {
+			todo = append(todo, id)
+		}
+	}
+	r.locksMu.Unlock()
+	loaded := make([]*LockJSON, len(todo))
+	errs := make([]error, len(todo))
+	var g errgroup.Group
+	g.SetLimit(lockLoads)
+	for i, id := range todo {
+		g.Go(func() error {
+			var l LockJSON
+			if errs[i] = r.LoadJSONUnpacked(ctx, LockFile, id, &l); errs[i] == nil {
+				loaded[i] = &l
+			}
+			return nil
+		})
+	}
+	_ = g.Wait() // never fails: the errors are in errs
+	for i, id := range todo {
+		if err := errs[i]; err != nil {
 			if IsNotExist(err) {
 				continue
 			}
 			return nil, fmt.Errorf("load lock %v: %w", id.Str(), err)
 		}
-		out[id] = &l
+		out[id] = loaded[i]
+		r.rememberLock(id, loaded[i])
 	}
 	return out, nil
 }
 
-func (r *Repository) conflict(ctx context.Context, exclusive bool, self ID) error {
-	locks, err := r.ListLocks(ctx)
+// rememberLock keeps a lock file's content; lockFiles is bounded so that
+// a long-running process does not collect every lock it ever saw.
+func (r *Repository) rememberLock(id ID, l *LockJSON) {
+	r.locksMu.Lock()
+	defer r.locksMu.Unlock()
+	if r.lockFiles == nil || len(r.lockFiles) >= 1024 {
+		r.lockFiles = map[ID]*LockJSON{}
+	}
+	r.lockFiles[id] = l
+}
+
+func (r *Repository) conflict(ctx context.Context, exclusive bool, self ID, early bool) error {
+	locks, err := r.listLocks(ctx, early)
 	if err != nil {
 		return err
 	}
@@ -149,7 +215,9 @@ func (r *Repository) Lock(ctx context.Context, exclusive bool) (*Lock, error) {
 	if r.opts.ReadOnly {
 		return l, nil
 	}
-	if err := r.conflict(ctx, exclusive, ID{}); err != nil {
+	// The first look may use Open's prefetched listing: it only spares a
+	// lock file that would be removed at once; the second one decides.
+	if err := r.conflict(ctx, exclusive, ID{}, true); err != nil {
 		return nil, err
 	}
 	id, err := r.saveLock(ctx, exclusive)
@@ -157,7 +225,7 @@ func (r *Repository) Lock(ctx context.Context, exclusive bool) (*Lock, error) {
 		return nil, fmt.Errorf("create lock: %w", err)
 	}
 	// Someone may have locked at the same moment: look again.
-	if err := r.conflict(ctx, exclusive, id); err != nil {
+	if err := r.conflict(ctx, exclusive, id, false); err != nil {
 		_ = r.be.Remove(ctx, Handle{Type: LockFile, Name: id.String()})
 		return nil, err
 	}
@@ -183,10 +251,18 @@ func (r *Repository) Lock(ctx context.Context, exclusive bool) (*Lock, error) {
 
 func (r *Repository) saveLock(ctx context.Context, exclusive bool) (ID, error) {
 	username, hostname := CurrentUser()
-	return r.SaveJSONUnpacked(ctx, LockFile, &LockJSON{
+	l := &LockJSON{
 		Time: Now(), Exclusive: exclusive, Hostname: hostname, Username: username,
 		PID: os.Getpid(), UID: uint32(os.Getuid()), GID: uint32(os.Getgid()),
-	})
+	}
+	id, err := r.SaveJSONUnpacked(ctx, LockFile, l)
+	if err == nil {
+		// Its content is known: the check after it need not read it back.
+		// (Time is kept as written, at the JSON's precision.)
+		l.Time = l.Time.Round(0)
+		r.rememberLock(id, l)
+	}
+	return id, err
 }
 
 func (l *Lock) refresh(ctx context.Context) {
@@ -222,7 +298,19 @@ func (l *Lock) refresh(ctx context.Context) {
 
 // Unlock stops refreshing and removes the lock file.
 func (l *Lock) Unlock(ctx context.Context) error {
-	if l == nil || l.stop == nil {
+	if l == nil {
+		return nil
+	}
+	if l.ready != nil {
+		<-l.ready // a lock taken ahead: its file is written (or failed)
+		if l.err != nil {
+			l.r.locksMu.Lock()
+			delete(l.r.locks, l)
+			l.r.locksMu.Unlock()
+			return nil // its file is removed already
+		}
+	}
+	if l.stop == nil {
 		return nil
 	}
 	close(l.stop)

@@ -95,6 +95,11 @@ func (p *packer) startUploaders(ctx context.Context) {
 func (p *packer) upload(ctx context.Context, pf *packFile) {
 	id, size := pf.finish(p.r.key)
 	h := Handle{Type: PackFile, Name: id.String()}
+	if err := p.r.awaitLocks(ctx); err != nil { // a lock taken ahead must hold first
+		pf.discard()
+		p.fail(fmt.Errorf("save pack: %w", err))
+		return
+	}
 	if pf.t == TreeBlob {
 		p.r.announceTreePack(id)
 	}

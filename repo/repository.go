@@ -4,7 +4,6 @@ package repo
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -33,6 +32,15 @@ type Options struct {
 	// Warn, when set, is told about problems that do not stop an
 	// operation (a key file that is skipped).
 	Warn func(msg string)
+	// Prefetch lists locks, snapshots and index files while Open derives
+	// the key. The first Lock, the first listing of snapshots and
+	// LoadIndex then start from them: a round trip each saved over a
+	// network. Only for commands to which a snapshot listing taken before
+	// their lock is as good as one taken after (a backup choosing its
+	// parent); never for one that removes data by what it lists. The
+	// index read from the early listing is checked against one taken after
+	// the lock (see LoadIndex and LockAhead).
+	Prefetch bool
 }
 
 // DefaultPackSize is restic's default target pack size.
@@ -59,13 +67,21 @@ type Repository struct {
 	idxMu        sync.Mutex
 	idxLoaded    map[ID]bool
 	idxLoadedFor *Index // the index idxLoaded describes
+	// idxEarly are index files loaded while a lock taken ahead was not
+	// confirmed yet; awaitLocks checks they are still there.
+	idxEarly []ID
 
 	pk     *packer
 	pkOnce sync.Once
 
 	locksMu sync.Mutex
 	locks   map[*Lock]bool // held by this Repository
+	// lockFiles holds the lock files read or written so far: a lock
+	// file's name is the hash of its content, so it never needs reading
+	// twice.
+	lockFiles map[ID]*LockJSON
 
+	pre *prefetch // listings sent by Open (Options.Prefetch)
 }
 
 func (o *Options) defaults() {
@@ -117,19 +133,34 @@ func Init(ctx context.Context, be Backend, password string, version int, opts Op
 	return r, nil
 }
 
-// Open finds a key that the password opens and reads the config.
+// Open finds a key that the password opens and reads the config. The
+// config and the key files are read at once: over a network, one round
+// trip before scrypt instead of three.
 func Open(ctx context.Context, be Backend, password string, opts Options) (*Repository, error) {
 	opts.defaults()
-	cfgBuf, err := LoadAll(ctx, be, Handle{Type: ConfigFile})
-	if err != nil {
-		if IsNotExist(err) {
+	r := &Repository{be: be, opts: opts, idx: NewIndex()}
+	var cfgBuf []byte
+	var cfgErr error
+	cfgDone := make(chan struct{})
+	go func() {
+		defer close(cfgDone)
+		cfgBuf, cfgErr = LoadAll(ctx, be, Handle{Type: ConfigFile})
+	}()
+	if opts.Prefetch {
+		r.pre = startPrefetch(ctx, be)
+	}
+	keyErr := r.openKey(ctx, password)
+	<-cfgDone
+	r.pre.wait()
+	// A missing config says more than a missing key (no repository).
+	if cfgErr != nil {
+		if IsNotExist(cfgErr) {
 			return nil, fmt.Errorf("no repository at %s (no config file): %w; create one with `cairn init`", be.Location(), ErrNotExist)
 		}
-		return nil, fmt.Errorf("open repository %s: %w", be.Location(), err)
+		return nil, fmt.Errorf("open repository %s: %w", be.Location(), cfgErr)
 	}
-	r := &Repository{be: be, opts: opts, idx: NewIndex()}
-	if err := r.openKey(ctx, password); err != nil {
-		return nil, err
+	if keyErr != nil {
+		return nil, keyErr
 	}
 	// scrypt's tens of MiB are garbage now; collected at once they are
 	// reused, instead of setting a heap goal that lets the index load and
@@ -149,100 +180,6 @@ func Open(ctx context.Context, be Backend, password string, opts Options) (*Repo
 		return nil, err
 	}
 	return r, nil
-}
-
-// maxKeyFileSize skips key files no key could need: a forged one might
-// be gigabytes.
-const maxKeyFileSize = 64 << 10
-
-// keyBudget bounds the scrypt work (N*r*p summed) one Open spends on a
-// password: two keys of the largest allowed cost.
-var keyBudget uint64 = 2 * crypto.MaxKDFWork
-
-// openKey tries the key files that can be opened at all, cheapest first,
-// within keyBudget. Key files that are unreadable, malformed or out of
-// bounds are skipped with a warning: one bad key file must not lock out
-// the holders of the others.
-func (r *Repository) openKey(ctx context.Context, password string) error {
-	type candidate struct {
-		name string
-		kf   crypto.KeyFile
-	}
-	var files []FileInfo
-	if err := r.be.List(ctx, KeyFile, func(fi FileInfo) error {
-		files = append(files, fi)
-		return nil
-	}); err != nil {
-		return fmt.Errorf("list keys: %w", err)
-	}
-	if len(files) == 0 {
-		return fmt.Errorf("repository %s has no key files", r.be.Location())
-	}
-	skipped := 0
-	skip := func(name string, format string, args ...any) {
-		skipped++
-		r.warnf("skipping key file %s: %s", name, fmt.Sprintf(format, args...))
-	}
-	var cands []candidate
-	for _, fi := range files {
-		if fi.Size > maxKeyFileSize {
-			skip(fi.Name, "%d bytes is too large for a key file", fi.Size)
-			continue
-		}
-		buf, err := LoadAll(ctx, r.be, Handle{Type: KeyFile, Name: fi.Name})
-		if err != nil {
-			if IsNotExist(err) {
-				continue // removed meanwhile
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			skip(fi.Name, "%v", err)
-			continue
-		}
-		var c candidate
-		c.name = fi.Name
-		if err := json.Unmarshal(buf, &c.kf); err != nil {
-			skip(fi.Name, "not a key file (%v)", err)
-			continue
-		}
-		if err := c.kf.Check(); err != nil {
-			skip(fi.Name, "%v", err)
-			continue
-		}
-		cands = append(cands, c)
-	}
-	slices.SortFunc(cands, func(a, b candidate) int {
-		if c := cmp.Compare(a.kf.Params().Work(), b.kf.Params().Work()); c != 0 {
-			return c
-		}
-		return strings.Compare(a.name, b.name)
-	})
-	var spent uint64
-	for i, c := range cands {
-		if i == maxKeyTries || spent+c.kf.Params().Work() > keyBudget {
-			r.warnf("gave up after trying %d key files (the scrypt budget is spent); %d more were not tried", i, len(cands)-i)
-			break
-		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		spent += c.kf.Params().Work()
-		k, err := c.kf.Open(password)
-		if err != nil {
-			if !errors.Is(err, crypto.ErrWrongPassword) {
-				skip(c.name, "%v", err)
-			}
-			continue
-		}
-		r.key = k
-		r.keyID, _ = ParseID(c.name)
-		return nil
-	}
-	if skipped > 0 {
-		return fmt.Errorf("%w for repository %s (%d key files were skipped, see the warnings)", ErrWrongPassword, r.be.Location(), skipped)
-	}
-	return fmt.Errorf("%w for repository %s", ErrWrongPassword, r.be.Location())
 }
 
 // warnf reports a problem that does not stop the operation.
@@ -289,6 +226,9 @@ func (r *Repository) saveRaw(ctx context.Context, h Handle, buf []byte) error {
 		return fmt.Errorf("save %v: %w", h, ErrReadOnly)
 	}
 	if h.Type != LockFile {
+		if err := r.awaitLocks(ctx); err != nil {
+			return fmt.Errorf("save %v: %w", h, err)
+		}
 		if err := r.checkLocks(); err != nil {
 			return fmt.Errorf("save %v: %w", h, err)
 		}
@@ -356,7 +296,22 @@ func (r *Repository) LoadJSONUnpacked(ctx context.Context, t FileType, id ID, v 
 }
 
 // List calls fn with the ID and size of every valid-named file of type t.
+//
+// With Options.Prefetch, the first listing of snapshots is the one Open
+// sent.
 func (r *Repository) List(ctx context.Context, t FileType, fn func(ID, int64) error) error {
+	if t == SnapshotFile {
+		if files := r.pre.take(ctx, t); files != nil {
+			for _, fi := range files {
+				if id, err := ParseID(fi.Name); err == nil {
+					if err := fn(id, fi.Size); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}
+	}
 	return r.be.List(ctx, t, func(fi FileInfo) error {
 		id, err := ParseID(fi.Name)
 		if err != nil {
@@ -398,17 +353,41 @@ func (r *Repository) FindID(ctx context.Context, t FileType, prefix string) (ID,
 
 // LoadIndex reads every index file into memory, in parallel, replacing
 // the in-memory index.
+//
+// With a listing prefetched by Open (Options.Prefetch), its files are
+// loaded while the index is listed again: that listing is the one that
+// counts, taken after the caller's lock. If a prefetched file is gone from
+// it (a prune or repair replaced the index meanwhile) everything is loaded
+// again from the new listing; files only added meanwhile are loaded too.
+// Under a lock taken ahead and not yet confirmed (LockAhead) nothing is
+// listed again now: the lock's own index listing is checked before the
+// first write (awaitLocks).
 func (r *Repository) LoadIndex(ctx context.Context) error {
 	r.idxMu.Lock()
 	defer r.idxMu.Unlock()
-	ids, sizes, err := r.listIndexFiles(ctx)
-	if err != nil {
-		return err
+	var idx *Index
+	var loaded []ID
+	early := r.pendingLocks()
+	pre := r.pre.take(ctx, IndexFile)
+	if early && pre != nil {
+		// Checked once the lock is confirmed (awaitLocks), not now. A
+		// file that fails to load is tried again from a new listing.
+		var err error
+		if idx, loaded, err = r.loadListed(ctx, pre); err != nil {
+			idx = nil
+		}
+	} else if pre != nil {
+		idx, loaded = r.loadIndexAhead(ctx, pre)
 	}
-	idx := NewIndex()
-	loaded, err := r.loadIndexFiles(ctx, idx, ids, sizes)
-	if err != nil {
-		return err
+	if idx == nil {
+		ids, sizes, err := r.listIndexFiles(ctx)
+		if err != nil {
+			return err
+		}
+		idx = NewIndex()
+		if loaded, err = r.loadIndexFiles(ctx, idx, ids, sizes); err != nil {
+			return err
+		}
 	}
 	idx.Sort()
 	r.idx = idx
@@ -417,8 +396,70 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	for _, id := range loaded {
 		r.idxLoaded[id] = true
 	}
+	if early {
+		r.idxEarly = loaded
+	}
 	r.announceTreePacks(idx, true)
 	return nil
+}
+
+// loadListed loads the index files of a listing into a new index.
+func (r *Repository) loadListed(ctx context.Context, files []FileInfo) (*Index, []ID, error) {
+	ids, sizes := listedIDs(files)
+	idx := NewIndex()
+	loaded, err := r.loadIndexFiles(ctx, idx, ids, sizes)
+	return idx, loaded, err
+}
+
+func listedIDs(files []FileInfo) ([]ID, map[ID]int64) {
+	var ids []ID
+	sizes := map[ID]int64{}
+	for _, fi := range files {
+		if id, err := ParseID(fi.Name); err == nil {
+			ids = append(ids, id)
+			sizes[id] = fi.Size
+		}
+	}
+	return ids, sizes
+}
+
+// loadIndexAhead loads the index files of a prefetched listing while
+// listing them again, and returns the index when the new listing still
+// has every one of them (and the files it added are loaded too); nil when
+// LoadIndex must start over from a listing of its own.
+func (r *Repository) loadIndexAhead(ctx context.Context, pre []FileInfo) (*Index, []ID) {
+	type listed struct {
+		ids   []ID
+		sizes map[ID]int64
+		err   error
+	}
+	fresh := make(chan listed, 1)
+	go func() {
+		ids, sizes, err := r.listIndexFiles(ctx)
+		fresh <- listed{ids, sizes, err}
+	}()
+	ids, sizes := listedIDs(pre)
+	idx := NewIndex()
+	loaded, err := r.loadIndexFiles(ctx, idx, ids, sizes)
+	now := <-fresh
+	if err != nil || now.err != nil {
+		return nil, nil
+	}
+	for _, id := range ids {
+		if _, ok := now.sizes[id]; !ok {
+			return nil, nil
+		}
+	}
+	had := make(map[ID]bool, len(ids))
+	for _, id := range ids {
+		had[id] = true
+	}
+	added := slices.DeleteFunc(now.ids, func(id ID) bool { return had[id] })
+	more, err := r.loadIndexFiles(ctx, idx, added, now.sizes)
+	if err != nil {
+		return nil, nil
+	}
+	return idx, append(loaded, more...)
 }
 
 // LoadNewIndexes adds the index files that this Repository has not loaded
@@ -429,6 +470,7 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 func (r *Repository) LoadNewIndexes(ctx context.Context) (int, error) {
 	r.idxMu.Lock()
 	defer r.idxMu.Unlock()
+	early := r.pendingLocks()
 	ids, sizes, err := r.listIndexFiles(ctx)
 	if err != nil {
 		return 0, err
@@ -447,6 +489,9 @@ func (r *Repository) LoadNewIndexes(ctx context.Context) (int, error) {
 	}
 	for _, id := range loaded {
 		done[id] = true
+	}
+	if early {
+		r.idxEarly = append(r.idxEarly, loaded...)
 	}
 	if fresh {
 		// Only here is r.idx replaced: readers use it concurrently.

@@ -84,10 +84,10 @@ func (g *globalOptions) openS3(ctx context.Context, loc string, create bool) (re
 	if create {
 		be, err = s3.Create(ctx, cfg)
 	} else {
+		// No bucket check first: it would cost a round trip on every run,
+		// and reading the config of a missing bucket says as much
+		// (NoSuchBucket: "bucket … does not exist").
 		be, err = s3.Open(cfg)
-		if err == nil {
-			err = be.CheckBucket(ctx)
-		}
 	}
 	if err != nil {
 		return nil, err

@@ -36,7 +36,11 @@ func onRepo(g *globalOptions, fn func(ctx context.Context, r *repo.Repository, a
 // openWithIndex opens the repository for a backup: a shared lock, then the
 // whole index, so that blobs already stored are not written again.
 func (g *globalOptions) openWithIndex(ctx context.Context) (*repo.Repository, func(), error) {
+	// A backup's parent may be chosen from a listing taken before its
+	// lock, and its lock may be taken ahead (see globalOptions.lock).
+	g.prefetch = true
 	r, release, err := g.openLocked(ctx, false)
+	g.prefetch = false // not for another open by the same command
 	if err != nil {
 		return nil, nil, err
 	}

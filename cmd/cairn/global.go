@@ -49,6 +49,9 @@ type globalOptions struct {
 	// writer is set by declareWrite: the running command writes to the
 	// repository, so --no-lock does not apply to it.
 	writer bool
+	// prefetch asks repo.Open to list locks, snapshots and the index
+	// while it derives the key (repo.Options.Prefetch says for whom).
+	prefetch bool
 
 	// outputFormat is a -o value without "=" ("yaml", "json") on a command
 	// annotated with outputOptionAnnotation: kubectl's -o there, while
@@ -185,7 +188,7 @@ func (g *globalOptions) repoOptions() repo.Options {
 	// gets a read-only repository, so a write it was not meant to do fails
 	// instead of racing a prune.
 	ro := g.readOnly || (g.noLock && !g.writer)
-	return repo.Options{PackSize: g.packSize << 20, Compression: comp, ReadOnly: ro, KDF: g.kdf,
+	return repo.Options{PackSize: g.packSize << 20, Compression: comp, ReadOnly: ro, KDF: g.kdf, Prefetch: g.prefetch,
 		Warn: func(msg string) { g.warnf("warning: %s\n", msg) }}
 }
 
@@ -352,7 +355,15 @@ func (g *globalOptions) lock(ctx context.Context, r *repo.Repository, exclusive 
 	if r.ReadOnly() && g.writer {
 		return nil, fmt.Errorf("internal error: a command that writes opened the repository read-only")
 	}
-	l, err := r.Lock(ctx, exclusive)
+	take := r.Lock
+	if g.prefetch && g.retryLock == 0 {
+		// The lock file is written and checked while the command reads;
+		// the repository holds every write until then (repo.LockAhead).
+		// Not with --retry-lock: a conflict found then could not be
+		// waited out.
+		take = r.LockAhead
+	}
+	l, err := take(ctx, exclusive)
 	deadline, wait := time.Now().Add(g.retryLock), 250*time.Millisecond
 	for errors.Is(err, repo.ErrLocked) && g.retryLock > 0 {
 		left := time.Until(deadline)

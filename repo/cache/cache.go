@@ -57,6 +57,10 @@ type Backend struct {
 	inflight  map[string]*fetch
 	packBytes int64 // approximate size of data/
 	noWrite   bool  // a write failed: serve what is there, add nothing
+	// early holds the names of complete listings made before Attach
+	// (prefetched while the key was derived); Attach drops what they
+	// lack, as List does afterwards.
+	early map[repo.FileType]map[string]bool
 }
 
 // fetch lets concurrent loads of one file share a single download.
@@ -96,6 +100,13 @@ func (c *Backend) Attach(repoID string) {
 	_ = os.Chtimes(dir, now, now) // marks the cache as used, see Old
 	c.packBytes = c.removeStale()
 	c.evictLRU()
+	c.mu.Lock()
+	early := c.early
+	c.early = nil
+	c.mu.Unlock()
+	for t, seen := range early {
+		c.dropUnlisted(filepath.Join(dir, subdirs[t]), func(name string) bool { return seen[name] })
+	}
 }
 
 // Dir is the repository's cache directory, "" when there is none.
@@ -194,6 +205,9 @@ func (c *Backend) keeps(h repo.Handle) string {
 // Load serves cached types from the cache, fetching the whole file once.
 func (c *Backend) Load(ctx context.Context, h repo.Handle, length int, offset int64) (io.ReadCloser, error) {
 	p := c.keeps(h)
+	if h.Type == repo.KeyFile {
+		p = c.keyPath(h.Name)
+	}
 	if p == "" || (h.Type == repo.PackFile && length == 0 && offset == 0) {
 		// A whole-pack read is check or repair looking at the repository
 		// itself, not at a copy.
@@ -258,7 +272,11 @@ func (c *Backend) Save(ctx context.Context, h repo.Handle, rd io.Reader, size in
 // Remove removes h from the backend and the cache.
 func (c *Backend) Remove(ctx context.Context, h repo.Handle) error {
 	err := c.Backend.Remove(ctx, h)
-	if p := c.path(h); p != "" {
+	p := c.path(h)
+	if h.Type == repo.KeyFile {
+		p = c.keyPath(h.Name)
+	}
+	if p != "" {
 		c.drop(p)
 	}
 	return err
@@ -268,8 +286,11 @@ func (c *Backend) Remove(ctx context.Context, h repo.Handle) error {
 // cache entries the backend no longer has (another process pruned or
 // forgot them).
 func (c *Backend) List(ctx context.Context, t repo.FileType, fn func(repo.FileInfo) error) error {
+	if t == repo.KeyFile {
+		return c.listKeys(ctx, fn)
+	}
 	sub, cached := subdirs[t]
-	if !cached || c.dir == "" {
+	if !cached || t == repo.PackFile && c.dir == "" {
 		return c.Backend.List(ctx, t, fn)
 	}
 	seen := map[string]bool{}
@@ -277,7 +298,16 @@ func (c *Backend) List(ctx context.Context, t repo.FileType, fn func(repo.FileIn
 		seen[fi.Name] = true
 		return fn(fi)
 	})
-	if err == nil {
+	switch {
+	case err != nil:
+	case c.dir == "":
+		c.mu.Lock()
+		if c.early == nil {
+			c.early = map[repo.FileType]map[string]bool{}
+		}
+		c.early[t] = seen
+		c.mu.Unlock()
+	default:
 		c.dropUnlisted(filepath.Join(c.dir, sub), func(name string) bool { return seen[name] })
 	}
 	return err

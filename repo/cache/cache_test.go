@@ -273,6 +273,31 @@ func TestOtherWriterRemoved(t *testing.T) {
 	}
 }
 
+// A listing made before Attach (prefetched while the key was derived)
+// drops what the backend no longer has once the cache is attached.
+func TestListBeforeAttachDropsRemoved(t *testing.T) {
+	ctx := context.Background()
+	be, dir := newLocal(t), t.TempDir()
+	c := open(t, be, dir, nil)
+	gone := save(t, c, repo.SnapshotFile, randBytes(100))
+	keep := save(t, c, repo.SnapshotFile, randBytes(100))
+	if err := be.Remove(ctx, gone); err != nil { // another process forgets
+		t.Fatal(err)
+	}
+	c2 := Wrap(be, Options{Dir: dir})
+	n := 0
+	if err := c2.List(ctx, repo.SnapshotFile, func(repo.FileInfo) error { n++; return nil }); err != nil || n != 1 {
+		t.Fatalf("listed %d (%v), want 1", n, err)
+	}
+	c2.Attach(testRepoID)
+	if _, err := os.Stat(c2.path(gone)); err == nil {
+		t.Error("a forgotten snapshot stayed in the cache")
+	}
+	if _, err := os.Stat(c2.path(keep)); err != nil {
+		t.Error("a listed snapshot was dropped")
+	}
+}
+
 // TestUnusableDir: a cache directory that cannot be made, or is read-only,
 // gives one warning and no cache; the backend works as before.
 func TestUnusableDir(t *testing.T) {
@@ -418,5 +443,81 @@ func TestDirTurnsReadOnly(t *testing.T) {
 	}
 	if n := strings.Count(w.String(), "cannot write"); n != 1 {
 		t.Fatalf("want one warning, got %q", w)
+	}
+}
+
+// Key files are cached by location, before Attach: the next process
+// finds them (CachedKeys) and reads them locally; a key removed from the
+// repository leaves the cache with the next listing.
+func TestKeyFilesCached(t *testing.T) {
+	ctx := context.Background()
+	be, dir := newLocal(t), t.TempDir()
+	key := save(t, be, repo.KeyFile, randBytes(300))
+	c := Wrap(be, Options{Dir: dir})
+	if got := load(t, c, key, 0, 0); len(got) != 300 {
+		t.Fatalf("loaded %d bytes", len(got))
+	}
+	c2 := Wrap(be, Options{Dir: dir})
+	if names := c2.CachedKeys(); len(names) != 1 || names[0] != key.Name {
+		t.Fatalf("cached keys %v, want %s", names, key.Name)
+	}
+	before := be.loads.Load()
+	load(t, c2, key, 0, 0)
+	if be.loads.Load() != before {
+		t.Error("a cached key file was read from the backend")
+	}
+	// Another location has keys of its own.
+	other := Wrap(&located{be, "elsewhere"}, Options{Dir: dir})
+	if names := other.CachedKeys(); len(names) != 0 {
+		t.Errorf("another location sees cached keys %v", names)
+	}
+	// Tampered: read from the backend again, and the copy replaced.
+	p := c2.keyPath(key.Name)
+	if err := os.WriteFile(p, randBytes(300), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c3 := Wrap(be, Options{Dir: dir, Warn: func(string) {}})
+	if got := load(t, c3, key, 0, 0); repo.Hash(got).String() != key.Name {
+		t.Fatal("a tampered key file was served")
+	}
+	if err := be.Remove(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	if err := c3.List(ctx, repo.KeyFile, func(repo.FileInfo) error { return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if names := c3.CachedKeys(); len(names) != 0 {
+		t.Errorf("a removed key file stayed cached: %v", names)
+	}
+}
+
+type located struct {
+	repo.Backend
+	loc string
+}
+
+func (l *located) Location() string { return l.loc }
+
+// The key directories of locations not used for a long time go; other
+// entries of keys/ stay.
+func TestOldKeyDirsRemoved(t *testing.T) {
+	be, dir := newLocal(t), t.TempDir()
+	old := filepath.Join(dir, "keys", "0123456789abcdef01234567")
+	other := filepath.Join(dir, "keys", "not-a-key-dir")
+	for _, d := range []string{old, other} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		then := time.Now().Add(-2 * OldAge)
+		os.Chtimes(d, then, then)
+	}
+	c := Wrap(be, Options{Dir: dir})
+	save(t, be, repo.KeyFile, randBytes(10))
+	c.CachedKeys()
+	if _, err := os.Stat(old); !os.IsNotExist(err) {
+		t.Error("an old location's key directory stayed")
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Error("an entry that is not a key directory was removed")
 	}
 }
