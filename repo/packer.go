@@ -93,6 +93,13 @@ func (p *packer) startUploaders(ctx context.Context) {
 }
 
 func (p *packer) upload(ctx context.Context, pf *packFile) {
+	p.mu.Lock()
+	failed := p.err != nil
+	p.mu.Unlock()
+	if failed { // nobody will index it: no use storing it
+		pf.discard()
+		return
+	}
 	id, size := pf.finish(p.r.key)
 	h := Handle{Type: PackFile, Name: id.String()}
 	if err := p.r.awaitLocks(ctx); err != nil { // a lock taken ahead must hold first

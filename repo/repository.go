@@ -637,6 +637,14 @@ func (r *Repository) Close() error {
 			pf.discard()
 			delete(r.pk.cur, t)
 		}
+		// Packs being written to temp files on disk are waited for, so that
+		// a failed backup leaves none behind (an upload after a failure
+		// stores nothing); a remote upload needs no temp file.
+		if _, ok := r.be.(fileSaver); ok {
+			for r.pk.pending > 0 {
+				r.pk.uploaded.Wait()
+			}
+		}
 		r.pk.mu.Unlock()
 		r.pk.slots.close()
 	}
