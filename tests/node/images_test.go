@@ -166,7 +166,15 @@ func TestLocalVolumeFileServer(t *testing.T) {
 			t.Errorf("GET %s: %v %q", path, err, b)
 		}
 	}
-	logs, _ := cs.CoreV1().Pods("default").GetLogs("web", &corev1.PodLogOptions{Container: "web"}).DoRaw(ctx)
+	// containerd writes the container's output to the log file
+	// asynchronously: under load the lines arrive after the responses.
+	var logs []byte
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(300 * time.Millisecond) {
+		logs, _ = cs.CoreV1().Pods("default").GetLogs("web", &corev1.PodLogOptions{Container: "web"}).DoRaw(ctx)
+		if strings.Contains(string(logs), "GET / 200") || time.Now().After(deadline) {
+			break
+		}
+	}
 	if !strings.Contains(string(logs), "GET / 200") {
 		t.Errorf("file server did not log the requests: %q", logs)
 	}
