@@ -171,9 +171,9 @@ func (r *Repository) SaveBlob(ctx context.Context, t BlobType, data []byte, id I
 		// Room for zstd's worst case, so the encoder never reallocates.
 		cbuf := getBuf(len(data) + len(data)/128 + 1024)
 		defer bufPool.Put(cbuf)
-		c := compress(*cbuf, data, r.opts.Compression)
+		c, ok := compressBlob(*cbuf, data, r.opts.Compression)
 		*cbuf = c[:0]
-		if len(c) < len(data) {
+		if ok {
 			payload, ulen = c, uint32(len(data))
 		}
 	}
