@@ -95,6 +95,9 @@ func (b *packBuf) grow(n int) {
 		if err != nil {
 			panic(fmt.Sprintf("pack buffer: map %d bytes: %v", size, err))
 		}
+		// Huge pages where the kernel allows them: a fault per 2 MiB
+		// instead of per 4 KiB as a pack is first filled.
+		_ = unix.Madvise(mem, unix.MADV_HUGEPAGE)
 		used := copy(mem, b.b)
 		b.unmap()
 		b.mem, b.b = mem, mem[:used]

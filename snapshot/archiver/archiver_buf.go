@@ -38,6 +38,9 @@ func (p *bufPool) get() []byte {
 		if err != nil {
 			return make([]byte, chunk.MaxSize)
 		}
+		// Huge pages where the kernel allows them: reads fill a buffer
+		// with a fault per 2 MiB instead of per 4 KiB.
+		_ = unix.Madvise(b, unix.MADV_HUGEPAGE)
 		return b
 	}
 }
