@@ -58,6 +58,11 @@ type Index struct {
 	addedList []indexEntry
 	addedDups bool
 	dirty     bool // sorted has unsorted tail
+	// buckets[b] is where the entries whose IDs begin with the bucketBits
+	// bits b start in sorted (IDs are hashes, so evenly spread): a lookup
+	// searches a few entries instead of the whole slice.
+	buckets    []uint32
+	bucketBits uint
 }
 
 // NewIndex returns an empty index.
@@ -149,10 +154,37 @@ func (idx *Index) sortLocked() {
 		// append's doubling may have left up to half the array unused
 		idx.sorted = append(make([]indexEntry, 0, len(idx.sorted)), idx.sorted...)
 	}
-	if idx.dirty {
+	if idx.dirty || idx.buckets == nil {
 		sort.Sort(byEntry(idx.sorted))
 		idx.dirty = false
+		idx.bucketize()
 	}
+}
+
+// bucketize builds buckets for the sorted entries: about two entries a
+// bucket, at most 2^22 buckets (16 MiB).
+func (idx *Index) bucketize() {
+	bits := uint(0)
+	for bits < 22 && 2<<bits < len(idx.sorted) {
+		bits++
+	}
+	n := 1 << bits
+	idx.bucketBits = bits
+	idx.buckets = slices.Grow(idx.buckets[:0], n+1)[:n+1]
+	b := 0
+	for i := range idx.sorted {
+		for top := int(idx.sorted[i].id.top(bits)); b <= top; b++ {
+			idx.buckets[b] = uint32(i)
+		}
+	}
+	for ; b <= n; b++ {
+		idx.buckets[b] = uint32(len(idx.sorted))
+	}
+}
+
+// top returns the first bits bits of id.
+func (id ID) top(bits uint) uint64 {
+	return binary.BigEndian.Uint64(id[:8]) >> (64 - bits)
 }
 
 // Add records a blob written in this run.
@@ -181,8 +213,13 @@ func (idx *Index) Merge() {
 func (idx *Index) find(h BlobHandle) (lo, hi int) {
 	key := indexEntry{id: h.ID, typ: h.Type}
 	kx := binary.BigEndian.Uint64(key.id[:8])
-	lo = sort.Search(len(idx.sorted), func(i int) bool {
-		e := &idx.sorted[i]
+	start, end := 0, len(idx.sorted)
+	if idx.buckets != nil { // nil: never sorted, so empty or sorted as loaded
+		b := key.id.top(idx.bucketBits)
+		start, end = int(idx.buckets[b]), int(idx.buckets[b+1])
+	}
+	lo = start + sort.Search(end-start, func(i int) bool {
+		e := &idx.sorted[start+i]
 		if x := binary.BigEndian.Uint64(e.id[:8]); x != kx {
 			return x > kx
 		}
