@@ -34,7 +34,7 @@ func TestIndexBucketsAgreeWithScan(t *testing.T) {
 			if i > 0 && r.IntN(10) == 0 {
 				id = pbs[r.IntN(len(pbs))].ID // stored twice, or as the other type
 			}
-			pb := PackedBlob{BlobHandle: BlobHandle{ID: id, Type: BlobType(1+r.IntN(2))}, Pack: ID{byte(i % 7)}, Offset: uint32(i), Length: 10}
+			pb := PackedBlob{BlobHandle: BlobHandle{ID: id, Type: BlobType(1 + r.IntN(2))}, Pack: ID{byte(i % 7)}, Offset: uint32(i), Length: 10}
 			pbs = append(pbs, pb)
 			want[pb.BlobHandle]++
 		}
@@ -46,7 +46,7 @@ func TestIndexBucketsAgreeWithScan(t *testing.T) {
 			}
 		}
 		for range 2000 {
-			h := BlobHandle{ID: randID(), Type: BlobType(1+r.IntN(2))}
+			h := BlobHandle{ID: randID(), Type: BlobType(1 + r.IntN(2))}
 			if got := idx.Has(h); got != (want[h] > 0) {
 				t.Fatalf("n=%d: Has(%v) = %v", n, h, got)
 			}
