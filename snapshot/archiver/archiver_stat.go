@@ -1,7 +1,6 @@
 package archiver
 
 import (
-	"os"
 	"slices"
 	"strings"
 
@@ -23,6 +22,7 @@ type statItem struct {
 	d    *archDir
 	slot int
 	path string
+	name string // last element of path; every item of a batch is in one directory
 	old  *snapshot.Node
 }
 
@@ -36,11 +36,19 @@ func (rn *archRun) statWorker() {
 // directory found among them (one that replaced a file since it was
 // listed) is walked here, its entries too.
 func (rn *archRun) statBatch(batch []statItem, serial bool) {
+	if len(batch) == 0 {
+		return
+	}
+	// Each entry is looked up in its directory, opened once for the
+	// batch, not by its whole path again: the path walk cost more than
+	// the stat itself.
+	dir := newDirStat(strings.TrimSuffix(batch[0].path, batch[0].name))
+	defer dir.close()
 	for _, it := range batch {
 		if rn.ctx.Err() != nil {
 			return // the run failed; nobody waits for these
 		}
-		fi, err := os.Lstat(it.path)
+		fi, err := dir.lstat(it.path, it.name)
 		if err != nil {
 			rn.a.reportError(it.path, err)
 			it.d.childDone(it.slot, nil)

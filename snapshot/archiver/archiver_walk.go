@@ -325,7 +325,7 @@ func (rn *archRun) walkDir(path string, old *oldTree, onTree func(repo.ID), seri
 			continue
 		}
 		if !e.dir {
-			batch = append(batch, statItem{d: d, slot: i, path: p, old: old.find(e.name)})
+			batch = append(batch, statItem{d: d, slot: i, path: p, name: e.name, old: old.find(e.name)})
 			if len(batch) == statBatchSize {
 				flush()
 			}
