@@ -33,7 +33,7 @@ func TestDirStatMatchesLstat(t *testing.T) {
 		defer l.Close()
 	}
 	_ = syscall.Mknod(filepath.Join(dir, "null"), syscall.S_IFCHR|0o666, 1<<8|3) // root only
-	_ = syscall.Mknod(filepath.Join(dir, "blk"), syscall.S_IFBLK|0o600, 7<<8)   // root only
+	_ = syscall.Mknod(filepath.Join(dir, "blk"), syscall.S_IFBLK|0o600, 7<<8)    // root only
 
 	ents, err := os.ReadDir(dir)
 	must(err)
