@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+
+	"github.com/minio/minio-go/v7/pkg/s3utils"
 )
 
 // Config says where the repository lives and how to talk to the store.
@@ -95,6 +97,11 @@ func ParseLocation(loc string) (Config, error) {
 	}
 	if strings.Trim(bucket, bucketChars) != "" {
 		return cfg, fmt.Errorf("invalid S3 location %q: bucket %q may hold only letters, digits, '.', '-' and '_'", shown, bucket)
+	}
+	// minio-go refuses such a name before sending anything; said here,
+	// the user hears it at once instead of after the retries.
+	if err := s3utils.CheckValidBucketName(bucket); err != nil {
+		return cfg, fmt.Errorf("invalid S3 location %q: bucket %q: %v (bucket names are 3 to 63 characters)", shown, bucket, err)
 	}
 	cfg.Endpoint, cfg.Bucket, cfg.Prefix = host, bucket, prefix
 	return cfg, nil

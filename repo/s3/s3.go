@@ -168,6 +168,8 @@ func (b *Backend) wrap(op string, err error) error {
 		return fmt.Errorf("%s: %w", op, repo.ErrNotExist)
 	case "NoSuchBucket":
 		return fmt.Errorf("%s: bucket %q does not exist: %w (create the repository with `cairn init`)", op, b.cfg.Bucket, repo.ErrNotExist)
+	case "InvalidBucketName", "XMinioInvalidObjectName", "InvalidObjectName":
+		return fmt.Errorf("%s: %w: %w", op, err, repo.ErrPermanent)
 	case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken":
 		return fmt.Errorf("%s: %w by %s (%s): check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY: %w", op, ErrCredentials, b.cfg.Endpoint, resp.Code, repo.ErrPermanent)
 	}

@@ -23,7 +23,9 @@ func TestParseLocation(t *testing.T) {
 	}{
 		{loc: "s3:https://s3.example.com/bucket", endpoint: "s3.example.com", bucket: "bucket"},
 		{loc: "s3:https://s3.example.com:9000/bucket/a/b/", endpoint: "s3.example.com:9000", bucket: "bucket", prefix: "a/b"},
-		{loc: "s3:http://127.0.0.1:9000/b/p", endpoint: "127.0.0.1:9000", bucket: "b", prefix: "p", http: true},
+		{loc: "s3:http://127.0.0.1:9000/bkt/p", endpoint: "127.0.0.1:9000", bucket: "bkt", prefix: "p", http: true},
+		{loc: "s3:http://127.0.0.1:9000/b/p", bad: true}, // S3 bucket names have 3 characters at least
+		{loc: "s3:http://127.0.0.1:9000/-bucket", bad: true},
 		{loc: "s3:s3.amazonaws.com/bucket/prefix", endpoint: "s3.amazonaws.com", bucket: "bucket", prefix: "prefix"},
 		{loc: "s3://host/bucket", endpoint: "host", bucket: "bucket"},
 		{loc: "s3:host", bad: true},
