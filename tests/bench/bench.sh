@@ -19,6 +19,8 @@
 #   About 12-25 min on 2 shared cores (datasets are generated once and
 #   cached); restored trees are kept until the end (about 20 GiB at scale 1).
 #   Knobs: BENCH_SETS (default "local/big local/small s3/big s3/small"),
+#   BENCH_FIRST_REPEAT (default 3: runs of backup-first, each into a new
+#   repository, the median is shown; all but the last are removed again),
 #   BENCH_REPEAT (default 1: runs of backup-unchanged, restore and cp -a, the
 #   median is shown), BENCH_LATENCY (default 20ms), BENCH_SCALE (multiplies
 #   both datasets' size and file count: 0.1 for a quick run of about 2 min),
@@ -90,6 +92,7 @@ BENCH_DIR=${BENCH_DIR:-/tmp/cairn-bench}
 BENCH_SCALE=${BENCH_SCALE:-1}
 BENCH_SETS=${BENCH_SETS:-local/big local/small s3/big s3/small}
 BENCH_REPEAT=${BENCH_REPEAT:-1}
+BENCH_FIRST_REPEAT=${BENCH_FIRST_REPEAT:-3}
 BENCH_MUTATE=${BENCH_MUTATE:-5}
 BENCH_TOOLS=${BENCH_TOOLS:-cairn restic}
 BENCH_VERIFY=${BENCH_VERIFY:-0}
@@ -117,6 +120,7 @@ done
 awk -v s="$BENCH_SCALE" 'BEGIN { exit !(s + 0 > 0) }' || die "BENCH_SCALE must be a positive number, not '$BENCH_SCALE'"
 case $BENCH_DATASET in standard | trees) ;; *) die "BENCH_DATASET must be standard or trees, not '$BENCH_DATASET'" ;; esac
 [[ $BENCH_REPEAT =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEAT must be a positive integer, not '$BENCH_REPEAT'"
+[[ $BENCH_FIRST_REPEAT =~ ^[1-9][0-9]*$ ]] || die "BENCH_FIRST_REPEAT must be a positive integer, not '$BENCH_FIRST_REPEAT'"
 for set in $BENCH_SETS; do
 	case $set in local/big | local/small | s3/big | s3/small) ;; *) die "unknown set '$set' in BENCH_SETS (local/big, local/small, s3/big, s3/small)" ;; esac
 done
@@ -401,7 +405,25 @@ run_rows() {
 		# read from disk what the second finds in memory.
 		log "reading $DATA into the page cache (not measured)"
 		find "$DATA" -type f -print0 | xargs -0 cat >/dev/null
-		for tool in $BENCH_TOOLS; do sync; step "$tool" "$set/backup-first" backup "$DATA"; done
+		# First backups, repeated into scratch repositories that are removed
+		# again; the last repetition goes into the repository the later
+		# steps use.
+		for i in $(seq "$BENCH_FIRST_REPEAT"); do
+			for tool in $BENCH_TOOLS; do
+				if [ "$i" -lt "$BENCH_FIRST_REPEAT" ]; then
+					local loc=${LOC[$tool]} dir=${DIR[$tool]}
+					LOC[$tool]=$loc-first$i DIR[$tool]=$dir-first$i
+					step "$tool" "$set/init-first$i" init
+					sync
+					step "$tool" "$set/backup-first#$i" backup "$DATA"
+					rm -rf "${DIR[$tool]}"
+					LOC[$tool]=$loc DIR[$tool]=$dir
+				else
+					sync
+					step "$tool" "$set/backup-first#$i" backup "$DATA"
+				fi
+			done
+		done
 		for i in $(seq "$BENCH_REPEAT"); do
 			for tool in $BENCH_TOOLS; do step "$tool" "$set/backup-unchanged#$i" backup "$DATA"; done
 		done
@@ -419,6 +441,8 @@ run_rows() {
 			cp_step "$set/restore#$i" "$RESTORED/${set//\//-}-cp-$i"
 		done
 		# shellcheck disable=SC2086
+		BENCH_REPEAT=$BENCH_FIRST_REPEAT median_of "$set/backup-first" $BENCH_TOOLS
+		# shellcheck disable=SC2086
 		median_of "$set/backup-unchanged" $BENCH_TOOLS
 		# shellcheck disable=SC2086
 		median_of "$set/restore" $BENCH_TOOLS cp-a
@@ -429,7 +453,7 @@ run_rows() {
 
 	read -r -a TOOLS <<<"$BENCH_TOOLS"
 	echo
-	echo "cairn benchmark $RUN_ID (suite rows, scale $BENCH_SCALE, median of $BENCH_REPEAT for unchanged and restore), $(nproc) cores, load before: $load"
+	echo "cairn benchmark $RUN_ID (suite rows, scale $BENCH_SCALE, median of $BENCH_FIRST_REPEAT for first backups, of $BENCH_REPEAT for unchanged and restore), $(nproc) cores, load before: $load"
 	for ds in big small; do [ -n "${DESC[$ds]:-}" ] && echo "  $ds: ${DESC[$ds]}"; done
 	echo "  s3: MinIO on 127.0.0.1 behind the latency proxy, $BENCH_LATENCY each way"
 	for tool in "${TOOLS[@]}"; do
