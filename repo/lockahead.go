@@ -65,11 +65,25 @@ func (l *Lock) confirm(ctx context.Context) {
 	l.mu.Lock()
 	l.id = id
 	l.mu.Unlock()
-	if err := r.conflict(ctx, l.exclusive, id, false); err != nil {
-		l.err = err
-	} else if ids, _, err := r.listIndexFiles(ctx); err != nil {
-		l.err = err
+	// Once the lock file is stored no prune can start, so the index can
+	// be listed while other locks are checked: one round trip, not two.
+	type listed struct {
+		ids []ID
+		err error
+	}
+	index := make(chan listed, 1)
+	go func() {
+		ids, _, err := r.listIndexFiles(ctx)
+		index <- listed{ids, err}
+	}()
+	cerr := r.conflict(ctx, l.exclusive, id, false)
+	idx := <-index
+	if cerr != nil {
+		l.err = cerr
+	} else if idx.err != nil {
+		l.err = idx.err
 	} else {
+		ids := idx.ids
 		l.indexAfter = make(map[ID]bool, len(ids))
 		for _, id := range ids {
 			l.indexAfter[id] = true

@@ -21,7 +21,8 @@
 #   Knobs: BENCH_SETS (default "local/big local/small s3/big s3/small"),
 #   BENCH_FIRST_REPEAT (default 3: runs of backup-first, each into a new
 #   repository, the median is shown; all but the last are removed again),
-#   BENCH_REPEAT (default 1: runs of backup-unchanged, restore and cp -a, the
+#   BENCH_UNCHANGED_REPEAT (default 3: runs of backup-unchanged, the median
+#   is shown), BENCH_REPEAT (default 1: runs of restore and cp -a, the
 #   median is shown), BENCH_LATENCY (default 20ms), BENCH_SCALE (multiplies
 #   both datasets' size and file count: 0.1 for a quick run of about 2 min),
 #   BENCH_TOOLS, BENCH_RESTIC, BENCH_VERIFY, BENCH_DIR as below.
@@ -93,6 +94,7 @@ BENCH_SCALE=${BENCH_SCALE:-1}
 BENCH_SETS=${BENCH_SETS:-local/big local/small s3/big s3/small}
 BENCH_REPEAT=${BENCH_REPEAT:-1}
 BENCH_FIRST_REPEAT=${BENCH_FIRST_REPEAT:-3}
+BENCH_UNCHANGED_REPEAT=${BENCH_UNCHANGED_REPEAT:-3}
 BENCH_MUTATE=${BENCH_MUTATE:-5}
 BENCH_TOOLS=${BENCH_TOOLS:-cairn restic}
 BENCH_VERIFY=${BENCH_VERIFY:-0}
@@ -121,6 +123,7 @@ awk -v s="$BENCH_SCALE" 'BEGIN { exit !(s + 0 > 0) }' || die "BENCH_SCALE must b
 case $BENCH_DATASET in standard | trees) ;; *) die "BENCH_DATASET must be standard or trees, not '$BENCH_DATASET'" ;; esac
 [[ $BENCH_REPEAT =~ ^[1-9][0-9]*$ ]] || die "BENCH_REPEAT must be a positive integer, not '$BENCH_REPEAT'"
 [[ $BENCH_FIRST_REPEAT =~ ^[1-9][0-9]*$ ]] || die "BENCH_FIRST_REPEAT must be a positive integer, not '$BENCH_FIRST_REPEAT'"
+[[ $BENCH_UNCHANGED_REPEAT =~ ^[1-9][0-9]*$ ]] || die "BENCH_UNCHANGED_REPEAT must be a positive integer, not '$BENCH_UNCHANGED_REPEAT'"
 for set in $BENCH_SETS; do
 	case $set in local/big | local/small | s3/big | s3/small) ;; *) die "unknown set '$set' in BENCH_SETS (local/big, local/small, s3/big, s3/small)" ;; esac
 done
@@ -424,7 +427,7 @@ run_rows() {
 				fi
 			done
 		done
-		for i in $(seq "$BENCH_REPEAT"); do
+		for i in $(seq "$BENCH_UNCHANGED_REPEAT"); do
 			for tool in $BENCH_TOOLS; do step "$tool" "$set/backup-unchanged#$i" backup "$DATA"; done
 		done
 		# Restored trees stay until the run ends, and an untimed cp -a goes
@@ -443,7 +446,7 @@ run_rows() {
 		# shellcheck disable=SC2086
 		BENCH_REPEAT=$BENCH_FIRST_REPEAT median_of "$set/backup-first" $BENCH_TOOLS
 		# shellcheck disable=SC2086
-		median_of "$set/backup-unchanged" $BENCH_TOOLS
+		BENCH_REPEAT=$BENCH_UNCHANGED_REPEAT median_of "$set/backup-unchanged" $BENCH_TOOLS
 		# shellcheck disable=SC2086
 		median_of "$set/restore" $BENCH_TOOLS cp-a
 		ROWS+=("$set/backup-first" "$set/backup-unchanged" "$set/restore")
@@ -453,7 +456,7 @@ run_rows() {
 
 	read -r -a TOOLS <<<"$BENCH_TOOLS"
 	echo
-	echo "cairn benchmark $RUN_ID (suite rows, scale $BENCH_SCALE, median of $BENCH_FIRST_REPEAT for first backups, of $BENCH_REPEAT for unchanged and restore), $(nproc) cores, load before: $load"
+	echo "cairn benchmark $RUN_ID (suite rows, scale $BENCH_SCALE, median of $BENCH_FIRST_REPEAT for first backups, $BENCH_UNCHANGED_REPEAT for unchanged ones, $BENCH_REPEAT for restores), $(nproc) cores, load before: $load"
 	for ds in big small; do [ -n "${DESC[$ds]:-}" ] && echo "  $ds: ${DESC[$ds]}"; done
 	echo "  s3: MinIO on 127.0.0.1 behind the latency proxy, $BENCH_LATENCY each way"
 	for tool in "${TOOLS[@]}"; do
