@@ -89,8 +89,15 @@ func Open(cfg Config) (*Backend, error) {
 	case "path":
 		lookup = minio.BucketLookupPath
 	}
+	creds := credentialsFor(cfg)
+	if _, err := creds.GetWithContext(nil); err != nil {
+		// Only the shared credentials file can fail here, and reading it
+		// again will not help: say so now, not after the retries.
+		return nil, fmt.Errorf("s3 %s: no credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set and the shared credentials file gave none (%v); set them, or AWS_SHARED_CREDENTIALS_FILE and AWS_PROFILE: %w",
+			cfg.Endpoint, err, repo.ErrPermanent)
+	}
 	client, err := minio.New(cfg.Endpoint, &minio.Options{
-		Creds: credentialsFor(cfg), Secure: !cfg.UseHTTP, Transport: tr,
+		Creds: creds, Secure: !cfg.UseHTTP, Transport: tr,
 		Region: cfg.Region, BucketLookup: lookup,
 	})
 	if err != nil {

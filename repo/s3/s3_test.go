@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -178,5 +180,30 @@ func TestPackSignedWithItsName(t *testing.T) {
 	}
 	if _, err := be.Stat(ctx, bad); err == nil {
 		t.Fatal("the refused pack exists")
+	}
+}
+
+// Without keys in the environment and without a credentials file, Open
+// fails at once with a permanent error that says what to set, instead of
+// every request failing and being retried; a credentials file is read.
+func TestOpenWithoutCredentials(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "missing"))
+	t.Setenv("AWS_PROFILE", "")
+	cfg, err := ParseLocation("s3:http://127.0.0.1:9/bucket")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(cfg)
+	if err == nil || !errors.Is(err, repo.ErrPermanent) || !strings.Contains(err.Error(), "AWS_ACCESS_KEY_ID") {
+		t.Fatalf("Open without credentials: %v", err)
+	}
+	file := filepath.Join(dir, "credentials")
+	if err := os.WriteFile(file, []byte("[default]\naws_access_key_id = id\naws_secret_access_key = secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", file)
+	if _, err := Open(cfg); err != nil {
+		t.Fatalf("Open with a credentials file: %v", err)
 	}
 }
