@@ -234,3 +234,13 @@ func TestProgressTerminal(t *testing.T) {
 		t.Errorf("progress with -q: %q", quiet.String())
 	}
 }
+
+func TestUploadersPerBackend(t *testing.T) {
+	for loc, want := range map[string]int{
+		"/srv/repo": 2, "repo": 2, "s3:https://s3.example.com/bucket": 4, "s3:http://127.0.0.1:9000/bkt/prefix": 4,
+	} {
+		if got := uploaders(loc); got != want {
+			t.Errorf("uploaders(%q) = %d, want %d", loc, got, want)
+		}
+	}
+}
