@@ -1,5 +1,7 @@
 package repo
 
+import "sync"
+
 // Most data on volumes is either compressible (text, logs, databases) or
 // not at all (media, archives, encrypted files). Compressing a blob of the
 // second kind costs a full zstd pass only to store the blob as it was, so
@@ -26,19 +28,27 @@ func worthCompressing(data []byte) bool {
 	}
 	n := min(probeMax, len(data)/4)
 	w := n / probeWindows
-	sample := getBuf(n)
-	defer bufPool.Put(sample)
+	pb := probePool.Get().(*probeBufs)
+	defer probePool.Put(pb)
+	sample := pb.sample[:0]
 	step := (len(data) - w) / (probeWindows - 1)
 	for i := range probeWindows {
-		*sample = append(*sample, data[i*step:i*step+w]...)
+		sample = append(sample, data[i*step:i*step+w]...)
 	}
-	out := getBuf(n + n/128 + 1024)
-	defer bufPool.Put(out)
 	coders()
-	c := fastEnc.EncodeAll(*sample, *out)
-	*out = c[:0]
-	return len(c)*32 < len(*sample)*31
+	c := fastEnc.EncodeAll(sample, pb.out[:0])
+	return len(c)*32 < len(sample)*31
 }
+
+// probeBufs are a probe's sample and output, pooled apart from SaveBlob's
+// chunk-sized buffers: a small buffer there would make a large blob
+// allocate anew.
+type probeBufs struct {
+	sample [probeMax]byte
+	out    [probeMax + probeMax/128 + 1024]byte // zstd's worst case
+}
+
+var probePool = sync.Pool{New: func() any { return new(probeBufs) }}
 
 // compressBlob compresses a blob's data into dst as mode asks and reports
 // whether the result is worth storing: false leaves the blob uncompressed.
