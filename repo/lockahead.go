@@ -118,6 +118,12 @@ func (l *Lock) isReady() bool {
 	}
 }
 
+// AwaitLocks is awaitLocks for commands that only read: they call it
+// before they act on what they read under a lock taken ahead (a restore,
+// before it writes its first file). On ErrIndexChanged, load the snapshot
+// and the index again: the lock is confirmed, so the new listings count.
+func (r *Repository) AwaitLocks(ctx context.Context) error { return r.awaitLocks(ctx) }
+
 // awaitLocks waits until the locks taken ahead are confirmed and the index
 // read before that is verified; every write but a lock file's calls it.
 func (r *Repository) awaitLocks(ctx context.Context) error {

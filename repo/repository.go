@@ -396,6 +396,9 @@ func (r *Repository) LoadIndex(ctx context.Context) error {
 	for _, id := range loaded {
 		r.idxLoaded[id] = true
 	}
+	// A load from a listing taken under a confirmed lock replaces any
+	// index read early: nothing left to check.
+	r.idxEarly = nil
 	if early {
 		r.idxEarly = loaded
 	}

@@ -185,6 +185,85 @@ func TestBackupRoundTrips(t *testing.T) {
 	}
 }
 
+// A command that only reads (restore, ls, dump) takes its lock ahead too:
+// the lock file and its check go out while the snapshot and index are
+// read, so the first data request waits on fewer round trips.
+func TestReadRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	r, dir := newTestRepo(t, 2)
+	for i := range 3 {
+		if _, err := r.SaveJSONUnpacked(ctx, SnapshotFile, map[string]any{"tree": fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, _, err := r.SaveBlob(ctx, DataBlob, randomBytes(1000), ID{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	local, err := OpenLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	be := &rttBackend{Backend: local, delay: 40 * time.Millisecond}
+	run := func(ahead bool) (int, string) {
+		be.reset()
+		r, err := Open(ctx, be, "secret", Options{Prefetch: ahead})
+		if err != nil {
+			t.Fatal(err)
+		}
+		take := r.Lock
+		if ahead {
+			take = r.LockAhead
+		}
+		l, err := take(ctx, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sn ID
+		if err := r.List(ctx, SnapshotFile, func(id ID, _ int64) error { sn = id; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		var v map[string]any
+		if err := r.LoadJSONUnpacked(ctx, SnapshotFile, sn, &v); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.LoadIndex(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.AwaitLocks(ctx); err != nil {
+			t.Fatal(err)
+		}
+		pb := r.Index().Packs()
+		if len(pb) != 3 {
+			t.Fatalf("index has %d packs, want 3", len(pb))
+		}
+		var pack ID
+		for id := range pb {
+			pack = id
+		}
+		rd, err := r.Backend().Load(ctx, Handle{Type: PackFile, Name: pack.String()}, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd.Close()
+		if err := l.Unlock(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return be.sequential()
+	}
+	slow, chain := run(false)
+	t.Logf("lock first: %d: %s", slow, chain)
+	fast, chain := run(true)
+	t.Logf("lock ahead: %d: %s", fast, chain)
+	// config+keys+listings, key file, lock check, lock, snapshot, index
+	// and lock check at once, data, unlock.
+	if fast > 7 || fast >= slow {
+		t.Errorf("lock ahead: %d requests one after another (lock first: %d), want at most 7 and fewer:\n%s", fast, slow, chain)
+	}
+}
+
 func randomBytes(n int) []byte {
 	b := make([]byte, n)
 	rand.Read(b)
@@ -468,6 +547,17 @@ func TestLockAheadIndexReplaced(t *testing.T) {
 		if h.Type != LockFile {
 			t.Fatalf("saved %v after the index was replaced", h)
 		}
+	}
+	// A reader loads the index again, from a listing taken under the
+	// confirmed lock, and may go on.
+	if err := r.AwaitLocks(ctx); !errors.Is(err, ErrIndexChanged) {
+		t.Fatalf("await after the index was replaced: %v", err)
+	}
+	if err := r.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.AwaitLocks(ctx); err != nil {
+		t.Fatalf("await after loading the index again: %v", err)
 	}
 	if err := l.Unlock(ctx); err != nil {
 		t.Fatal(err)

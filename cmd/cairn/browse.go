@@ -69,16 +69,35 @@ func (g *globalOptions) openOneSnapshot(ctx context.Context, spec string, f snap
 // index: design.rst's read order, so that every blob a snapshot found
 // needs is in the index read after it. The returned function releases the
 // lock and the repository.
+//
+// Over a network most of the time before the first byte of data is round
+// trips: the snapshot and index listings go out while the key is derived,
+// and the lock file is written and checked while the snapshot and the
+// index are read (a lock taken ahead). Nothing read is acted on before the
+// lock is confirmed; if a prune replaced the index meanwhile, the snapshot
+// and the index are read once more, from listings taken under the lock.
 func (g *globalOptions) openForBrowsing(ctx context.Context, resolve func(*repo.Repository) error) (*repo.Repository, func(), error) {
+	g.prefetch = true
 	r, done, err := g.openLocked(ctx, false)
+	g.prefetch = false // not for another open by the same command
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := resolve(r); err != nil {
-		done()
-		return nil, nil, err
+	load := func() error {
+		if err := resolve(r); err != nil {
+			return err
+		}
+		if err := r.LoadIndex(ctx); err != nil {
+			return err
+		}
+		return r.AwaitLocks(ctx)
 	}
-	if err := r.LoadIndex(ctx); err != nil {
+	err = load()
+	if errors.Is(err, repo.ErrIndexChanged) {
+		g.verbosef(1, "the index was replaced meanwhile: reading it again\n")
+		err = load()
+	}
+	if err != nil {
 		done()
 		return nil, nil, err
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/snapshot"
 	"github.com/cairn-backup/cairn/snapshot/restorer"
 	"github.com/spf13/cobra"
@@ -62,18 +63,15 @@ func runRestore(ctx context.Context, g *globalOptions, f *restoreFlags, spec str
 	if err != nil {
 		return err
 	}
-	r, release, err := g.openLocked(ctx, false)
+	var sn *snapshot.Snapshot
+	r, release, err := g.openForBrowsing(ctx, func(r *repo.Repository) (err error) {
+		sn, err = snapshot.FindSnapshot(ctx, r, snapSpec, f.filter.filter())
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	defer release()
-	sn, err := snapshot.FindSnapshot(ctx, r, snapSpec, f.filter.filter())
-	if err != nil {
-		return err
-	}
-	if err := r.LoadIndex(ctx); err != nil {
-		return err
-	}
 	from := ""
 	if subpath != "" {
 		from = " (" + subpath + ")"

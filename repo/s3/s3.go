@@ -177,8 +177,14 @@ func (b *Backend) wrap(op string, err error) error {
 		return fmt.Errorf("%s: bucket %q does not exist: %w (create the repository with `cairn init`)", op, b.cfg.Bucket, repo.ErrNotExist)
 	case "InvalidBucketName", "XMinioInvalidObjectName", "InvalidObjectName":
 		return fmt.Errorf("%s: %w: %w", op, err, repo.ErrPermanent)
+	case "XMinioStorageFull", "XMinioAdminBucketQuotaExceeded", "QuotaExceeded":
+		// Retrying cannot free space: say so at once.
+		return fmt.Errorf("%s: the object store at %s is full or over its quota (%s): free space or raise the quota, then run the command again: %w", op, b.cfg.Endpoint, resp.Code, repo.ErrPermanent)
 	case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken":
 		return fmt.Errorf("%s: %w by %s (%s): check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY: %w", op, ErrCredentials, b.cfg.Endpoint, resp.Code, repo.ErrPermanent)
+	}
+	if resp.StatusCode == http.StatusInsufficientStorage {
+		return fmt.Errorf("%s: the object store at %s has no space left (HTTP 507): free space, then run the command again: %w", op, b.cfg.Endpoint, repo.ErrPermanent)
 	}
 	if resp.StatusCode == http.StatusNotFound {
 		return fmt.Errorf("%s: %w", op, repo.ErrNotExist)

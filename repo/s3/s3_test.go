@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/cairn-backup/cairn/repo"
 	"github.com/cairn-backup/cairn/repo/backendtest"
 	"github.com/cairn-backup/cairn/tests/testutil"
+	"github.com/minio/minio-go/v7"
 )
 
 func TestParseLocation(t *testing.T) {
@@ -205,5 +207,25 @@ func TestOpenWithoutCredentials(t *testing.T) {
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", file)
 	if _, err := Open(cfg); err != nil {
 		t.Fatalf("Open with a credentials file: %v", err)
+	}
+}
+
+// A full object store is not a transient failure: the error says what to
+// do and is not retried (MinIO answered a full drive with 507 and
+// XMinioStorageFull, which six retries spent 16 s on).
+func TestWrapStorageFull(t *testing.T) {
+	b := &Backend{cfg: Config{Endpoint: "127.0.0.1:9000", Bucket: "bk"}}
+	for _, resp := range []minio.ErrorResponse{
+		{Code: "XMinioStorageFull", StatusCode: http.StatusInsufficientStorage},
+		{Code: "QuotaExceeded", StatusCode: http.StatusForbidden},
+		{Code: "SomethingNew", StatusCode: http.StatusInsufficientStorage},
+	} {
+		err := b.wrap("save lock/x", resp)
+		if !errors.Is(err, repo.ErrPermanent) || !strings.Contains(err.Error(), "free space") {
+			t.Errorf("%s: %v", resp.Code, err)
+		}
+	}
+	if err := b.wrap("save data/x", minio.ErrorResponse{Code: "SlowDown", StatusCode: http.StatusServiceUnavailable}); errors.Is(err, repo.ErrPermanent) {
+		t.Errorf("SlowDown taken for permanent: %v", err)
 	}
 }

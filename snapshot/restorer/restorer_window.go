@@ -56,7 +56,17 @@ func newWindow(seq int) *window {
 	return &window{seq: seq, blobs: map[repo.ID]*blobJob{}, packs: map[repo.ID]*packJob{}, done: make(chan struct{})}
 }
 
-func (w *window) full() bool { return len(w.files) >= windowFiles || len(w.blobs) >= windowBlobs }
+// windowRamp is how many windows it takes to reach the full size: the
+// first is 1/2^windowRamp of it, each next one twice the one before, so
+// that the first data request goes out after a few hundred files are
+// planned, not thousands (over a network the walk's tree loads take a
+// while), and a small restore starts at once.
+const windowRamp = 4
+
+func (w *window) full() bool {
+	shift := max(windowRamp-w.seq, 0)
+	return len(w.files) >= max(windowFiles>>shift, 1) || len(w.blobs) >= max(windowBlobs>>shift, 1)
+}
 
 // workItem is a run of one pack's blobs (sorted by offset) for one worker.
 type workItem struct {
