@@ -38,16 +38,18 @@ func unixMode(m fs.FileMode) uint32 {
 }
 
 // wantChown reports whether the owner should be set: only root may give
-// files away, and a file we created already belongs to us.
-func wantChown(n *snapshot.Node) bool {
-	return euid == 0 && (int(n.UID) != euid || int(n.GID) != egid)
+// files away, and an entry we created in a fresh directory (owned says so)
+// already belongs to us. Elsewhere it may not: a setgid directory gives
+// new entries its group, and an existing one keeps its owner.
+func wantChown(n *snapshot.Node, owned bool) bool {
+	return euid == 0 && (!owned || int(n.UID) != euid || int(n.GID) != egid)
 }
 
 // applyFdMeta sets owner, xattrs, mode (with chmod set) and times of an open
 // regular file or directory through its descriptor, so no symlink swapped in
-// can redirect it. name is for messages.
-func applyFdMeta(fd int, name string, n *snapshot.Node, chmod bool) error {
-	if wantChown(n) {
+// can redirect it. name is for messages; owned: see wantChown.
+func applyFdMeta(fd int, name string, n *snapshot.Node, chmod, owned bool) error {
+	if wantChown(n, owned) {
 		if err := unix.Fchown(fd, int(n.UID), int(n.GID)); err != nil {
 			return &os.PathError{Op: "chown", Path: name, Err: err}
 		}
@@ -73,8 +75,8 @@ func applyFdMeta(fd int, name string, n *snapshot.Node, chmod bool) error {
 // applyAtMeta sets the metadata of entry name of directory dirfd without
 // following it: for symlinks (their own owner and times) and special files,
 // which cannot be opened for writing. shown is for messages.
-func applyAtMeta(dirfd int, name, shown string, n *snapshot.Node) error {
-	if wantChown(n) {
+func applyAtMeta(dirfd int, name, shown string, n *snapshot.Node, owned bool) error {
+	if wantChown(n, owned) {
 		if err := unix.Fchownat(dirfd, name, int(n.UID), int(n.GID), unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return &os.PathError{Op: "chown", Path: shown, Err: err}
 		}

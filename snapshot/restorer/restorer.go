@@ -373,7 +373,7 @@ func (rs *restorer) planNode(ctx context.Context, n *snapshot.Node, p string, d 
 		err = mknodAt(dirfd, n.Name, shown, n)
 	}
 	if err == nil {
-		err = applyAtMeta(dirfd, n.Name, shown, n)
+		err = applyAtMeta(dirfd, n.Name, shown, n, d.fresh)
 	}
 	if err != nil {
 		rs.fail(p, err)
@@ -468,7 +468,7 @@ func (rs *restorer) finishEmpty(fj *fileJob) {
 		rs.failFile(fj, err)
 		return
 	}
-	err = applyFdMeta(fd, rs.fs.display(fj.rel), fj.node, !exact)
+	err = applyFdMeta(fd, rs.fs.display(fj.rel), fj.node, !exact, fj.dir.fresh)
 	if cerr := unix.Close(fd); err == nil && cerr != nil {
 		err = &os.PathError{Op: "close", Path: rs.fs.display(fj.rel), Err: cerr}
 	}
@@ -504,7 +504,7 @@ func (rs *restorer) finishDirs(ctx context.Context, dirs []*dirState) error {
 		}
 		fd, err := rs.fs.acquire(d)
 		if err == nil {
-			err = applyFdMeta(fd, rs.fs.display(d.rel), d.node, true)
+			err = applyFdMeta(fd, rs.fs.display(d.rel), d.node, true, d.fresh)
 			rs.fs.release(d)
 		}
 		if err != nil {

@@ -290,7 +290,7 @@ func (rs *restorer) doneWrite(fj *fileJob, fd int, exact bool) {
 			}
 		}
 		if err == nil {
-			err = applyFdMeta(fd, rs.fs.display(fj.rel), fj.node, !exact)
+			err = applyFdMeta(fd, rs.fs.display(fj.rel), fj.node, !exact, fj.dir.fresh)
 		}
 		if err != nil {
 			rs.failFile(fj, err)

@@ -324,7 +324,7 @@ func (rs *restorer) createFile(fj *fileJob) (fd int, exact bool, err error) {
 func (rs *restorer) exactMode(fj *fileJob) (uint32, bool) {
 	n := fj.node
 	m := unixMode(n.Mode)
-	if !fj.dir.fresh || m&^0o777 != 0 || m&rs.fs.umask != 0 || wantChown(n) || len(n.ExtendedAttributes) > 0 ||
+	if !fj.dir.fresh || m&^0o777 != 0 || m&rs.fs.umask != 0 || wantChown(n, true) || len(n.ExtendedAttributes) > 0 ||
 		fj.needsIdentity() || (rs.opts.Verify && euid != 0 && m&0o400 == 0) {
 		return 0o600, false
 	}

@@ -308,3 +308,28 @@ func TestRestoreWrongBlobLength(t *testing.T) {
 		t.Errorf("good: %q", got)
 	}
 }
+
+// Root restores entries owned by root into a setgid target whose group is
+// another: new entries take the directory's group, so "already ours" does
+// not hold there, and each one is given its own owner back.
+func TestRestoreOwnerInSetgidTarget(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	b := hsNew(t)
+	sn := b.snapshot(b.file("f", "x"), b.dir("d", b.file("g", "y")), &snapshot.Node{Name: "l", Type: snapshot.NodeSymlink, LinkTarget: "f", Mode: os.ModeSymlink | 0o777, ModTime: hsTime})
+	target := filepath.Join(t.TempDir(), "target")
+	must(t, os.Mkdir(target, 0o755))
+	must(t, os.Chown(target, 0, 4321))
+	must(t, os.Chmod(target, 0o755|os.ModeSetgid))
+	if n, failed := rtRestore(t, b.r, sn, "", RestoreOptions{Target: target}); n != 0 {
+		t.Fatalf("%d failures: %v", n, failed)
+	}
+	for _, p := range []string{"f", "d", "d/g", "l"} {
+		var st unix.Stat_t
+		must(t, unix.Lstat(filepath.Join(target, p), &st))
+		if st.Uid != 0 || st.Gid != 0 {
+			t.Errorf("%s: owner %d:%d, want 0:0 as in the snapshot", p, st.Uid, st.Gid)
+		}
+	}
+}
