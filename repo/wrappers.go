@@ -11,7 +11,17 @@ import (
 )
 
 // ErrPermanent marks errors that retrying cannot fix (refused credentials).
+// Mark them with Permanent, which keeps their text as it is.
 var ErrPermanent = errors.New("permanent error")
+
+// Permanent marks err as one that retrying cannot fix: errors.Is(err,
+// ErrPermanent) holds, and its message gains no ": permanent error" tail.
+func Permanent(err error) error { return permanentError{err} }
+
+type permanentError struct{ error }
+
+func (e permanentError) Unwrap() error        { return e.error }
+func (e permanentError) Is(target error) bool { return target == ErrPermanent }
 
 // ReadOnlyBackend refuses every write, so a storage location can be used for
 // restores without any risk of changing it.
@@ -74,10 +84,10 @@ func (b RetryBackend) Save(ctx context.Context, h Handle, rd io.Reader, size int
 	return b.retry(ctx, "save "+h.String(), func() error {
 		if !first {
 			if !canRewind {
-				return fmt.Errorf("save %v: cannot retry a non-seekable upload: %w", h, ErrPermanent)
+				return Permanent(fmt.Errorf("save %v: cannot retry a non-seekable upload", h))
 			}
 			if _, err := seeker.Seek(0, io.SeekStart); err != nil {
-				return fmt.Errorf("save %v: rewind: %w", h, ErrPermanent)
+				return Permanent(fmt.Errorf("save %v: rewind: %w", h, err))
 			}
 		}
 		first = false
@@ -108,7 +118,7 @@ func (b RetryBackend) List(ctx context.Context, t FileType, fn func(FileInfo) er
 	var fnErr error
 	err := b.retry(ctx, "list "+t.String(), func() error {
 		if started {
-			return fmt.Errorf("list %v: failed midway: %w", t, ErrPermanent)
+			return Permanent(fmt.Errorf("list %v: failed midway", t))
 		}
 		return b.Backend.List(ctx, t, func(fi FileInfo) error {
 			started = true

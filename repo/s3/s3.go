@@ -93,8 +93,8 @@ func Open(cfg Config) (*Backend, error) {
 	if _, err := creds.GetWithContext(nil); err != nil {
 		// Only the shared credentials file can fail here, and reading it
 		// again will not help: say so now, not after the retries.
-		return nil, fmt.Errorf("s3 %s: no credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set and the shared credentials file gave none (%v); set them, or AWS_SHARED_CREDENTIALS_FILE and AWS_PROFILE: %w",
-			cfg.Endpoint, err, repo.ErrPermanent)
+		return nil, repo.Permanent(fmt.Errorf("s3 %s: no credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set and the shared credentials file gave none (%v); set them, or AWS_SHARED_CREDENTIALS_FILE and AWS_PROFILE",
+			cfg.Endpoint, err))
 	}
 	client, err := minio.New(cfg.Endpoint, &minio.Options{
 		Creds: creds, Secure: !cfg.UseHTTP, Transport: tr,
@@ -176,15 +176,15 @@ func (b *Backend) wrap(op string, err error) error {
 	case "NoSuchBucket":
 		return fmt.Errorf("%s: bucket %q does not exist: %w (create the repository with `cairn init`)", op, b.cfg.Bucket, repo.ErrNotExist)
 	case "InvalidBucketName", "XMinioInvalidObjectName", "InvalidObjectName":
-		return fmt.Errorf("%s: %w: %w", op, err, repo.ErrPermanent)
+		return repo.Permanent(fmt.Errorf("%s: %w", op, err))
 	case "XMinioStorageFull", "XMinioAdminBucketQuotaExceeded", "QuotaExceeded":
 		// Retrying cannot free space: say so at once.
-		return fmt.Errorf("%s: the object store at %s is full or over its quota (%s): free space or raise the quota, then run the command again: %w", op, b.cfg.Endpoint, resp.Code, repo.ErrPermanent)
+		return repo.Permanent(fmt.Errorf("%s: the object store at %s is full or over its quota (%s): free space or raise the quota, then run the command again", op, b.cfg.Endpoint, resp.Code))
 	case "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken":
-		return fmt.Errorf("%s: %w by %s (%s): check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY: %w", op, ErrCredentials, b.cfg.Endpoint, resp.Code, repo.ErrPermanent)
+		return repo.Permanent(fmt.Errorf("%s: %w by %s (%s): check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY", op, ErrCredentials, b.cfg.Endpoint, resp.Code))
 	}
 	if resp.StatusCode == http.StatusInsufficientStorage {
-		return fmt.Errorf("%s: the object store at %s has no space left (HTTP 507): free space, then run the command again: %w", op, b.cfg.Endpoint, repo.ErrPermanent)
+		return repo.Permanent(fmt.Errorf("%s: the object store at %s has no space left (HTTP 507): free space, then run the command again", op, b.cfg.Endpoint))
 	}
 	if resp.StatusCode == http.StatusNotFound {
 		return fmt.Errorf("%s: %w", op, repo.ErrNotExist)
