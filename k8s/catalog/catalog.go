@@ -148,8 +148,29 @@ func ReadBackupInfo(ctx context.Context, r *repo.Repository, sn *snapshot.Snapsh
 	return readBackupInfo(ctx, snapshot.NewTreeLoader(r, 8), browse.NewBlobCache(r, 4<<20), sn)
 }
 
+// maxBackupInfo bounds what is read of a backup.json: a damaged or hostile
+// snapshot could name a file of any size there. Real ones are kilobytes,
+// a few megabytes for thousands of volumes and warnings.
+const maxBackupInfo = 64 << 20
+
+// errTooLarge: a file read into memory is larger than its bound.
+var errTooLarge = errors.New("file too large")
+
+// boundedBuffer is a bytes.Buffer that refuses to grow past max.
+type boundedBuffer struct {
+	bytes.Buffer
+	max int
+}
+
+func (b *boundedBuffer) Write(p []byte) (int, error) {
+	if b.Len()+len(p) > b.max {
+		return 0, fmt.Errorf("%w: over %d MiB", errTooLarge, b.max>>20)
+	}
+	return b.Buffer.Write(p)
+}
+
 func readBackupInfo(ctx context.Context, loader *snapshot.TreeLoader, cache *browse.BlobCache, sn *snapshot.Snapshot) (*layout.BackupInfo, error) {
-	var buf bytes.Buffer
+	buf := boundedBuffer{max: maxBackupInfo}
 	if err := dumpBackupFile(ctx, loader, cache, sn, "/"+layout.BackupInfoFile, &buf); err != nil {
 		return nil, err
 	}

@@ -60,3 +60,28 @@ func TestFindBackupEntryUnreadable(t *testing.T) {
 		t.Errorf("by ID: %+v %v", e, err)
 	}
 }
+
+// A backup.json that a damaged or hostile snapshot makes huge (one blob
+// named again and again) is refused once the bound is passed, not read
+// into memory whole.
+func TestReadBackupInfoBounded(t *testing.T) {
+	ctx := context.Background()
+	c := testutil.NewCrafted(t, filepath.Join(t.TempDir(), "repo"), "pw")
+	blob := c.Blob([]byte(strings.Repeat(" ", 1<<20)))
+	n := testutil.CNode{Name: layout.BackupInfoFile, Type: "file", Mode: 0o644, ModTime: time.Now(), Size: uint64(maxBackupInfo) + 2<<20}
+	for range maxBackupInfo>>20 + 2 {
+		n.Content = append(n.Content, blob)
+	}
+	id := c.Snapshot(c.Tree(n), "/")
+	if err := c.Repo.LoadIndex(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sn, err := snapshot.LoadSnapshot(ctx, c.Repo, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ReadBackupInfo(ctx, c.Repo, sn)
+	if !errors.Is(err, errTooLarge) {
+		t.Fatalf("huge backup.json: %v", err)
+	}
+}
