@@ -16,13 +16,14 @@
 #   restore reference. Prints one table: wall time and peak RSS per tool,
 #   restic/cairn wall ratio (>1: cairn faster), cairn/restic RSS ratio, and
 #   for restore cp-a wall and cairn/cp-a wall ratio (<=1: cairn as fast).
-#   About 12-25 min on 2 shared cores (datasets are generated once and
-#   cached); restored trees are kept until the end (about 20 GiB at scale 1).
+#   About 15-25 min on 2 shared cores (datasets are generated once and
+#   cached); a set's restored trees are kept until the set is done (about
+#   15 GiB for a big set at scale 1).
 #   Knobs: BENCH_SETS (default "local/big local/small s3/big s3/small"),
 #   BENCH_FIRST_REPEAT (default 3: runs of backup-first, each into a new
 #   repository, the median is shown; all but the last are removed again),
 #   BENCH_UNCHANGED_REPEAT (default 3: runs of backup-unchanged, the median
-#   is shown), BENCH_REPEAT (default 1: runs of restore and cp -a, the
+#   is shown), BENCH_REPEAT (default 3: runs of restore and cp -a, the
 #   median is shown), BENCH_LATENCY (default 20ms), BENCH_SCALE (multiplies
 #   both datasets' size and file count: 0.1 for a quick run of about 2 min),
 #   BENCH_TOOLS, BENCH_RESTIC, BENCH_VERIFY, BENCH_DIR as below.
@@ -92,7 +93,7 @@ case $BENCH_SUITE in rows | single) ;; *) echo "bench: error: BENCH_SUITE must b
 BENCH_DIR=${BENCH_DIR:-/tmp/cairn-bench}
 BENCH_SCALE=${BENCH_SCALE:-1}
 BENCH_SETS=${BENCH_SETS:-local/big local/small s3/big s3/small}
-BENCH_REPEAT=${BENCH_REPEAT:-1}
+BENCH_REPEAT=${BENCH_REPEAT:-3}
 BENCH_FIRST_REPEAT=${BENCH_FIRST_REPEAT:-3}
 BENCH_UNCHANGED_REPEAT=${BENCH_UNCHANGED_REPEAT:-3}
 BENCH_MUTATE=${BENCH_MUTATE:-5}
@@ -382,12 +383,13 @@ run_rows() {
 	log "removing restored trees of an earlier run"
 	rm -rf "$RESTORED" "$BENCH_DIR/restore-cp"
 	mkdir -p "$RESTORED"
-	# Every restore and cp -a stays on disk until the end (see below): about
-	# 1.3 GiB per set, tool and repetition at scale 1.
+	# A set's restores and cp -a stay on disk until the set is done (see
+	# below): about 1.5 GiB each for the big dataset at scale 1, plus the
+	# warm-up copy.
 	local need avail
-	need=$(awk -v s="$BENCH_SCALE" -v r="$BENCH_REPEAT" -v n="$(wc -w <<<"$BENCH_SETS")" 'BEGIN { printf "%d", 4 * 1.3 * n * r * s * 1048576 + 1048576 }')
+	need=$(awk -v s="$BENCH_SCALE" -v r="$BENCH_REPEAT" 'BEGIN { printf "%d", (1 + 3 * r) * 1.5 * s * 1048576 + 1048576 }')
 	avail=$(df -Pk "$BENCH_DIR" | awk 'NR == 2 { print $4 }')
-	[ "$avail" -gt "$need" ] || die "about $((need / 1048576)) GiB free needed in $BENCH_DIR for the restored trees, $((avail / 1048576)) GiB there: set BENCH_DIR elsewhere, or fewer BENCH_SETS or BENCH_REPEAT"
+	[ "$avail" -gt "$need" ] || die "about $((need / 1048576)) GiB free needed in $BENCH_DIR for the restored trees, $((avail / 1048576)) GiB there: set BENCH_DIR elsewhere, or a smaller BENCH_REPEAT"
 	for set in $BENCH_SETS; do
 		backend=${set%/*} ds=${set#*/}
 		BENCH_BACKEND=$backend
@@ -430,11 +432,13 @@ run_rows() {
 		for i in $(seq "$BENCH_UNCHANGED_REPEAT"); do
 			for tool in $BENCH_TOOLS; do step "$tool" "$set/backup-unchanged#$i" backup "$DATA"; done
 		done
-		# Restored trees stay until the run ends, and an untimed cp -a goes
-		# first: on ext4 the first few hundred thousand files created after
-		# a large deletion cost several times more kernel time (its inode
-		# allocator scans the freed inodes), which would fall on whichever
-		# restore came first (seen: the same restore 32 s first, 7 s next).
+		# Restored trees stay until the set is done, and an untimed cp -a
+		# goes first: on ext4 the first few hundred thousand files created
+		# after a large deletion cost several times more kernel time (without
+		# a journal, its inode allocator skips inodes freed in the last half
+		# minute or so, reading each one's block: recently_deleted), which
+		# would fall on whichever restore came first (seen: the same restore
+		# 32 s first, 7 s next).
 		log "cp -a $set (warm-up, not measured)"
 		cp -a "$DATA" "$RESTORED/${set//\//-}-warmup"
 		for i in $(seq "$BENCH_REPEAT"); do
@@ -450,8 +454,11 @@ run_rows() {
 		# shellcheck disable=SC2086
 		median_of "$set/restore" $BENCH_TOOLS cp-a
 		ROWS+=("$set/backup-first" "$set/backup-unchanged" "$set/restore")
-		# Local repositories go (MinIO's buckets stay: their files are its own).
+		# Local repositories go (MinIO's buckets stay: their files are its own),
+		# and so do the set's restored trees: the next set's files are only
+		# created minutes later (after its backups), by its untimed warm-up.
 		for tool in $BENCH_TOOLS; do rm -rf "$BENCH_DIR/repo-$tool" "$BENCH_DIR/cache-$tool"; done
+		rm -rf "${RESTORED:?}"/"${set//\//-}"-*
 	done
 
 	read -r -a TOOLS <<<"$BENCH_TOOLS"
@@ -486,7 +493,7 @@ run_rows() {
 		echo "$row"
 	done
 	echo "wall r/c: restic/cairn wall time (>1: cairn faster); rss c/r: cairn/restic peak RSS (<=1: cairn no bigger);"
-	echo "c/cp-a: cairn restore / cp -a wall time (<=1: cairn no slower). Noisy on a shared machine: repeat with BENCH_REPEAT=3."
+	echo "c/cp-a: cairn restore / cp -a wall time (<=1: cairn no slower)."
 	echo "logs: $BENCH_DIR/logs; results: $RESULTS"
 	log "removing the restored trees"
 	rm -rf "$RESTORED"
