@@ -80,6 +80,9 @@ type restorer struct {
 	linkFirst map[inodeKey]*fileJob
 	win       *window // being planned
 	pipe      *pipeline
+	// noDirect: the target's file system refused O_DIRECT; files are
+	// written through the page cache from then on.
+	noDirect atomic.Bool
 }
 
 // fileJob is one regular file to restore. It is created on the first write
@@ -98,6 +101,7 @@ type fileJob struct {
 	remaining atomic.Int32 // writes still to do
 	bad       atomic.Bool
 	sparse    atomic.Bool // some all-zero blob was skipped
+	direct    *directFile // written with O_DIRECT (restorer_direct.go); nil if not
 	// ino identifies the inode created, for files opened again later (more
 	// blobs, verify, hard links): a name swapped meanwhile is refused.
 	ino, dev uint64
@@ -450,6 +454,9 @@ func (rs *restorer) planFile(n *snapshot.Node, p string, d *dirState) {
 		off += int64(b.size)
 	}
 	fj.size = off
+	if off >= directMinSize && !rs.noDirect.Load() {
+		fj.direct = &directFile{}
+	}
 	fj.remaining.Store(int32(len(fj.content)))
 	w.files = append(w.files, fj)
 	if n.Links > 1 {

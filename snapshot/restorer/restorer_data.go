@@ -24,6 +24,8 @@ const maxBlobLen = 64 << 20
 // dataWorker owns the buffers one pack reader reuses.
 type dataWorker struct {
 	raw, plain []byte
+	dbuf       []byte // aligned staging for O_DIRECT writes
+	dec        []byte // aligned plaintext for files written with O_DIRECT
 	br         *bufio.Reader
 }
 
@@ -85,12 +87,12 @@ func (rs *restorer) restoreRange(ctx context.Context, pj *packJob, blobs []*blob
 			return
 		}
 		pos = int64(loc.Offset) + int64(loc.Length)
-		plain, err := rs.decode(loc, raw, b.size, w)
+		plain, err := rs.decodeFor(b, loc, raw, w)
 		if err != nil {
 			rs.blobFailed(ctx, b, err, w)
 			continue
 		}
-		rs.writeBlob(b, plain)
+		rs.writeBlob(b, plain, w)
 	}
 }
 
@@ -161,6 +163,27 @@ func (rs *restorer) decode(loc repo.PackedBlob, raw []byte, want uint32, w *data
 	return plain, nil
 }
 
+// decodeFor decodes blob b; for a file written with O_DIRECT, into a
+// buffer placed so that each plaintext byte sits at its file offset's
+// place within a block: its whole blocks then go to the disk with no copy.
+func (rs *restorer) decodeFor(b *blobJob, loc repo.PackedBlob, raw []byte, w *dataWorker) ([]byte, error) {
+	t := b.targets[0]
+	if t.file.direct == nil || rs.noDirect.Load() || loc.PlaintextLength() != b.size {
+		return rs.decode(loc, raw, b.size, w)
+	}
+	pad := int(t.off % directBlock)
+	w.dec = alignedBuf(w.dec, pad+int(b.size))
+	plain, err := rs.repo.DecodeBlob(loc, raw, w.dec[pad:pad])
+	if err != nil {
+		return nil, err
+	}
+	if len(plain) != int(b.size) {
+		return nil, fmt.Errorf("blob %v in pack %v: %w: it holds %d bytes, the index says %d (run `cairn repair index`)",
+			loc.ID.Str(), loc.Pack.Str(), errBlobSize, len(plain), b.size)
+	}
+	return plain, nil
+}
+
 // blobFailed tries the blob's other copies one by one; if none works, every
 // file that needed it fails.
 func (rs *restorer) blobFailed(ctx context.Context, b *blobJob, cause error, w *dataWorker) {
@@ -173,7 +196,7 @@ func (rs *restorer) blobFailed(ctx context.Context, b *blobJob, cause error, w *
 		}
 		plain, err := rs.loadCopy(ctx, loc, b.size, w)
 		if err == nil {
-			rs.writeBlob(b, plain)
+			rs.writeBlob(b, plain, w)
 			return
 		}
 	}
@@ -203,7 +226,7 @@ func (rs *restorer) loadCopy(ctx context.Context, loc repo.PackedBlob, want uint
 
 // writeBlob writes plain at every target. Targets of one file are adjacent
 // (they were appended file by file), so one descriptor serves them all.
-func (rs *restorer) writeBlob(b *blobJob, plain []byte) {
+func (rs *restorer) writeBlob(b *blobJob, plain []byte, w *dataWorker) {
 	zero := isZero(plain)
 	for i := 0; i < len(b.targets); {
 		fj := b.targets[i].file
@@ -211,12 +234,12 @@ func (rs *restorer) writeBlob(b *blobJob, plain []byte) {
 		for j < len(b.targets) && b.targets[j].file == fj {
 			j++
 		}
-		rs.writeFile(fj, b.targets[i:j], plain, zero)
+		rs.writeFile(fj, b.targets[i:j], plain, zero, w)
 		i = j
 	}
 }
 
-func (rs *restorer) writeFile(fj *fileJob, targets []blobTarget, plain []byte, zero bool) {
+func (rs *restorer) writeFile(fj *fileJob, targets []blobTarget, plain []byte, zero bool, w *dataWorker) {
 	fd := -1
 	exact := false
 	if !fj.bad.Load() {
@@ -229,9 +252,16 @@ func (rs *restorer) writeFile(fj *fileJob, targets []blobTarget, plain []byte, z
 		if fd >= 0 && !fj.bad.Load() {
 			// All-zero blobs stay holes in the new file; the final
 			// truncate gives it its size should they come last.
+			var err error
 			if zero {
 				fj.sparse.Store(true)
-			} else if err := pwriteAll(fd, plain, t.off); err != nil {
+			}
+			if fj.direct != nil {
+				err = rs.writeDirect(fj, fd, plain, t.off, zero, w)
+			} else if !zero {
+				err = pwriteAll(fd, plain, t.off)
+			}
+			if err != nil {
 				rs.failFile(fj, &os.PathError{Op: "write", Path: rs.fs.display(fj.rel), Err: err})
 			}
 			rs.prog.Bytes.Add(uint64(len(plain)))
@@ -267,7 +297,12 @@ func (rs *restorer) openFile(fj *fileJob) (fd int, exact bool, err error) {
 	fj.mu.Lock()
 	defer fj.mu.Unlock()
 	if fj.created {
-		fd, err = rs.reopen(fj, unix.O_WRONLY)
+		flags := unix.O_WRONLY | rs.directFlag(fj)
+		fd, err = rs.reopen(fj, flags)
+		if errors.Is(err, unix.EINVAL) && flags&unix.O_DIRECT != 0 {
+			rs.noDirect.Store(true)
+			fd, err = rs.reopen(fj, unix.O_WRONLY)
+		}
 		return fd, false, err
 	}
 	return rs.createFile(fj)
@@ -283,6 +318,11 @@ func (rs *restorer) doneWrite(fj *fileJob, fd int, exact bool) {
 		if fd < 0 {
 			fd, err = rs.reopen(fj, unix.O_WRONLY)
 			exact = false
+		}
+		if err == nil && fj.direct != nil {
+			if n := fj.direct.left(); n > 0 {
+				err = fmt.Errorf("%s: internal error: %d partly written blocks left", rs.fs.display(fj.rel), n)
+			}
 		}
 		if err == nil && fj.sparse.Load() {
 			if err = unix.Ftruncate(fd, fj.size); err != nil {

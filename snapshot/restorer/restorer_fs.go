@@ -285,9 +285,16 @@ func removeAllAt(dirfd int, name string) error {
 // existing file. exact reports that it was created with its final mode, so
 // no chmod is needed (see exactMode).
 func (rs *restorer) createFile(fj *fileJob) (fd int, exact bool, err error) {
-	const flags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL
+	flags := unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | rs.directFlag(fj)
 	mode, exact := rs.exactMode(fj)
 	fd, err = rs.fs.openFd(fj.dir, fj.node.Name, fj.rel, flags, mode)
+	if errors.Is(err, unix.EINVAL) && flags&unix.O_DIRECT != 0 {
+		// No O_DIRECT here (the file may have been created all the same:
+		// the EEXIST case below replaces it).
+		rs.noDirect.Store(true)
+		flags &^= unix.O_DIRECT
+		fd, err = rs.fs.openFd(fj.dir, fj.node.Name, fj.rel, flags, mode)
+	}
 	if errors.Is(err, unix.EEXIST) {
 		var pfd int
 		if pfd, err = rs.fs.acquire(fj.dir); err == nil {
