@@ -122,23 +122,7 @@ func (b *rttBackend) reset() {
 // prefetches the listings the lock, the parent choice and the index need.
 func TestBackupRoundTrips(t *testing.T) {
 	ctx := context.Background()
-	r, dir := newTestRepo(t, 2)
-	for i := range 3 {
-		if _, err := r.SaveJSONUnpacked(ctx, SnapshotFile, map[string]any{"tree": fmt.Sprint(i)}); err != nil {
-			t.Fatal(err)
-		}
-		if _, _, _, err := r.SaveBlob(ctx, DataBlob, randomBytes(1000), ID{}); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	local, err := OpenLocal(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	be := &rttBackend{Backend: local, delay: 40 * time.Millisecond}
+	be := rttRepo(t)
 
 	run := func(prefetch bool) (int, string) {
 		be.reset()
@@ -190,23 +174,7 @@ func TestBackupRoundTrips(t *testing.T) {
 // read, so the first data request waits on fewer round trips.
 func TestReadRoundTrips(t *testing.T) {
 	ctx := context.Background()
-	r, dir := newTestRepo(t, 2)
-	for i := range 3 {
-		if _, err := r.SaveJSONUnpacked(ctx, SnapshotFile, map[string]any{"tree": fmt.Sprint(i)}); err != nil {
-			t.Fatal(err)
-		}
-		if _, _, _, err := r.SaveBlob(ctx, DataBlob, randomBytes(1000), ID{}); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Flush(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	local, err := OpenLocal(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	be := &rttBackend{Backend: local, delay: 40 * time.Millisecond}
+	be := rttRepo(t)
 	run := func(ahead bool) (int, string) {
 		be.reset()
 		r, err := Open(ctx, be, "secret", Options{Prefetch: ahead})
@@ -262,6 +230,31 @@ func TestReadRoundTrips(t *testing.T) {
 	if fast > 7 || fast >= slow {
 		t.Errorf("lock ahead: %d requests one after another (lock first: %d), want at most 7 and fewer:\n%s", fast, slow, chain)
 	}
+}
+
+// rttRepo makes a repository of three snapshots, each with a pack and an
+// index file, and returns it behind a backend that delays and records
+// every request.
+func rttRepo(t *testing.T) *rttBackend {
+	t.Helper()
+	ctx := context.Background()
+	r, dir := newTestRepo(t, 2)
+	for i := range 3 {
+		if _, err := r.SaveJSONUnpacked(ctx, SnapshotFile, map[string]any{"tree": fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, _, err := r.SaveBlob(ctx, DataBlob, randomBytes(1000), ID{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	local, err := OpenLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rttBackend{Backend: local, delay: 40 * time.Millisecond}
 }
 
 func randomBytes(n int) []byte {

@@ -14,6 +14,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// restoreDirect restores sn into a new target and returns it; it skips the
+// test where the file system refuses O_DIRECT.
+func restoreDirect(t *testing.T, b *hsBuilder, sn *snapshot.Snapshot, workers int) string {
+	t.Helper()
+	target := filepath.Join(t.TempDir(), "target")
+	var rs0 *restorer
+	setHook(t, func(rs *restorer) { rs0 = rs })
+	if n, failed := rtRestore(t, b.r, sn, "", RestoreOptions{Target: target, Workers: workers}); n != 0 {
+		t.Fatalf("%d failures: %v", n, failed)
+	}
+	if rs0 != nil && rs0.noDirect.Load() {
+		t.Skip("the test directory's file system refuses O_DIRECT")
+	}
+	return target
+}
+
 // blobFile makes a file node from the given pieces, each its own blob
 // (saved once however often it repeats), so that blob boundaries fall
 // where a test wants them.
@@ -73,15 +89,7 @@ func TestRestoreDirectBoundaries(t *testing.T) {
 		want[name] = all
 	}
 	sn := b.snapshot(b.dir("d", nodes...))
-	target := filepath.Join(t.TempDir(), "target")
-	var rs0 *restorer
-	setHook(t, func(rs *restorer) { rs0 = rs })
-	if n, failed := rtRestore(t, b.r, sn, "", RestoreOptions{Target: target, Workers: 3}); n != 0 {
-		t.Fatalf("%d failures: %v", n, failed)
-	}
-	if rs0 != nil && rs0.noDirect.Load() {
-		t.Skip("the test directory's file system refuses O_DIRECT")
-	}
+	target := restoreDirect(t, b, sn, 3)
 	for name, all := range want {
 		p := filepath.Join(target, "d", name)
 		got, err := os.ReadFile(p)
@@ -116,15 +124,7 @@ func TestRestoreDirectBypassesCache(t *testing.T) {
 	big, _ := b.blobFile("big", piece(1<<20+12345), piece(2<<20-1), piece(700000))
 	small, _ := b.blobFile("small", piece(300000))
 	sn := b.snapshot(big, small)
-	target := filepath.Join(t.TempDir(), "target")
-	var rs0 *restorer
-	setHook(t, func(rs *restorer) { rs0 = rs })
-	if n, failed := rtRestore(t, b.r, sn, "", RestoreOptions{Target: target, Workers: 2}); n != 0 {
-		t.Fatalf("%d failures: %v", n, failed)
-	}
-	if rs0 != nil && rs0.noDirect.Load() {
-		t.Skip("the test directory's file system refuses O_DIRECT")
-	}
+	target := restoreDirect(t, b, sn, 2)
 	resident := func(name string) (in, all int) {
 		f, err := os.Open(filepath.Join(target, name))
 		must(t, err)
