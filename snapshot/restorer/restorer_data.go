@@ -135,13 +135,16 @@ func bufSize(n int) int {
 // which placed every later blob of the file at a wrong offset.
 var errBlobSize = errors.New("blob length differs from the index")
 
-// decode decrypts a blob into the worker's plaintext buffer and checks it:
-// DecodeBlob checks its SHA-256 against its ID, and here its length against
-// want, the length the file's layout was planned with.
-func (rs *restorer) decode(loc repo.PackedBlob, raw []byte, want uint32, w *dataWorker) ([]byte, error) {
+// decode decrypts a blob into the worker's plaintext buffer (into dst,
+// if not nil) and checks it: DecodeBlob checks its SHA-256 against its ID,
+// and here its length against want, the length the file's layout was
+// planned with.
+func (rs *restorer) decode(loc repo.PackedBlob, raw []byte, want uint32, w *dataWorker, dst []byte) ([]byte, error) {
 	var plain []byte
 	var err error
-	if !loc.IsCompressed() {
+	if dst != nil {
+		plain, err = rs.repo.DecodeBlob(loc, raw, dst)
+	} else if !loc.IsCompressed() {
 		// Decrypted in place: raw is not needed afterwards.
 		plain, err = rs.repo.DecodeBlob(loc, raw, raw[:0])
 	} else {
@@ -168,20 +171,12 @@ func (rs *restorer) decode(loc repo.PackedBlob, raw []byte, want uint32, w *data
 // place within a block: its whole blocks then go to the disk with no copy.
 func (rs *restorer) decodeFor(b *blobJob, loc repo.PackedBlob, raw []byte, w *dataWorker) ([]byte, error) {
 	t := b.targets[0]
-	if t.file.direct == nil || rs.noDirect.Load() || loc.PlaintextLength() != b.size {
-		return rs.decode(loc, raw, b.size, w)
+	if t.file.direct == nil || rs.noDirect.Load() {
+		return rs.decode(loc, raw, b.size, w, nil)
 	}
 	pad := int(t.off % directBlock)
 	w.dec = alignedBuf(w.dec, pad+int(b.size))
-	plain, err := rs.repo.DecodeBlob(loc, raw, w.dec[pad:pad])
-	if err != nil {
-		return nil, err
-	}
-	if len(plain) != int(b.size) {
-		return nil, fmt.Errorf("blob %v in pack %v: %w: it holds %d bytes, the index says %d (run `cairn repair index`)",
-			loc.ID.Str(), loc.Pack.Str(), errBlobSize, len(plain), b.size)
-	}
-	return plain, nil
+	return rs.decode(loc, raw, b.size, w, w.dec[pad:pad])
 }
 
 // blobFailed tries the blob's other copies one by one; if none works, every
@@ -221,7 +216,7 @@ func (rs *restorer) loadCopy(ctx context.Context, loc repo.PackedBlob, want uint
 	if err != nil {
 		return nil, err
 	}
-	return rs.decode(loc, raw, want, w)
+	return rs.decode(loc, raw, want, w, nil)
 }
 
 // writeBlob writes plain at every target. Targets of one file are adjacent

@@ -57,7 +57,7 @@ func (d *directFile) left() int {
 	return len(d.edges)
 }
 
-// direct reports whether fj is written with O_DIRECT: its flag for open.
+// directFlag is O_DIRECT when fj is written with it, for open; else 0.
 func (rs *restorer) directFlag(fj *fileJob) int {
 	if fj.direct != nil && !rs.noDirect.Load() {
 		return unix.O_DIRECT
