@@ -237,9 +237,21 @@ func TestReadRoundTrips(t *testing.T) {
 // every request.
 func rttRepo(t *testing.T) *rttBackend {
 	t.Helper()
-	ctx := context.Background()
 	r, dir := newTestRepo(t, 2)
-	for i := range 3 {
+	saveSnapshotsWithPacks(t, r, 3)
+	local, err := OpenLocal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rttBackend{Backend: local, delay: 40 * time.Millisecond}
+}
+
+// saveSnapshotsWithPacks saves n snapshot files, each followed by a data
+// blob flushed into a pack and index file of its own.
+func saveSnapshotsWithPacks(t *testing.T, r *Repository, n int) {
+	t.Helper()
+	ctx := context.Background()
+	for i := range n {
 		if _, err := r.SaveJSONUnpacked(ctx, SnapshotFile, map[string]any{"tree": fmt.Sprint(i)}); err != nil {
 			t.Fatal(err)
 		}
@@ -250,11 +262,6 @@ func rttRepo(t *testing.T) *rttBackend {
 			t.Fatal(err)
 		}
 	}
-	local, err := OpenLocal(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &rttBackend{Backend: local, delay: 40 * time.Millisecond}
 }
 
 func randomBytes(n int) []byte {
@@ -407,15 +414,7 @@ func lockAheadRepo(t *testing.T) (*Repository, *gateBackend, *Lock, Backend) {
 	t.Helper()
 	ctx := context.Background()
 	r, dir := newTestRepo(t, 2)
-	if _, err := r.SaveJSONUnpacked(ctx, SnapshotFile, map[string]any{"tree": "x"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, _, err := r.SaveBlob(ctx, DataBlob, randomBytes(1000), ID{}); err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	saveSnapshotsWithPacks(t, r, 1)
 	local, _ := OpenLocal(dir)
 	be := &gateBackend{Backend: local, open: make(chan struct{})}
 	r2, err := Open(ctx, be, "secret", Options{Prefetch: true})

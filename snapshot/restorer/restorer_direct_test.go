@@ -14,6 +14,18 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// randomPieces returns a maker of random byte slices, the same for a seed.
+func randomPieces(seed uint64) func(n int) []byte {
+	rnd := rand.New(rand.NewPCG(seed, seed+1))
+	return func(n int) []byte {
+		p := make([]byte, n)
+		for i := range p {
+			p[i] = byte(rnd.Uint32())
+		}
+		return p
+	}
+}
+
 // restoreDirect restores sn into a new target and returns it; it skips the
 // test where the file system refuses O_DIRECT.
 func restoreDirect(t *testing.T, b *hsBuilder, sn *snapshot.Snapshot, workers int) string {
@@ -54,14 +66,7 @@ func (b *hsBuilder) blobFile(name string, pieces ...[]byte) (*snapshot.Node, []b
 func TestRestoreDirectBoundaries(t *testing.T) {
 	defer func(m int64) { directMinSize = m }(directMinSize)
 	directMinSize = 1
-	rnd := rand.New(rand.NewPCG(1, 2))
-	data := func(n int) []byte {
-		p := make([]byte, n)
-		for i := range p {
-			p[i] = byte(rnd.Uint32())
-		}
-		return p
-	}
+	data := randomPieces(1)
 	zero := func(n int) []byte { return make([]byte, n) }
 	b := hsNew(t)
 	rep := data(5000)
@@ -113,14 +118,7 @@ func TestRestoreDirectBoundaries(t *testing.T) {
 // of them would be).
 func TestRestoreDirectBypassesCache(t *testing.T) {
 	b := hsNew(t)
-	rnd := rand.New(rand.NewPCG(3, 4))
-	piece := func(n int) []byte {
-		p := make([]byte, n)
-		for i := range p {
-			p[i] = byte(rnd.Uint32())
-		}
-		return p
-	}
+	piece := randomPieces(3)
 	big, _ := b.blobFile("big", piece(1<<20+12345), piece(2<<20-1), piece(700000))
 	small, _ := b.blobFile("small", piece(300000))
 	sn := b.snapshot(big, small)
